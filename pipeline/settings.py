@@ -1,0 +1,84 @@
+"""All runtime settings, read once from the environment (prefix ``NEWSPIPE_``).
+
+One frozen object so that the worker, the CLI, the replay tool and the deploy manifests agree on
+names; `tests/test_deploy.py` checks every env name used in deploy/ exists here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+PREFIX = "NEWSPIPE_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Defaults work against the local broker started by `newspipe broker start`."""
+
+    broker: str = "kafka://127.0.0.1:9092"
+    topic_prefix: str = ""
+    partitions: int = 6
+    replication_factor: int = 1
+    raw_retention_ms: int = 7 * 24 * 3600 * 1000
+    clean_retention_ms: int = 7 * 24 * 3600 * 1000
+    dlq_retention_ms: int = 30 * 24 * 3600 * 1000
+    app_id: str = "newspipe"
+    state_dir: Path = Path(".state")
+    store: str = "memory://"
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    log_level: str = "info"
+    max_event_bytes: int = 1024 * 1024
+    max_field_chars: int = 200_000
+    max_json_depth: int = 64
+    article_horizon_s: int = 7 * 24 * 3600
+    comment_horizon_s: int = 2 * 24 * 3600
+    near_dup_threshold: float = 0.8
+    drop_near_duplicates: bool = False
+    batch_size: int = 500
+    batch_timeout_s: float = 0.05
+    processing_guarantee: str = "at_least_once"
+    secrets: frozenset[str] = field(default=frozenset(), repr=False)
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """host:port list for aiokafka (Faust's URL form without the scheme)."""
+        return ",".join(part.split("://", 1)[-1] for part in self.broker.split(";"))
+
+    @classmethod
+    def env_names(cls) -> list[str]:
+        return [PREFIX + f.name.upper() for f in fields(cls) if f.name != "secrets"]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            if f.name == "secrets":
+                continue
+            raw = env.get(PREFIX + f.name.upper())
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _convert(f.name, raw, type(getattr(cls, f.name)))
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def _convert(name: str, raw: str, kind: type) -> object:
+    try:
+        if kind is bool:
+            lowered = raw.strip().lower()
+            if lowered not in {"1", "0", "true", "false", "yes", "no", "on", "off"}:
+                raise ValueError(raw)
+            return lowered in {"1", "true", "yes", "on"}
+        if kind is int:
+            return int(raw)
+        if kind is float:
+            return float(raw)
+        if issubclass(kind, Path):
+            return Path(raw)
+        return raw
+    except ValueError:
+        raise ValueError(f"{PREFIX}{name.upper()}: cannot read {raw!r} as {kind.__name__}") from None
