@@ -1,0 +1,48 @@
+# The README's two commands: `make demo` and `make test`. Both install what they need.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+NEWSPIPE := $(VENV)/bin/newspipe
+SEED ?= ../shared/data/seed/000_ab5b4fd25105b7c2.txt
+DEMO_ENV := NEWSPIPE_APP_ID=newspipe-demo NEWSPIPE_TOPIC_PREFIX=demo. NEWSPIPE_STATE_DIR=.cache/demo-state
+
+.PHONY: install demo test test-unit lint bench eval-topics broker-start broker-stop tools clean
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c requirements.lock -e '.[test]'
+	@touch $@
+
+install: $(VENV)/.installed
+
+tools: install
+	bash scripts/install_tools.sh
+
+broker-start: install
+	$(NEWSPIPE) broker start
+
+broker-stop:
+	@test -x $(NEWSPIPE) && $(NEWSPIPE) broker stop || true
+
+demo: install
+	@bash scripts/demo.sh "$(SEED)"
+
+test: tools
+	$(PY) -m pytest -ra $(PYTEST_ARGS)
+
+test-unit: install
+	$(PY) -m pytest -ra -m "not kafka" $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check pipeline tests bench scripts
+
+eval-topics: install
+	$(PY) -m pipeline.tagging.eval
+
+bench: install
+	$(PY) -m bench.run
+
+clean:
+	rm -rf .cache/demo-state .state .pytest_cache

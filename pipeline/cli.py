@@ -1,0 +1,159 @@
+"""`newspipe`: one console script for the worker, the local broker, topics, ingest and tools."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from pipeline import __version__
+from pipeline.settings import Settings
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    import faust
+
+    from pipeline.app import create_app
+
+    settings = Settings.from_env()
+    app = create_app(settings)
+    worker = faust.Worker(app, loglevel=args.loglevel or settings.log_level, quiet=True)
+    worker.execute_from_commandline()
+    return 0
+
+
+def _cmd_topics(args: argparse.Namespace) -> int:
+    from pipeline.kafka_io import create_topics, delete_topics
+    from pipeline.topics import TopicNames
+
+    settings = Settings.from_env()
+    if args.action == "create":
+        created = asyncio.run(create_topics(settings))
+        print(f"created {len(created)} topics: {', '.join(created) or '(all existed)'}")
+    elif args.action == "delete":
+        asyncio.run(delete_topics(settings, TopicNames(settings.topic_prefix).all()))
+        print("deleted the pipeline's topics")
+    else:
+        for name in TopicNames(settings.topic_prefix).all():
+            print(name)
+    return 0
+
+
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    from pipeline.ingest import ingest_paths
+
+    settings = Settings.from_env()
+    paths = [Path(p) for p in args.paths]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        print(f"newspipe ingest: error: no such file: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    reports = asyncio.run(ingest_paths(settings, paths, url=args.url, source=args.source))
+    for r in reports:
+        print(f"{r.path}: 1 article ({r.article_id}) + {r.comments} comments produced")
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from pipeline.show import read_topics, render
+    from pipeline.topics import TopicNames
+
+    settings = Settings.from_env()
+    names = TopicNames(settings.topic_prefix)
+
+    def enough(out: dict) -> bool:
+        return len(out[names.clean_articles]) >= args.articles and (
+            len(out[names.clean_comments]) >= args.comments
+        )
+
+    out = asyncio.run(
+        read_topics(settings, [names.clean_articles, names.clean_comments], until=enough,
+                    timeout=args.timeout)  # fmt: skip
+    )
+    render(out[names.clean_articles], out[names.clean_comments])
+    if not enough(out):
+        print(f"newspipe show: error: expected at least {args.articles} articles and "
+              f"{args.comments} comments within {args.timeout:.0f}s", file=sys.stderr)  # fmt: skip
+        return 1
+    return 0
+
+
+def _cmd_broker(args: argparse.Namespace) -> int:
+    from pipeline import broker
+
+    return broker.main([args.action, *args.rest])
+
+
+def _cmd_tag(args: argparse.Namespace) -> int:
+    from pipeline.tagging import Tagger
+
+    tagger = Tagger.load()
+    tags = tagger.explain(" ".join(args.text))
+    if not tags:
+        print("no tags")
+    for tag in tags:
+        evidence = ", ".join(tag.get("evidence") or [])
+        print(f"{tag['code']}  {tag['label']}  level {tag['level']}  score {tag['score']:.2f}"
+              f"  evidence: {evidence}")  # fmt: skip
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="newspipe",
+        description="Streaming news-and-comment pipeline on Kafka. Settings come from NEWSPIPE_* "
+        "environment variables (see README).",
+    )
+    parser.add_argument("--version", action="version", version=f"newspipe {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("worker", help="run a stream worker (Faust)",
+                       description="Run a stream worker: consumes raw topics, emits clean ones.")  # fmt: skip
+    p.add_argument("--loglevel", default=None, help="log level (default NEWSPIPE_LOG_LEVEL)")
+    p.set_defaults(func=_cmd_worker)
+
+    p = sub.add_parser("topics", help="create, list or delete the pipeline's topics",
+                       description="Manage the pipeline's topics (names in pipeline/topics.py).")  # fmt: skip
+    p.add_argument("action", choices=["create", "list", "delete"])
+    p.set_defaults(func=_cmd_topics)
+
+    p = sub.add_parser("ingest", help="produce captured pages as raw events",
+                       description="Extract captured pages (text or HTML) and produce one raw "
+                       "article and one raw comment event per reader comment.")  # fmt: skip
+    p.add_argument("paths", nargs="+", help="captured page files")
+    p.add_argument("--url", help="the page's URL when the capture does not carry it")
+    p.add_argument("--source", help="source name (default: detected)")
+    p.set_defaults(func=_cmd_ingest)
+
+    p = sub.add_parser("show", help="print the clean topics readably",
+                       description="Read clean.articles and clean.comments from the beginning "
+                       "and print them.")  # fmt: skip
+    p.add_argument("--articles", type=int, default=1, help="wait for at least this many articles")
+    p.add_argument("--comments", type=int, default=0, help="wait for at least this many comments")
+    p.add_argument("--timeout", type=float, default=60.0)
+    p.set_defaults(func=_cmd_show)
+
+    p = sub.add_parser("broker", help="start/stop/status of the local Kafka broker",
+                       description="Local single-node Apache Kafka (KRaft) on 127.0.0.1.")  # fmt: skip
+    p.add_argument("action", choices=["start", "stop", "status", "fetch", "reset"])
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=_cmd_broker)
+
+    p = sub.add_parser("tag", help="print IPTC tags with their evidence for a text",
+                       description="Tag a text with IPTC Media Topics and show the evidence.")  # fmt: skip
+    p.add_argument("text", nargs="+")
+    p.set_defaults(func=_cmd_tag)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "worker":
+        # Faust's worker reads sys.argv itself; hand it only the program name.
+        sys.argv = sys.argv[:1]
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""Small aiokafka helpers shared by the CLI, ingest, replay and tests: admin and producing.
+
+Kept apart from the Faust shell so tools that only produce do not start a Faust app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from pipeline.settings import Settings
+from pipeline.topics import CLEAN, DLQ, RAW, TOPIC_TRENDS, TopicNames
+
+
+def topic_specs(settings: Settings) -> list[NewTopic]:
+    """Partitions and retention per topic; the DLQ keeps longer so rejects can be replayed."""
+    names = TopicNames(settings.topic_prefix)
+    specs = []
+    for base in (*RAW, *CLEAN, DLQ, TOPIC_TRENDS):
+        retention = {
+            DLQ: settings.dlq_retention_ms,
+            **{t: settings.raw_retention_ms for t in RAW},
+        }.get(base, settings.clean_retention_ms)
+        specs.append(
+            NewTopic(
+                name=names.name(base),
+                num_partitions=settings.partitions,
+                replication_factor=settings.replication_factor,
+                topic_configs={"retention.ms": str(retention)},
+            )
+        )
+    return specs
+
+
+async def create_topics(settings: Settings) -> list[str]:
+    """Create the pipeline's topics; existing ones are left as they are. Returns names created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [s for s in topic_specs(settings) if s.name not in existing]
+        if wanted:
+            try:
+                await admin.create_topics(wanted)
+            except TopicAlreadyExistsError:
+                pass
+        return [s.name for s in wanted]
+    finally:
+        await admin.close()
+
+
+async def delete_topics(settings: Settings, names: Iterable[str]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        doomed = [n for n in names if n in existing]
+        if doomed:
+            await admin.delete_topics(doomed)
+    finally:
+        await admin.close()
+
+
+def producer(settings: Settings, **overrides: object) -> AIOKafkaProducer:
+    """An idempotent, acks=all producer: nothing acknowledged is lost, retries never duplicate."""
+    options: dict[str, object] = {
+        "bootstrap_servers": settings.bootstrap_servers,
+        "acks": "all",
+        "enable_idempotence": True,
+        "linger_ms": 5,
+        "max_batch_size": 256 * 1024,
+        "compression_type": None,
+    }
+    options.update(overrides)
+    return AIOKafkaProducer(**options)  # type: ignore[arg-type]

@@ -1,0 +1,60 @@
+"""Prometheus metrics: the names operators alert on. Label sets are bounded by design.
+
+`stream` is articles|comments, `mode` is live|replay, `code` comes from pipeline.errors,
+`kind` from the deduper, `topic` is one of 17 IPTC top-level codes. No ids or authors in labels.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from pipeline import __version__
+
+STAGE_BUCKETS = (1e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 5e-3, 2.5e-2, 0.1, 1.0)
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+
+class Metrics:
+    """One registry per worker (tests make their own, so nothing leaks between them)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None, kafka_version: str = "") -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.records_in = Counter(
+            "newspipe_records_in", "Raw records read", ["stream", "source", "mode"], registry=r
+        )
+        self.records_out = Counter(
+            "newspipe_records_out", "Clean records emitted", ["stream", "mode"], registry=r
+        )
+        self.duplicates = Counter(
+            "newspipe_duplicates", "Records dropped as duplicates", ["stream", "kind", "mode"],
+            registry=r,
+        )  # fmt: skip
+        self.dead_letters = Counter(
+            "newspipe_dead_letters", "Records sent to the DLQ", ["stream", "code", "mode"],
+            registry=r,
+        )  # fmt: skip
+        self.tags = Counter(
+            "newspipe_tags", "Top-level tags on emitted records", ["stream", "topic"], registry=r
+        )
+        self.stage_seconds = Histogram(
+            "newspipe_stage_seconds", "Processing time per stage and record",
+            ["stage", "stream"], buckets=STAGE_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.event_to_emit = Histogram(
+            "newspipe_event_to_emit_seconds", "Kafka timestamp of the raw record to emit",
+            ["stream"], buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.consumer_lag = Gauge(
+            "newspipe_consumer_lag", "Records behind the log end", ["topic", "partition"],
+            registry=r,
+        )  # fmt: skip
+        self.state_entries = Gauge(
+            "newspipe_state_entries", "Entries in a state table", ["table"], registry=r
+        )
+        self.ready = Gauge("newspipe_ready", "1 when partitions are assigned and recovered",
+                           registry=r)  # fmt: skip
+        self.worker_info = Gauge(
+            "newspipe_worker_info", "Worker build", ["version", "kafka_version"], registry=r
+        )
+        self.worker_info.labels(__version__, kafka_version or "unknown").set(1)

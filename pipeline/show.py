@@ -1,0 +1,100 @@
+"""Reading clean topics back for people: `newspipe show` (used by `make demo`) and the tests."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from pipeline.settings import Settings
+
+
+async def read_topics(
+    settings: Settings,
+    topics: list[str],
+    *,
+    until: Any = None,
+    timeout: float = 30.0,
+    idle: float = 2.0,
+    isolation_level: str = "read_committed",
+) -> dict[str, list[dict[str, Any]]]:
+    """Read every record of `topics` from the beginning, without a consumer group.
+
+    Stops when `until(records)` is true and nothing new arrived for `idle` seconds, or at `timeout`.
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level=isolation_level,
+    )
+    await consumer.start()
+    out: dict[str, list[dict[str, Any]]] = {t: [] for t in topics}
+    try:
+        tps = []
+        for topic in topics:
+            parts = consumer.partitions_for_topic(topic)
+            if parts is None:
+                await consumer._client.force_metadata_update()  # noqa: SLF001
+                parts = consumer.partitions_for_topic(topic) or set()
+            tps.extend(TopicPartition(topic, p) for p in parts)
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        deadline = time.monotonic() + timeout
+        last_new = time.monotonic()
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200, max_records=5000)
+            for tp, messages in batch.items():
+                for msg in messages:
+                    record = orjson.loads(msg.value)
+                    record["_kafka"] = {"partition": msg.partition, "offset": msg.offset,
+                                        "key": msg.key.decode() if msg.key else None,
+                                        "timestamp": msg.timestamp}  # fmt: skip
+                    out[tp.topic].append(record)
+                    last_new = time.monotonic()
+            done = until(out) if until else True
+            if done and time.monotonic() - last_new >= idle:
+                break
+            await asyncio.sleep(0)
+    finally:
+        await consumer.stop()
+    return out
+
+
+def render(articles: list[dict[str, Any]], comments: list[dict[str, Any]], max_comments: int = 6) -> None:
+    """Print clean records so a person can check them at a glance."""
+    from rich.console import Console
+    from rich.panel import Panel
+    from rich.table import Table
+
+    console = Console()
+    for art in articles:
+        lines = [f"[bold]{art['title']}[/bold]", f"id {art['article_id']}  source {art['source']}  "
+                 f"revision {art.get('revision')}  words {art.get('word_count')}"]  # fmt: skip
+        for cap in art.get("captions") or []:
+            lines.append(f"[dim]caption:[/dim] {cap[:160]}")
+        paras = art.get("paragraphs") or []
+        lines.append(f"[dim]body:[/dim] {len(paras)} paragraphs; first: {paras[0][:160] if paras else ''}")
+        for box in art.get("fact_boxes") or []:
+            lines.append(f"[dim]fact box:[/dim] {box['title']} ({len(box['items'])} items)")
+            lines.extend(f"   • {item}" for item in box["items"])
+        if art.get("pagination"):
+            lines.append(f"[dim]pagination:[/dim] {art['pagination']}")
+        tags = ", ".join(f"{t['label']} ({t['score']:.2f})" for t in art.get("tags") or [])
+        lines.append(f"[dim]tags:[/dim] {tags or '-'}")
+        mine = [c for c in comments if c.get("article_id") == art["article_id"]]
+        removed = sum(1 for c in mine if c.get("removed"))
+        lines.append(f"[dim]comments:[/dim] {len(mine)} ({len(mine) - removed} visible, {removed} removed)")
+        console.print(Panel("\n".join(lines), title="clean.articles", expand=False))
+    table = Table(title="clean.comments (a few)")
+    for col in ("no.", "removed", "quotes", "words", "text"):
+        table.add_column(col)
+    ordered = sorted(comments, key=lambda c: -(c.get("number") or 0))
+    for c in ordered[:max_comments]:
+        table.add_row(str(c.get("number")), "yes" if c.get("removed") else "",
+                      "yes" if c.get("quotes") else "", str(c.get("word_count")),
+                      (c.get("own_text") or c.get("text") or "")[:90])  # fmt: skip
+    console.print(table)

@@ -1,0 +1,50 @@
+"""End to end through the real broker: the seed page in, one clean article and its comments out."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from pipeline.contracts import validate_record
+from pipeline.ingest import ingest_paths
+from pipeline.show import read_topics
+from pipeline.topics import TopicNames
+from tests.conftest import SEED
+
+pytestmark = pytest.mark.kafka
+
+
+def test_seed_page_comes_out_of_kafka_as_one_article_and_its_comments(topics, worker_factory):
+    settings = topics
+    names = TopicNames(settings.topic_prefix)
+    worker = worker_factory(settings).start()
+    worker.wait_ready()
+    reports = asyncio.run(ingest_paths(settings, [SEED]))
+    assert reports[0].comments == 20
+
+    out = asyncio.run(
+        read_topics(
+            settings,
+            [names.clean_articles, names.clean_comments, names.dlq],
+            until=lambda o: len(o[names.clean_articles]) >= 1 and len(o[names.clean_comments]) >= 20,
+            timeout=90,
+        )
+    )
+    articles, comments = out[names.clean_articles], out[names.clean_comments]
+    assert out[names.dlq] == []
+    assert len(articles) == 1
+    assert articles[0]["title"] == "South Korea proposes Kaesong talks with North"
+    assert len(comments) == 20
+    visible = [c for c in comments if not c["removed"]]
+    assert len(visible) == 19
+    assert sorted(c["number"] for c in comments) == list(range(18, 38))
+    # clean topics are keyed by article id: the article and its comments share a partition
+    keys = {r["_kafka"]["key"] for r in articles + comments}
+    assert keys == {articles[0]["article_id"]}
+    for record in articles:
+        record.pop("_kafka")
+        validate_record("clean-article", record)
+    for record in comments:
+        record.pop("_kafka")
+        validate_record("clean-comment", record)
