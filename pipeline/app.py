@@ -63,6 +63,21 @@ def _headers(message: Any) -> list[tuple[str, bytes]]:
     return [(k if isinstance(k, str) else k.decode("utf-8", "replace"), v or b"") for k, v in items]
 
 
+def _credentials(settings: Settings) -> Any:
+    """Faust's form of the Kafka security settings (None for PLAINTEXT)."""
+    options = settings.aiokafka_security()
+    if not options:
+        return None
+    if "sasl_mechanism" in options:
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=settings.kafka_sasl_password,
+            mechanism=str(options["sasl_mechanism"]),
+            ssl_context=options.get("ssl_context"),
+        )
+    return faust.SSLCredentials(options["ssl_context"])
+
+
 def create_app(settings: Settings | None = None) -> faust.App:
     """Build the app for `settings`; tests build several with their own ids and prefixes."""
     settings = settings or Settings.from_env()
@@ -85,14 +100,21 @@ def create_app(settings: Settings | None = None) -> faust.App:
         broker_commit_interval=1.0,
         stream_buffer_maxsize=max(4096, settings.batch_size * 4),
         table_cleanup_interval=60.0,
+        broker_credentials=_credentials(settings),
     )
     metrics = Metrics(kafka_version=kafka_version())
     app.newspipe_metrics = metrics  # type: ignore[attr-defined]
     app.newspipe_settings = settings  # type: ignore[attr-defined]
 
     def topic(name: str) -> faust.TopicT:
-        return app.topic(name, key_type=bytes, value_type=bytes, partitions=settings.partitions,
-                         retention=None, internal=False)  # fmt: skip
+        return app.topic(
+            name,
+            key_type=bytes,
+            value_type=bytes,
+            partitions=settings.partitions,
+            retention=None,
+            internal=False,
+        )
 
     raw_articles = topic(names.raw_articles)
     raw_comments = topic(names.raw_comments)
@@ -134,13 +156,20 @@ def create_app(settings: Settings | None = None) -> faust.App:
             result = core.process(
                 stream_name,
                 event.value,
-                Meta(msg.topic, msg.partition, msg.offset, msg.key, headers, msg.timestamp and
-                     int(msg.timestamp * 1000)),  # fmt: skip
+                Meta(
+                    msg.topic,
+                    msg.partition,
+                    msg.offset,
+                    msg.key,
+                    headers,
+                    msg.timestamp and int(msg.timestamp * 1000),
+                ),
             )
             await emit(result, outputs[stream_name], dlq, mode, msg.timestamp)
 
-    async def emit(result: Result, clean_topic: Any, dlq_topic: Any, mode: str,
-                   timestamp: float | None) -> None:  # fmt: skip
+    async def emit(
+        result: Result, clean_topic: Any, dlq_topic: Any, mode: str, timestamp: float | None
+    ) -> None:
         m = metrics
         m.records_in.labels(result.stream, result.source, mode).inc()
         for stage, seconds in result.stage_seconds.items():
@@ -163,12 +192,16 @@ def create_app(settings: Settings | None = None) -> faust.App:
 
     @app.agent(raw_articles, name="articles")
     async def articles(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(settings.batch_size, within=settings.batch_timeout_s):
+        async for events in stream.take_events(
+            settings.batch_size, within=settings.batch_timeout_s
+        ):
             await handle_batch(ARTICLES, events)
 
     @app.agent(raw_comments, name="comments")
     async def comments(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(settings.batch_size, within=settings.batch_timeout_s):
+        async for events in stream.take_events(
+            settings.batch_size, within=settings.batch_timeout_s
+        ):
             await handle_batch(COMMENTS, events)
 
     @app.page("/metrics")
@@ -176,8 +209,9 @@ def create_app(settings: Settings | None = None) -> faust.App:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
         _update_gauges(app, metrics, states)
-        return web.Response(body=generate_latest(metrics.registry),
-                            headers={"Content-Type": CONTENT_TYPE_LATEST})  # fmt: skip
+        return web.Response(
+            body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
 
     @app.page("/healthz")
     async def healthz(web_: Any, request: Any) -> Any:
@@ -197,7 +231,7 @@ def _is_ready(app: faust.App) -> bool:
     try:
         consumer = app.consumer
         assigned = consumer.assignment()
-    except Exception:  # noqa: BLE001 - not started yet
+    except Exception:
         return False
     recovery = app.tables.recovery
     return bool(assigned) and not recovery.in_recovery and app.rebalancing is False
@@ -207,7 +241,7 @@ def _update_gauges(app: faust.App, metrics: Metrics, states: States) -> None:
     for name in ("articles", "comments", "index", "article_tags"):
         try:
             metrics.state_entries.labels(name).set(len(getattr(states, name)))
-        except Exception:  # noqa: BLE001 - a table mid-rebalance has no size to report
+        except Exception:
             pass
     metrics.ready.set(1 if _is_ready(app) else 0)
     try:
@@ -218,5 +252,5 @@ def _update_gauges(app: faust.App, metrics: Metrics, states: States) -> None:
             if highwater is not None and position is not None:
                 lag = max(0, highwater - position - 1)
                 metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
-    except Exception:  # noqa: BLE001
+    except Exception:
         pass

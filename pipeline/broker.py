@@ -193,7 +193,7 @@ async def _metadata_ok(bootstrap: str) -> bool:
         await admin.start()
         await admin.list_topics()
         return True
-    except Exception:  # noqa: BLE001 - any failure means "not ready yet"
+    except Exception:
         return False
     finally:
         await admin.close()
@@ -278,7 +278,10 @@ def status(paths: BrokerPaths, port: int) -> tuple[bool, str]:
     if pid is None:
         return False, "kafka not running"
     rss = rss_mib(pid)
-    return True, f"kafka {kafka_version()} running (pid {pid}) on 127.0.0.1:{port}, RSS {rss:.0f} MiB"
+    return (
+        True,
+        f"kafka {kafka_version()} running (pid {pid}) on 127.0.0.1:{port}, RSS {rss:.0f} MiB",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -287,7 +290,9 @@ def main(argv: list[str] | None = None) -> int:
         description="Run a local single-node Apache Kafka broker (KRaft) on 127.0.0.1.",
     )
     parser.add_argument("action", choices=["start", "stop", "status", "fetch", "reset"])
-    parser.add_argument("--port", type=int, default=int(os.environ.get("NEWSPIPE_BROKER_PORT", "9092")))
+    parser.add_argument(
+        "--port", type=int, default=int(os.environ.get("NEWSPIPE_BROKER_PORT", "9092"))
+    )
     parser.add_argument(
         "--controller-port",
         type=int,

@@ -68,13 +68,20 @@ def _cmd_show(args: argparse.Namespace) -> int:
         )
 
     out = asyncio.run(
-        read_topics(settings, [names.clean_articles, names.clean_comments], until=enough,
-                    timeout=args.timeout)  # fmt: skip
+        read_topics(
+            settings,
+            [names.clean_articles, names.clean_comments],
+            until=enough,
+            timeout=args.timeout,
+        )
     )
     render(out[names.clean_articles], out[names.clean_comments])
     if not enough(out):
-        print(f"newspipe show: error: expected at least {args.articles} articles and "
-              f"{args.comments} comments within {args.timeout:.0f}s", file=sys.stderr)  # fmt: skip
+        print(
+            f"newspipe show: error: expected at least {args.articles} articles and "
+            f"{args.comments} comments within {args.timeout:.0f}s",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -94,8 +101,10 @@ def _cmd_tag(args: argparse.Namespace) -> int:
         print("no tags")
     for tag in tags:
         evidence = ", ".join(tag.get("evidence") or [])
-        print(f"{tag['code']}  {tag['label']}  level {tag['level']}  score {tag['score']:.2f}"
-              f"  evidence: {evidence}")  # fmt: skip
+        print(
+            f"{tag['code']}  {tag['label']}  level {tag['level']}  score {tag['score']:.2f}"
+            f"  evidence: {evidence}"
+        )
     return 0
 
 
@@ -108,40 +117,57 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"newspipe {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("worker", help="run a stream worker (Faust)",
-                       description="Run a stream worker: consumes raw topics, emits clean ones.")  # fmt: skip
+    p = sub.add_parser(
+        "worker",
+        help="run a stream worker (Faust)",
+        description="Run a stream worker: consumes raw topics, emits clean ones.",
+    )
     p.add_argument("--loglevel", default=None, help="log level (default NEWSPIPE_LOG_LEVEL)")
     p.set_defaults(func=_cmd_worker)
 
-    p = sub.add_parser("topics", help="create, list or delete the pipeline's topics",
-                       description="Manage the pipeline's topics (names in pipeline/topics.py).")  # fmt: skip
+    p = sub.add_parser(
+        "topics",
+        help="create, list or delete the pipeline's topics",
+        description="Manage the pipeline's topics (names in pipeline/topics.py).",
+    )
     p.add_argument("action", choices=["create", "list", "delete"])
     p.set_defaults(func=_cmd_topics)
 
-    p = sub.add_parser("ingest", help="produce captured pages as raw events",
-                       description="Extract captured pages (text or HTML) and produce one raw "
-                       "article and one raw comment event per reader comment.")  # fmt: skip
+    p = sub.add_parser(
+        "ingest",
+        help="produce captured pages as raw events",
+        description="Extract captured pages (text or HTML) and produce one raw "
+        "article and one raw comment event per reader comment.",
+    )
     p.add_argument("paths", nargs="+", help="captured page files")
     p.add_argument("--url", help="the page's URL when the capture does not carry it")
     p.add_argument("--source", help="source name (default: detected)")
     p.set_defaults(func=_cmd_ingest)
 
-    p = sub.add_parser("show", help="print the clean topics readably",
-                       description="Read clean.articles and clean.comments from the beginning "
-                       "and print them.")  # fmt: skip
+    p = sub.add_parser(
+        "show",
+        help="print the clean topics readably",
+        description="Read clean.articles and clean.comments from the beginning and print them.",
+    )
     p.add_argument("--articles", type=int, default=1, help="wait for at least this many articles")
     p.add_argument("--comments", type=int, default=0, help="wait for at least this many comments")
     p.add_argument("--timeout", type=float, default=60.0)
     p.set_defaults(func=_cmd_show)
 
-    p = sub.add_parser("broker", help="start/stop/status of the local Kafka broker",
-                       description="Local single-node Apache Kafka (KRaft) on 127.0.0.1.")  # fmt: skip
+    p = sub.add_parser(
+        "broker",
+        help="start/stop/status of the local Kafka broker",
+        description="Local single-node Apache Kafka (KRaft) on 127.0.0.1.",
+    )
     p.add_argument("action", choices=["start", "stop", "status", "fetch", "reset"])
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=_cmd_broker)
 
-    p = sub.add_parser("tag", help="print IPTC tags with their evidence for a text",
-                       description="Tag a text with IPTC Media Topics and show the evidence.")  # fmt: skip
+    p = sub.add_parser(
+        "tag",
+        help="print IPTC tags with their evidence for a text",
+        description="Tag a text with IPTC Media Topics and show the evidence.",
+    )
     p.add_argument("text", nargs="+")
     p.set_defaults(func=_cmd_tag)
     return parser

@@ -42,7 +42,7 @@ class Meta:
 
 @dataclass(slots=True)
 class Result:
-    """The one place a record ends: `status` is clean, duplicate or dlq; `reason` says which kind."""
+    """Where a record ends: `status` is clean, duplicate or dlq; `reason` says which kind."""
 
     stream: str
     status: str
@@ -53,7 +53,7 @@ class Result:
 
     @property
     def key(self) -> str | None:
-        """Clean records are keyed by article id so an article and its comments share a partition."""
+        """Keyed by article id, so an article and its comments share a partition."""
         if self.status == DLQ:
             return None
         return self.record.get("article_id")
@@ -139,7 +139,7 @@ class Core:
                 max_payload_bytes=self.settings.max_event_bytes,
             )
             return Result(stream, DLQ, exc.code, source, letter, timings)
-        except Exception as exc:  # noqa: BLE001 - a bug must not stop the worker: keep the record
+        except Exception as exc:
             error = Rejected("internal", f"{type(exc).__name__}: {exc}"[:500], stage="core")
             letter = dead_letter(
                 payload,

@@ -42,4 +42,6 @@ class Rejected(Exception):
         self.stage = stage
 
     def __repr__(self) -> str:
-        return f"Rejected({self.code!r}, {self.message!r}, field={self.field!r}, stage={self.stage!r})"
+        return (
+            f"Rejected({self.code!r}, {self.message!r}, field={self.field!r}, stage={self.stage!r})"
+        )

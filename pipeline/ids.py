@@ -15,18 +15,42 @@ import xxhash
 
 TRACKING_PARAMS = frozenset(
     {
-        "fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "mc_cid", "mc_eid",
-        "igshid", "ocid", "cmpid", "ns_mchannel", "ns_source", "ns_campaign", "ns_linkname",
-        "ns_fee", "at_medium", "at_campaign", "at_custom1", "at_custom2", "at_custom3",
-        "at_custom4", "_ga", "ref_src", "share", "smid", "s_cid",
+        "fbclid",
+        "gclid",
+        "dclid",
+        "gbraid",
+        "wbraid",
+        "msclkid",
+        "yclid",
+        "mc_cid",
+        "mc_eid",
+        "igshid",
+        "ocid",
+        "cmpid",
+        "ns_mchannel",
+        "ns_source",
+        "ns_campaign",
+        "ns_linkname",
+        "ns_fee",
+        "at_medium",
+        "at_campaign",
+        "at_custom1",
+        "at_custom2",
+        "at_custom3",
+        "at_custom4",
+        "_ga",
+        "ref_src",
+        "share",
+        "smid",
+        "s_cid",
     }
-)  # fmt: skip
+)
 TRACKING_PREFIXES = ("utm_", "at_", "ns_", "mc_", "pk_", "hsa_")
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 
 
 def canonical_url(url: str) -> str:
-    """Lowercase scheme and host, no default port, no fragment, no tracking parameters, sorted query."""
+    """Lowercase scheme and host; no default port, fragment or tracking parameters; sorted query."""
     parts = urlsplit(url.strip())
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
@@ -46,8 +70,12 @@ def short_hash(text: str) -> str:
     return xxhash.xxh3_64_hexdigest(text.encode("utf-8"))
 
 
-def article_id(url: str | None = None, source: str | None = None, source_id: str | None = None,
-               title: str | None = None) -> str:  # fmt: skip
+def article_id(
+    url: str | None = None,
+    source: str | None = None,
+    source_id: str | None = None,
+    title: str | None = None,
+) -> str:
     """Article id from the best identity the event carries: URL, else source id, else title."""
     if url:
         return "a-" + short_hash(canonical_url(url))

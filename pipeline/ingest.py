@@ -27,7 +27,7 @@ def page_article_id(article: dict[str, Any]) -> str:
 
 
 def page_events(page: Page) -> tuple[str, dict[str, Any], list[dict[str, Any]]]:
-    """The article id, the article event and the comment events, each comment bound to its article."""
+    """The article id, the article event and its comment events, each bound to the article."""
     aid = page_article_id(page.article)
     comments = []
     for comment in page.comments:

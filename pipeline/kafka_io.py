@@ -24,12 +24,17 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
             DLQ: settings.dlq_retention_ms,
             **{t: settings.raw_retention_ms for t in RAW},
         }.get(base, settings.clean_retention_ms)
+        configs = {"retention.ms": str(retention)}
+        if base in RAW:
+            # Raw topics take records up to twice the event limit, so an oversized event reaches
+            # the worker and the DLQ with `too_large` instead of failing in the producer.
+            configs["max.message.bytes"] = str(2 * settings.max_event_bytes + 64 * 1024)
         specs.append(
             NewTopic(
                 name=names.name(base),
                 num_partitions=settings.partitions,
                 replication_factor=settings.replication_factor,
-                topic_configs={"retention.ms": str(retention)},
+                topic_configs=configs,
             )
         )
     return specs
@@ -37,7 +42,9 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
 
 async def create_topics(settings: Settings) -> list[str]:
     """Create the pipeline's topics; existing ones are left as they are. Returns names created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers, **settings.aiokafka_security()
+    )
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -53,7 +60,9 @@ async def create_topics(settings: Settings) -> list[str]:
 
 
 async def delete_topics(settings: Settings, names: Iterable[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers, **settings.aiokafka_security()
+    )
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -73,6 +82,7 @@ def producer(settings: Settings, **overrides: object) -> AIOKafkaProducer:
         "linger_ms": 5,
         "max_batch_size": 256 * 1024,
         "compression_type": None,
+        **settings.aiokafka_security(),
     }
     options.update(overrides)
     return AIOKafkaProducer(**options)  # type: ignore[arg-type]

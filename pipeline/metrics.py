@@ -27,33 +27,46 @@ class Metrics:
             "newspipe_records_out", "Clean records emitted", ["stream", "mode"], registry=r
         )
         self.duplicates = Counter(
-            "newspipe_duplicates", "Records dropped as duplicates", ["stream", "kind", "mode"],
+            "newspipe_duplicates",
+            "Records dropped as duplicates",
+            ["stream", "kind", "mode"],
             registry=r,
-        )  # fmt: skip
+        )
         self.dead_letters = Counter(
-            "newspipe_dead_letters", "Records sent to the DLQ", ["stream", "code", "mode"],
+            "newspipe_dead_letters",
+            "Records sent to the DLQ",
+            ["stream", "code", "mode"],
             registry=r,
-        )  # fmt: skip
+        )
         self.tags = Counter(
             "newspipe_tags", "Top-level tags on emitted records", ["stream", "topic"], registry=r
         )
         self.stage_seconds = Histogram(
-            "newspipe_stage_seconds", "Processing time per stage and record",
-            ["stage", "stream"], buckets=STAGE_BUCKETS, registry=r,
-        )  # fmt: skip
-        self.event_to_emit = Histogram(
-            "newspipe_event_to_emit_seconds", "Kafka timestamp of the raw record to emit",
-            ["stream"], buckets=LATENCY_BUCKETS, registry=r,
-        )  # fmt: skip
-        self.consumer_lag = Gauge(
-            "newspipe_consumer_lag", "Records behind the log end", ["topic", "partition"],
+            "newspipe_stage_seconds",
+            "Processing time per stage and record",
+            ["stage", "stream"],
+            buckets=STAGE_BUCKETS,
             registry=r,
-        )  # fmt: skip
+        )
+        self.event_to_emit = Histogram(
+            "newspipe_event_to_emit_seconds",
+            "Kafka timestamp of the raw record to emit",
+            ["stream"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.consumer_lag = Gauge(
+            "newspipe_consumer_lag",
+            "Records behind the log end",
+            ["topic", "partition"],
+            registry=r,
+        )
         self.state_entries = Gauge(
             "newspipe_state_entries", "Entries in a state table", ["table"], registry=r
         )
-        self.ready = Gauge("newspipe_ready", "1 when partitions are assigned and recovered",
-                           registry=r)  # fmt: skip
+        self.ready = Gauge(
+            "newspipe_ready", "1 when partitions are assigned and recovered", registry=r
+        )
         self.worker_info = Gauge(
             "newspipe_worker_info", "Worker build", ["version", "kafka_version"], registry=r
         )

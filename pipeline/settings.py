@@ -41,7 +41,33 @@ class Settings:
     batch_size: int = 500
     batch_timeout_s: float = 0.05
     processing_guarantee: str = "at_least_once"
+    # Kafka security: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL; SASL PLAIN or SCRAM-SHA-256/512.
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str = ""
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: str = field(default="", repr=False)
+    kafka_ssl_cafile: str = ""
+    kafka_ssl_certfile: str = ""
+    kafka_ssl_keyfile: str = ""
     secrets: frozenset[str] = field(default=frozenset(), repr=False)
+
+    def aiokafka_security(self) -> dict[str, object]:
+        """Connection options for aiokafka clients (ingest, replay, tools); empty for PLAINTEXT."""
+        if self.kafka_security_protocol == "PLAINTEXT":
+            return {}
+        import ssl
+
+        options: dict[str, object] = {"security_protocol": self.kafka_security_protocol}
+        if "SSL" in self.kafka_security_protocol:
+            context = ssl.create_default_context(cafile=self.kafka_ssl_cafile or None)
+            if self.kafka_ssl_certfile:
+                context.load_cert_chain(self.kafka_ssl_certfile, self.kafka_ssl_keyfile or None)
+            options["ssl_context"] = context
+        if self.kafka_security_protocol.startswith("SASL"):
+            options["sasl_mechanism"] = self.kafka_sasl_mechanism or "PLAIN"
+            options["sasl_plain_username"] = self.kafka_sasl_username
+            options["sasl_plain_password"] = self.kafka_sasl_password
+        return options
 
     @property
     def bootstrap_servers(self) -> str:
@@ -81,4 +107,6 @@ def _convert(name: str, raw: str, kind: type) -> object:
             return Path(raw)
         return raw
     except ValueError:
-        raise ValueError(f"{PREFIX}{name.upper()}: cannot read {raw!r} as {kind.__name__}") from None
+        raise ValueError(
+            f"{PREFIX}{name.upper()}: cannot read {raw!r} as {kind.__name__}"
+        ) from None

@@ -30,6 +30,7 @@ async def read_topics(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         isolation_level=isolation_level,
+        **settings.aiokafka_security(),
     )
     await consumer.start()
     out: dict[str, list[dict[str, Any]]] = {t: [] for t in topics}
@@ -38,7 +39,7 @@ async def read_topics(
         for topic in topics:
             parts = consumer.partitions_for_topic(topic)
             if parts is None:
-                await consumer._client.force_metadata_update()  # noqa: SLF001
+                await consumer._client.force_metadata_update()
                 parts = consumer.partitions_for_topic(topic) or set()
             tps.extend(TopicPartition(topic, p) for p in parts)
         consumer.assign(tps)
@@ -50,9 +51,12 @@ async def read_topics(
             for tp, messages in batch.items():
                 for msg in messages:
                     record = orjson.loads(msg.value)
-                    record["_kafka"] = {"partition": msg.partition, "offset": msg.offset,
-                                        "key": msg.key.decode() if msg.key else None,
-                                        "timestamp": msg.timestamp}  # fmt: skip
+                    record["_kafka"] = {
+                        "partition": msg.partition,
+                        "offset": msg.offset,
+                        "key": msg.key.decode() if msg.key else None,
+                        "timestamp": msg.timestamp,
+                    }
                     out[tp.topic].append(record)
                     last_new = time.monotonic()
             done = until(out) if until else True
@@ -64,7 +68,9 @@ async def read_topics(
     return out
 
 
-def render(articles: list[dict[str, Any]], comments: list[dict[str, Any]], max_comments: int = 6) -> None:
+def render(
+    articles: list[dict[str, Any]], comments: list[dict[str, Any]], max_comments: int = 6
+) -> None:
     """Print clean records so a person can check them at a glance."""
     from rich.console import Console
     from rich.panel import Panel
@@ -72,12 +78,17 @@ def render(articles: list[dict[str, Any]], comments: list[dict[str, Any]], max_c
 
     console = Console()
     for art in articles:
-        lines = [f"[bold]{art['title']}[/bold]", f"id {art['article_id']}  source {art['source']}  "
-                 f"revision {art.get('revision')}  words {art.get('word_count')}"]  # fmt: skip
+        lines = [
+            f"[bold]{art['title']}[/bold]",
+            f"id {art['article_id']}  source {art['source']}  "
+            f"revision {art.get('revision')}  words {art.get('word_count')}",
+        ]
         for cap in art.get("captions") or []:
             lines.append(f"[dim]caption:[/dim] {cap[:160]}")
         paras = art.get("paragraphs") or []
-        lines.append(f"[dim]body:[/dim] {len(paras)} paragraphs; first: {paras[0][:160] if paras else ''}")
+        lines.append(
+            f"[dim]body:[/dim] {len(paras)} paragraphs; first: {paras[0][:160] if paras else ''}"
+        )
         for box in art.get("fact_boxes") or []:
             lines.append(f"[dim]fact box:[/dim] {box['title']} ({len(box['items'])} items)")
             lines.extend(f"   • {item}" for item in box["items"])
@@ -87,14 +98,20 @@ def render(articles: list[dict[str, Any]], comments: list[dict[str, Any]], max_c
         lines.append(f"[dim]tags:[/dim] {tags or '-'}")
         mine = [c for c in comments if c.get("article_id") == art["article_id"]]
         removed = sum(1 for c in mine if c.get("removed"))
-        lines.append(f"[dim]comments:[/dim] {len(mine)} ({len(mine) - removed} visible, {removed} removed)")
+        lines.append(
+            f"[dim]comments:[/dim] {len(mine)} ({len(mine) - removed} visible, {removed} removed)"
+        )
         console.print(Panel("\n".join(lines), title="clean.articles", expand=False))
     table = Table(title="clean.comments (a few)")
     for col in ("no.", "removed", "quotes", "words", "text"):
         table.add_column(col)
     ordered = sorted(comments, key=lambda c: -(c.get("number") or 0))
     for c in ordered[:max_comments]:
-        table.add_row(str(c.get("number")), "yes" if c.get("removed") else "",
-                      "yes" if c.get("quotes") else "", str(c.get("word_count")),
-                      (c.get("own_text") or c.get("text") or "")[:90])  # fmt: skip
+        table.add_row(
+            str(c.get("number")),
+            "yes" if c.get("removed") else "",
+            "yes" if c.get("quotes") else "",
+            str(c.get("word_count")),
+            (c.get("own_text") or c.get("text") or "")[:90],
+        )
     console.print(table)

@@ -91,7 +91,7 @@ class WorkerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> WorkerProcess:
-        out = open(self.log, "ab")  # noqa: SIM115 - closed with the process
+        out = open(self.log, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "pipeline.cli", "worker"],
             env=settings_env(self.settings),

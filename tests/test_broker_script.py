@@ -18,8 +18,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pipeline.broker", *args], capture_output=True,
-                          text=True, cwd=ROOT, env=env, timeout=180)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.broker", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=180,
+    )
 
 
 def test_starting_a_running_broker_is_harmless(kafka: str) -> None:

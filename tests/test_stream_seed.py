@@ -27,7 +27,9 @@ def test_seed_page_comes_out_of_kafka_as_one_article_and_its_comments(topics, wo
         read_topics(
             settings,
             [names.clean_articles, names.clean_comments, names.dlq],
-            until=lambda o: len(o[names.clean_articles]) >= 1 and len(o[names.clean_comments]) >= 20,
+            until=lambda o: (
+                len(o[names.clean_articles]) >= 1 and len(o[names.clean_comments]) >= 20
+            ),
             timeout=90,
         )
     )

@@ -1,0 +1,375 @@
+"""Deduplication rules for clean articles and comments, over pluggable bounded state.
+
+One clean record in, one `Outcome` out: `emit` says whether it goes to the clean topic; `kind`
+says why (the shell counts drops by kind). The record is updated in place (revision,
+previous_content_hash, duplicate_of, cluster_id, spam_suspect, spam_cluster_size).
+
+Rules
+-----
+Articles (state `articles`, key = article id):
+  * same id, a content hash seen before (any of the last `HASH_HISTORY` = 8 versions) ->
+    `duplicate.exact`, dropped. So A, B, A drops the second A: a stale cache, CDN edge or replay
+    re-serving an old version must not bump the revision; a genuine revert to earlier text is
+    rare and its content was already emitted.
+  * same id, new hash -> `revision`, emitted with revision = previous + 1 and
+    previous_content_hash = the last emitted hash. A revision keeps the duplicate_of/cluster_id
+    its first version got (it is not re-judged), but refreshes the near-dup index.
+  * new id -> MinHash-LSH lookup (`near_dup_threshold` on the estimated Jaccard of word
+    3-shingles of title + standfirst + body). A match -> `near_duplicate`, emitted with
+    duplicate_of = the matched (earlier) article and cluster_id = that article's cluster_id, or
+    its own id when it has none: the first article of a cluster keeps cluster_id null, so group by
+    `cluster_id or article_id`. With `drop_near_duplicates` -> `duplicate.near`, dropped (still
+    remembered, so its redelivery is `duplicate.exact`). No match -> `new`.
+Comments (state `comments`; comments are keyed by article id, so all of an article's comments
+meet on one partition):
+  * same comment id and hash -> `duplicate.exact`; same id, new hash (an edit, a moderator
+    removal) -> `revision`, emitted.
+  * same author + same text hash on the same article under another comment id (a double post) ->
+    `duplicate.comment`, dropped.
+  * otherwise the text hash counts distinct (author, article) pairs; from the second pair on the
+    comment is emitted with `spam_suspect` = true (kind `spam_suspect`) and `spam_cluster_size` =
+    pairs seen so far. The first poster is not flagged retroactively (we cannot recall a record).
+  * short texts (fewer than `SHORT_WORDS` = 4 words: "lol", "+1", "so true") and removed
+    comments take part in neither rule: many people write them independently, so they would
+    form huge false spam clusters and false double posts. They get spam_cluster_size = 0.
+  * comments without an author skip the double-post rule (anonymous people are
+    indistinguishable) but still count towards spam clusters.
+
+Time and expiry
+---------------
+Horizons are in EVENT time: the deduper keeps a watermark = the largest event_time seen (clamped
+to wall clock + 1 h so one bad timestamp cannot expire everything). An entry whose last-seen
+time is older than watermark - horizon is treated as absent, and `expire(now)` deletes such
+entries and returns their keys (the Faust shell turns deletes into changelog tombstones). Event
+time makes a replay of old archives behave as live traffic did; wall clock would expire a whole
+backfill at once. Consequence, by design: a copy arriving after the horizon is treated as new
+(a fresh id or revision 1 again). The watermark is per Deduper (per worker) and is not persisted:
+after a restart nothing looks expired until newer events move it.
+
+State layout (values are JSON lists/dicts; first field is always the last-seen epoch second)
+-----------------------------------------------------------------------------------------
+articles: ``a:<article_id>`` -> {"t", "h": [last 8 content hashes, newest last], "r": revision,
+          "d": duplicate_of | null, "k": cluster_id | null}
+comments: ``c:<comment_id>`` -> [t, content_hash]
+          ``p:<xxh3(article_id, author, content_hash)>`` -> [t, first comment_id]  (double posts)
+          ``s:<content_hash>`` -> [t, distinct (author, article) count]           (spam clusters)
+index:    ``b:<band>:<xxh3 of the band's rows>`` -> [t, first article_id with that band]
+          ``g:<article_id>`` -> [t, base64 MinHash signature, cluster_id | null]
+Per article: 1 + BANDS + 1 small entries (~1 KB); per comment: 3 entries of < 80 bytes.
+
+Across Kafka partitions
+-----------------------
+Exact and revision checks are partition-local: raw events are keyed by article id, so every
+copy of an article, and every comment of it, meets on one partition with its state. The
+spam counter `s:` is partition-local too, so a text spread over many articles is counted only
+among the articles on the same partition (an undercount; a bot posting on 12 articles over 6
+partitions is still flagged from about its second post per partition). A syndicated copy has
+another id and usually lands on another partition, so the near-dup `index` must be shared:
+
+1. Recommended now: articles are low-volume (check_article costs ~100 us, i.e. >5,000
+   articles/s on one core), so run the near-dup step on a ONE-partition repartition topic
+   (re-key new/revised articles to a constant key after the local exact check:
+   `check_article_exact()` on the partitioned stream, `check_near_duplicate()` on the single
+   partition). One worker owns the whole index: deterministic, race-free, no cross-worker reads.
+2. Simple alternative: `index` as a Faust GlobalTable (every worker reads all band keys). Two
+   copies arriving within the changelog round trip on different workers can both miss each
+   other, and every worker holds the whole index (~1 KB per article in the horizon); only one
+   worker (e.g. the owner of partition 0) should run the index expiry sweep.
+3. At large scale: re-key by band key (`b:<band>:<hash>` as the Kafka key), so each partition
+   owns a slice of the bands, and join the per-band answers back by article id. Scales out, but
+   adds a hop and a join per article; not worth it at news-article volume.
+The spam counter can likewise be made exact by re-keying comments by content_hash into a
+counting stage; the local approximation is the recommendation until spam data says otherwise.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pipeline.dedup.fingerprint import (
+    MinHasher,
+    band_hashes,
+    decode_signature,
+    encode_signature,
+    jaccard_estimate,
+    shingle_hashes,
+    words,
+)
+from pipeline.dedup.state import DictState, StateMap
+from pipeline.ids import short_hash
+
+NEW = "new"
+REVISION = "revision"
+NEAR_DUPLICATE = "near_duplicate"
+SPAM_SUSPECT = "spam_suspect"
+DUPLICATE_EXACT = "duplicate.exact"
+DUPLICATE_NEAR = "duplicate.near"
+DUPLICATE_COMMENT = "duplicate.comment"
+
+HASH_HISTORY = 8
+SHORT_WORDS = 4
+NUM_PERM = 128
+BANDS = 42  # 42 bands x 3 rows of 128 values: chosen by scripts/near_dup_eval.py
+ROWS = 3
+FUTURE_SLACK_S = 3600
+
+
+@dataclass(slots=True)
+class Outcome:
+    """The dedup decision: `emit` False means a counted drop of kind `kind`."""
+
+    kind: str
+    emit: bool
+    record: dict[str, Any]
+    duplicate_of: str | None = None
+    similarity: float | None = None
+
+
+def article_text(record: dict[str, Any]) -> str:
+    """The text near-duplicates are judged on: title, standfirst and body."""
+    return " ".join(
+        part for part in (record.get("title"), record.get("standfirst"), record.get("body")) if part
+    )
+
+
+def _time_of(value: Any) -> float:
+    if isinstance(value, dict):
+        return float(value.get("t", 0))
+    if isinstance(value, list | tuple):
+        return float(value[0])
+    return float(value or 0)
+
+
+class Deduper:
+    """Dedup decisions for articles and comments over three mapping-like states."""
+
+    def __init__(
+        self,
+        settings: Any = None,
+        articles: StateMap | None = None,
+        comments: StateMap | None = None,
+        index: StateMap | None = None,
+        *,
+        num_perm: int = NUM_PERM,
+        bands: int = BANDS,
+        rows: int = ROWS,
+    ) -> None:
+        self.article_horizon_s = float(getattr(settings, "article_horizon_s", 7 * 24 * 3600))
+        self.comment_horizon_s = float(getattr(settings, "comment_horizon_s", 2 * 24 * 3600))
+        self.threshold = float(getattr(settings, "near_dup_threshold", 0.8))
+        self.drop_near = bool(getattr(settings, "drop_near_duplicates", False))
+        self.articles: StateMap = DictState() if articles is None else articles
+        self.comments: StateMap = DictState() if comments is None else comments
+        self.index: StateMap = DictState() if index is None else index
+        if bands * rows > num_perm:
+            raise ValueError("bands * rows must not exceed num_perm")
+        self.hasher = MinHasher(num_perm)
+        self.bands = bands
+        self.rows = rows
+        self._band_prefixes = [f"b:{i}:" for i in range(bands)]
+        self.watermark = 0.0
+        self._last_iso: str | None = None
+        self._last_ts = 0.0
+
+    # -- time -------------------------------------------------------------------------------
+    def _event_time(self, record: dict[str, Any]) -> float:
+        """Epoch seconds of the record's event_time (wall clock if missing); moves the watermark."""
+        value = record.get("event_time")
+        if isinstance(value, str):
+            if value == self._last_iso:  # bursts share a timestamp: skip the parse
+                ts = self._last_ts
+            else:
+                try:
+                    parsed = datetime.fromisoformat(value)
+                    if parsed.tzinfo is None:  # schema times are UTC; never the host's zone
+                        parsed = parsed.replace(tzinfo=UTC)
+                    ts = parsed.timestamp()
+                except ValueError:
+                    ts = time.time()
+                self._last_iso, self._last_ts = value, ts
+        elif isinstance(value, int | float):
+            ts = float(value)
+        else:
+            ts = time.time()
+        if ts > self.watermark:
+            self.watermark = min(ts, time.time() + FUTURE_SLACK_S)
+        return ts
+
+    def _live(self, value: Any, horizon: float) -> bool:
+        return value is not None and _time_of(value) >= self.watermark - horizon
+
+    # -- articles ---------------------------------------------------------------------------
+    def check_article(self, record: dict[str, Any]) -> Outcome:
+        """Exact/revision check, then the near-duplicate check for new and revised articles."""
+        outcome = self.check_article_exact(record)
+        if outcome.kind in (NEW, REVISION):
+            return self.check_near_duplicate(record, outcome)
+        return outcome
+
+    def check_article_exact(self, record: dict[str, Any]) -> Outcome:
+        """The partition-local part: redelivery and revision by article id + content hash."""
+        aid = record["article_id"]
+        h = record.get("content_hash") or short_hash(article_text(record))
+        t = self._event_time(record)
+        key = "a:" + aid
+        entry = self.articles.get(key)
+        if not self._live(entry, self.article_horizon_s):
+            record["revision"] = 1
+            record["previous_content_hash"] = None
+            record.setdefault("duplicate_of", None)
+            record.setdefault("cluster_id", None)
+            self.articles[key] = {"t": int(t), "h": [h], "r": 1, "d": None, "k": None}
+            return Outcome(NEW, True, record)
+        record["duplicate_of"] = entry.get("d")
+        record["cluster_id"] = entry.get("k")
+        entry["t"] = max(int(t), entry["t"])
+        if h in entry["h"]:
+            record["revision"] = entry["r"]
+            self.articles[key] = entry  # refresh last-seen: redelivery keeps the entry alive
+            return Outcome(DUPLICATE_EXACT, False, record, duplicate_of=aid)
+        record["previous_content_hash"] = entry["h"][-1]
+        entry["r"] += 1
+        record["revision"] = entry["r"]
+        entry["h"] = [*entry["h"][-(HASH_HISTORY - 1) :], h]
+        self.articles[key] = entry
+        return Outcome(REVISION, True, record)
+
+    def fingerprint(self, record: dict[str, Any]) -> Any:
+        """MinHash signature of the article text (uint32 numpy array)."""
+        return self.hasher.signature(shingle_hashes(words(article_text(record))))
+
+    def check_near_duplicate(self, record: dict[str, Any], outcome: Outcome) -> Outcome:
+        """Look the article up in the band index, then add it (first writer of a band wins)."""
+        aid = record["article_id"]
+        t = int(self._event_time(record))
+        sig = self.fingerprint(record)
+        cutoff = self.watermark - self.article_horizon_s
+        index = self.index
+        free: list[str] = []
+        checked: set[str] = set()
+        best_id, best_sim, best_cluster = None, -1.0, None
+        for prefix, band in zip(
+            self._band_prefixes, band_hashes(sig, self.bands, self.rows), strict=True
+        ):
+            key = prefix + band
+            hit = index.get(key)
+            # inlined _live(): this loop runs `bands` times per article
+            if hit is None or hit[0] < cutoff or hit[1] == aid:
+                free.append(key)
+                continue
+            cand = hit[1]
+            if cand in checked:
+                continue
+            checked.add(cand)
+            g = index.get("g:" + cand)
+            if g is None or g[0] < cutoff:
+                free.append(key)  # the band's owner expired: take the band over
+                continue
+            sim = jaccard_estimate(sig, decode_signature(g[1]))
+            if sim > best_sim:
+                best_id, best_sim, best_cluster = cand, sim, g[2] or cand
+        matched = outcome.kind == NEW and best_id is not None and best_sim >= self.threshold
+        for key in free:
+            index[key] = [t, aid]
+        if outcome.kind == REVISION:
+            cluster = record.get("cluster_id")
+            index["g:" + aid] = [t, encode_signature(sig), cluster]
+            return outcome
+        if not matched:
+            index["g:" + aid] = [t, encode_signature(sig), None]
+            outcome.similarity = best_sim if best_id is not None else None
+            return outcome
+        record["duplicate_of"] = best_id
+        record["cluster_id"] = best_cluster
+        index["g:" + aid] = [t, encode_signature(sig), best_cluster]
+        entry = self.articles.get("a:" + aid)
+        if entry is not None:
+            entry["d"], entry["k"] = best_id, best_cluster
+            self.articles["a:" + aid] = entry
+        kind, emit = (DUPLICATE_NEAR, False) if self.drop_near else (NEAR_DUPLICATE, True)
+        return Outcome(kind, emit, record, duplicate_of=best_id, similarity=best_sim)
+
+    # -- comments ---------------------------------------------------------------------------
+    def check_comment(self, record: dict[str, Any]) -> Outcome:
+        """Redelivery, double post, spam cluster; exact hashes only (comment volume is high)."""
+        cid = record["comment_id"]
+        text = record.get("text") or ""
+        h = record.get("content_hash") or short_hash(text)
+        t = int(self._event_time(record))
+        horizon = self.comment_horizon_s
+        comments = self.comments
+        record["spam_suspect"] = False
+        record["spam_cluster_size"] = 0
+        ckey = "c:" + cid
+        entry = comments.get(ckey)
+        kind = NEW
+        if self._live(entry, horizon):
+            if entry[1] == h:
+                comments[ckey] = [max(t, entry[0]), h]
+                return Outcome(DUPLICATE_EXACT, False, record, duplicate_of=cid)
+            kind = REVISION
+        comments[ckey] = [t, h]
+        if record.get("removed") or _is_short(record, text):
+            return Outcome(kind, True, record)
+        author = record.get("author")
+        if author:
+            pkey = "p:" + short_hash(f"{record['article_id']}\x1f{author}\x1f{h}")
+            first = comments.get(pkey)
+            if self._live(first, horizon) and first[1] != cid:
+                comments[pkey] = [max(t, first[0]), first[1]]
+                return Outcome(DUPLICATE_COMMENT, False, record, duplicate_of=first[1])
+            if first is not None and first[1] == cid and self._live(first, horizon):
+                # an edit back to an earlier text of the same comment: not a new pair
+                comments[pkey] = [t, cid]
+                return Outcome(kind, True, record)
+            comments[pkey] = [t, cid]
+        skey = "s:" + h
+        cluster = comments.get(skey)
+        n = cluster[1] + 1 if self._live(cluster, horizon) else 1
+        comments[skey] = [t, n]
+        record["spam_cluster_size"] = n
+        if n >= 2:
+            record["spam_suspect"] = True
+            if kind == NEW:
+                kind = SPAM_SUSPECT
+        return Outcome(kind, True, record)
+
+    # -- housekeeping -----------------------------------------------------------------------
+    def expire(self, now_epoch_s: float | None = None) -> list[str]:
+        """Delete entries last seen before now - horizon; returns the deleted keys.
+
+        `now_epoch_s` defaults to the event-time watermark. Keys are unique across the three
+        states by prefix (a: | c: p: s: | b: g:). A full scan: run it every minute or so, not
+        per event.
+        """
+        now = self.watermark if now_epoch_s is None else float(now_epoch_s)
+        removed: list[str] = []
+        for state, horizon in (
+            (self.articles, self.article_horizon_s),
+            (self.comments, self.comment_horizon_s),
+            (self.index, self.article_horizon_s),
+        ):
+            cutoff = now - horizon
+            stale = [k for k, v in state.items() if _time_of(v) < cutoff]
+            for key in stale:
+                del state[key]
+            removed.extend(stale)
+        return removed
+
+    def size(self) -> dict[str, int]:
+        """Entry counts per state (for gauges and the benchmark)."""
+        return {
+            "articles": len(self.articles),
+            "comments": len(self.comments),
+            "index": len(self.index),
+        }
+
+
+def _is_short(record: dict[str, Any], text: str) -> bool:
+    count = record.get("word_count")
+    if not isinstance(count, int):
+        count = len(text.split())
+    return count < SHORT_WORDS

@@ -1,0 +1,229 @@
+"""Raw article / comment events -> clean records with exactly the fields of schemas/README.md.
+
+Pure functions (no Kafka, no state): the worker, the replay tool and the tests call the same code.
+Ids are computed from the *raw* identity fields, the same way `newspipe ingest` keys the events,
+so an article and its comments meet on one partition.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pipeline import __version__
+from pipeline.errors import Rejected
+from pipeline.ids import article_id as make_article_id
+from pipeline.ids import canonical_url, comment_id, short_hash
+from pipeline.normalize.boilerplate import is_boilerplate
+from pipeline.normalize.language import detect_language
+from pipeline.normalize.text import normalize_text
+from pipeline.normalize.times import parse_time, utc_now
+
+SCHEMA_VERSION = "1.0"
+STAGE = "normalize"
+
+# Direct quotes: straight or curly double quotes, 3..600 chars, no paragraph break inside.
+_QUOTE = re.compile(r"\"([^\"\n]{3,600}?)\"|“([^“”\n]{3,600}?)”")
+# "@name" at the very start of a comment (Fox News / Disqus replies).
+_LEADING_MENTION = re.compile(r"@([\w.\-]{1,64}?)[:,.!?]*(?=\s|$)")
+_QUOTE_EDGE = "\"'“”‘’«» \n:-–—"
+
+
+def _reject_empty(what: str, field: str) -> Rejected:
+    return Rejected("content.empty", f"{what} is empty after normalization", field=field,
+                    stage=STAGE)  # fmt: skip
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)
+
+
+def direct_quotes(text: str) -> list[str]:
+    """Quoted speech in `text`, in order, without repeats."""
+    if '"' not in text and "“" not in text:
+        return []
+    found: list[str] = []
+    for m in _QUOTE.finditer(text):
+        quote = (m.group(1) or m.group(2)).strip()
+        if quote and quote not in found:
+            found.append(quote)
+    return found
+
+
+def _body_from_html(raw: dict[str, Any]) -> dict[str, Any]:
+    """Fill title/body/etc. from `html` (trafilatura); the raw event's own fields win."""
+    from pipeline.extract import extract_html  # lazy: keeps trafilatura off the comment path
+
+    extracted = extract_html(raw["html"], raw.get("url"))
+    merged = dict(extracted)
+    merged.update({k: v for k, v in raw.items() if v not in (None, "", [])})
+    merged["body"] = extracted.get("body", "")
+    return merged
+
+
+def _paragraphs(body: str) -> list[str]:
+    """Normalized body paragraphs minus page furniture ("rate this", "Page 1 of 2", ...)."""
+    if not body:
+        return []
+    return [p for p in body.split("\n\n") if not is_boilerplate(p)]
+
+
+def normalize_article(
+    raw: dict[str, Any], *, event_time: str | None = None, now: str | None = None
+) -> dict[str, Any]:
+    """A clean article (schemas/README.md "clean article"); raises Rejected on bad content."""
+    if raw.get("html") and not raw.get("body"):
+        raw = _body_from_html(raw)
+    now = now or utc_now()
+    source = str(raw.get("source") or "unknown")
+    url = _str_or_none(raw.get("url"))
+    source_id = _str_or_none(raw.get("source_id"))
+    raw_title = raw.get("title")
+    title = normalize_text(raw_title)
+    standfirst = normalize_text(raw.get("standfirst")) or None
+    raw_body = raw.get("body") or ""
+    paragraphs = _paragraphs(normalize_text(raw_body))
+    body = "\n\n".join(paragraphs)
+    if not title and not body:
+        raise _reject_empty("article (no title and no body)", "body" if raw_body else "title")
+    if raw_body and not body and not standfirst:
+        raise _reject_empty("article body (only boilerplate)", "body")
+    try:
+        aid = make_article_id(url, source, source_id, raw_title or title)
+    except ValueError:
+        raise Rejected("schema.missing_field", "article has no url, source id or title",
+                       field="title", stage=STAGE) from None  # fmt: skip
+    captions = [c for c in map(normalize_text, raw.get("captions") or []) if c]
+    fact_boxes = []
+    for box in raw.get("fact_boxes") or []:
+        items = [i for i in map(normalize_text, box.get("items") or []) if i]
+        box_title = normalize_text(box.get("title"))
+        if items or box_title:
+            fact_boxes.append({"title": box_title, "items": items})
+    published_at = parse_time(raw.get("published_at"), "published_at", now)
+    captured_at = parse_time(raw.get("captured_at"), "captured_at", now)
+    pagination = raw.get("pagination")
+    text = f"{standfirst}\n\n{body}" if standfirst and body else (body or standfirst or "")
+    # content hash: title + body; a body-less item (AG News) hashes its standfirst instead, so
+    # two items sharing a headline but not their text are not exact duplicates.
+    hashed = body or standfirst or ""
+    language = raw.get("language") or detect_language(f"{title} {text}")
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "article_id": aid,
+        "canonical_url": canonical_url(url) if url else None,
+        "source": source,
+        "source_id": source_id,
+        "title": title,
+        "standfirst": standfirst,
+        "body": body,
+        "paragraphs": paragraphs,
+        "captions": captions,
+        "fact_boxes": fact_boxes,
+        "quotes": direct_quotes(text),
+        "pagination": dict(pagination) if pagination else None,
+        "language": language,
+        "word_count": len(text.split()),
+        "content_hash": short_hash(f"{title}\n{hashed}"),
+        "published_at": published_at,
+        # the schema needs a time: last resort is when we processed it (published_at stays None)
+        "event_time": published_at or captured_at or event_time or now,
+        "processed_at": now,
+        "pipeline_version": __version__,
+        "revision": 1,
+        "previous_content_hash": None,
+        "duplicate_of": None,
+        "cluster_id": None,
+        "tags": [],
+    }
+
+
+def _mentions(value: Any) -> list[str]:
+    """Fox News gives a space-separated string (maybe empty), others a list: -> names, no "@"."""
+    if not value:
+        return []
+    items = value.split() if isinstance(value, str) else [str(v) for v in value]
+    out: list[str] = []
+    for item in items:
+        name = normalize_text(item).lstrip("@").rstrip(":,.")
+        if name and name not in out:
+            out.append(name)
+    return out
+
+
+def _own_text(text: str, quoted: str) -> str:
+    """`text` without the quoted earlier comment (and the stray quote marks around it)."""
+    if not quoted:
+        return text
+    at = text.find(quoted)
+    if at < 0:
+        return text
+    rest = text[:at].rstrip(_QUOTE_EDGE) + "\n\n" + text[at + len(quoted) :].lstrip(_QUOTE_EDGE)
+    return rest.strip()
+
+
+def _comment_article_id(raw: dict[str, Any], source: str) -> str:
+    if raw.get("article_id"):
+        return str(raw["article_id"])
+    url = _str_or_none(raw.get("article_url"))
+    title = raw.get("article_title")
+    if url or title:
+        return make_article_id(url, source, None, title)
+    raise Rejected("schema.missing_field", "comment has no article_id, article_url or "
+                   "article_title", field="article_id", stage=STAGE)  # fmt: skip
+
+
+def normalize_comment(
+    raw: dict[str, Any], *, event_time: str | None = None, now: str | None = None
+) -> dict[str, Any]:
+    """A clean comment (schemas/README.md "clean comment"); removed comments keep text ""."""
+    now = now or utc_now()
+    source = str(raw.get("source") or "unknown")
+    aid = _comment_article_id(raw, source)
+    removed = bool(raw.get("removed"))
+    text = "" if removed else normalize_text(raw.get("text"))
+    if not text and not removed:
+        raise _reject_empty("comment text", "text")
+    author = normalize_text(raw.get("author")) or None if raw.get("author") else None
+    number = raw.get("number")
+    source_comment_id = _str_or_none(raw.get("source_comment_id"))
+    local_id = source_comment_id or (None if number is None else str(number))
+    if local_id is None:
+        local_id = short_hash(f"{author or ''}\x1f{text}")
+    quoted = _str_or_none(raw.get("quotes"))
+    own = _own_text(text, normalize_text(raw.get("quoted_text"))) if quoted else text
+    mentions = _mentions(raw.get("mentions"))
+    reply_to = None
+    if text.startswith("@"):
+        m = _LEADING_MENTION.match(text)
+        if m:
+            reply_to = m.group(1)
+            if reply_to not in mentions:
+                mentions.insert(0, reply_to)
+    posted_at = parse_time(raw.get("posted_at"), "posted_at", now)
+    captured_at = parse_time(raw.get("captured_at"), "captured_at", now)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "comment_id": comment_id(aid, local_id),
+        "article_id": aid,
+        "source": source,
+        "source_comment_id": source_comment_id,
+        "number": number,
+        "author": author,
+        "text": text,
+        "own_text": own,
+        "quotes": comment_id(aid, quoted) if quoted else None,
+        "reply_to_author": reply_to,
+        "mentions": mentions,
+        "removed": removed,
+        "language": raw.get("language") or (detect_language(own) if own else "und"),
+        "word_count": len(text.split()),
+        "content_hash": short_hash(text),
+        "posted_at": posted_at,
+        "event_time": posted_at or captured_at or event_time or now,
+        "processed_at": now,
+        "pipeline_version": __version__,
+        "spam_suspect": False,
+        "spam_cluster_size": 1,
+        "tags": [],
+    }

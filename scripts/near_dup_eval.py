@@ -1,0 +1,16 @@
+"""Print near-duplicate precision/recall/F1 and the chosen threshold.
+
+How the labelled set is built: pipeline/dedup/neardup_eval.py. Run: python scripts/near_dup_eval.py
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pipeline.dedup.neardup_eval import main
+
+if __name__ == "__main__":
+    main()

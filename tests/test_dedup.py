@@ -1,0 +1,335 @@
+"""Dedup rules as specifications: redelivery, revisions, syndicated copies, double posts, spam
+clusters, horizons, and state backends (dict and rocksdict)."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.datasets import fox_comments
+from pipeline.dedup import (
+    DUPLICATE_COMMENT,
+    DUPLICATE_EXACT,
+    DUPLICATE_NEAR,
+    NEAR_DUPLICATE,
+    NEW,
+    REVISION,
+    SPAM_SUSPECT,
+    Deduper,
+    DictState,
+    RocksState,
+)
+from pipeline.dedup.neardup_eval import build_articles, load_items, wire_copy
+from pipeline.dedup.samples import clean_article, clean_comment
+from pipeline.settings import Settings
+
+SETTINGS = Settings(near_dup_threshold=0.3)
+DAY = 24 * 3600
+
+BODY = (
+    "The city council voted on Tuesday to close the old harbour bridge for repairs.\n\n"
+    "Engineers found cracks in two of the steel supports during an inspection last month.\n\n"
+    "Traffic will be diverted through the tunnel for at least six weeks, officials said."
+)
+
+
+@pytest.fixture(scope="module")
+def stories() -> list[Any]:
+    """Fake articles of six real AG News items each (see neardup_eval for why)."""
+    return build_articles(load_items(), random.Random(7), 6)
+
+
+def as_record(aid: str, doc: Any, offset_s: float = 0.0) -> dict[str, Any]:
+    return clean_article(aid, doc.title, "\n\n".join(doc.paragraphs), offset_s=offset_s)
+
+
+def comment(cid: str, aid: str, author: str | None, text: str, offset_s: float = 0.0) -> dict:
+    raw = {"source": "test", "article_id": aid, "source_comment_id": cid, "author": author,
+           "text": text}  # fmt: skip
+    return clean_comment(raw, offset_s=offset_s)
+
+
+SPAM = "Make 500 dollars a day working from home, click my profile now"
+
+
+# -- articles ---------------------------------------------------------------------------------
+def test_first_article_is_new_with_revision_one():
+    out = Deduper(SETTINGS).check_article(clean_article("a1", "Bridge closes", BODY))
+    assert (out.kind, out.emit) == (NEW, True)
+    rec = out.record
+    assert rec["revision"] == 1
+    assert rec["previous_content_hash"] is None
+    assert rec["duplicate_of"] is None and rec["cluster_id"] is None
+
+
+def test_exact_redelivery_is_dropped():
+    dd = Deduper(SETTINGS)
+    dd.check_article(clean_article("a1", "Bridge closes", BODY))
+    out = dd.check_article(clean_article("a1", "Bridge closes", BODY, offset_s=60))
+    assert (out.kind, out.emit) == (DUPLICATE_EXACT, False)
+
+
+def test_revision_increments_and_records_previous_hash():
+    dd = Deduper(SETTINGS)
+    first = dd.check_article(clean_article("a1", "Bridge closes", BODY)).record
+    edited = clean_article("a1", "Bridge closes for six weeks", BODY + " More to follow.")
+    out = dd.check_article(edited)
+    assert (out.kind, out.emit) == (REVISION, True)
+    assert out.record["revision"] == 2
+    assert out.record["previous_content_hash"] == first["content_hash"]
+    third = dd.check_article(clean_article("a1", "Bridge closed", BODY, offset_s=5))
+    assert third.record["revision"] == 3
+    assert third.record["previous_content_hash"] == edited["content_hash"]
+
+
+def test_whitespace_only_change_is_not_a_revision():
+    dd = Deduper(SETTINGS)
+    dd.check_article(clean_article("a1", "Bridge closes", BODY))
+    spaced = clean_article("a1", "Bridge   closes ", BODY.replace(" ", "  "))
+    assert spaced["body"] != BODY  # the text differs, normalization made the hash equal
+    out = dd.check_article(spaced)
+    assert (out.kind, out.emit) == (DUPLICATE_EXACT, False)
+
+
+def test_older_revision_redelivered_is_a_duplicate_not_a_new_revision():
+    dd = Deduper(SETTINGS)
+    a = clean_article("a1", "Bridge closes", BODY)
+    b = clean_article("a1", "Bridge closes", BODY + " Update.")
+    assert dd.check_article(dict(a)).kind == NEW
+    assert dd.check_article(dict(b)).kind == REVISION
+    out = dd.check_article(dict(a))
+    assert (out.kind, out.emit) == (DUPLICATE_EXACT, False)
+    assert dd.check_article(clean_article("a1", "Bridge", BODY)).record["revision"] == 3
+
+
+def test_syndicated_copy_is_flagged_with_duplicate_of_and_cluster(stories):
+    dd = Deduper(SETTINGS)
+    rng = random.Random(1)
+    titles = [s.title for s in stories]
+    vocab = sorted({w for s in stories[:50] for w in s.text().split()})
+    assert dd.check_article(as_record("orig", stories[0])).kind == NEW
+    copy = wire_copy(stories[0], rng, titles, vocab)
+    out = dd.check_article(as_record("copy", copy, offset_s=600))
+    assert (out.kind, out.emit) == (NEAR_DUPLICATE, True)
+    assert out.record["duplicate_of"] == "orig"
+    assert out.record["cluster_id"] == "orig"
+    assert out.similarity is not None and out.similarity >= SETTINGS.near_dup_threshold
+
+
+def test_copy_of_a_copy_joins_the_first_articles_cluster(stories):
+    dd = Deduper(SETTINGS)
+    rng = random.Random(2)
+    titles = [s.title for s in stories]
+    vocab = sorted({w for s in stories[:50] for w in s.text().split()})
+    copy1 = wire_copy(stories[3], rng, titles, vocab)
+    copy2 = wire_copy(copy1, rng, titles, vocab)
+    dd.check_article(as_record("orig", stories[3]))
+    assert dd.check_article(as_record("copy1", copy1)).record["cluster_id"] == "orig"
+    out = dd.check_article(as_record("copy2", copy2))
+    assert out.kind == NEAR_DUPLICATE
+    assert out.record["duplicate_of"] in {"orig", "copy1"}
+    assert out.record["cluster_id"] == "orig"
+
+
+def test_syndicated_copy_is_dropped_when_setting_says_so(stories):
+    dd = Deduper(replace(SETTINGS, drop_near_duplicates=True))
+    dd.check_article(as_record("orig", stories[1]))
+    out = dd.check_article(as_record("copy", stories[1]))
+    assert (out.kind, out.emit) == (DUPLICATE_NEAR, False)
+    assert out.duplicate_of == "orig"
+    again = dd.check_article(as_record("copy", stories[1]))
+    assert (again.kind, again.emit) == (DUPLICATE_EXACT, False)
+
+
+def test_different_story_on_same_topic_is_not_flagged(stories):
+    dd = Deduper(SETTINGS)
+    same_class = [s for s in stories if s.label == stories[0].label][:40]
+    outs = [dd.check_article(as_record(f"s{i}", s)) for i, s in enumerate(same_class)]
+    assert [o.kind for o in outs] == [NEW] * len(same_class)
+
+
+def test_revision_keeps_its_cluster_and_is_not_rejudged(stories):
+    dd = Deduper(SETTINGS)
+    dd.check_article(as_record("orig", stories[2]))
+    dd.check_article(as_record("copy", stories[2]))
+    revised = as_record("copy", stories[2])
+    revised["body"] += "\n\nCorrection: an earlier version misstated the date."
+    revised["content_hash"] = "0" * 16
+    out = dd.check_article(revised)
+    assert out.kind == REVISION
+    assert (out.record["duplicate_of"], out.record["cluster_id"]) == ("orig", "orig")
+
+
+# -- comments ---------------------------------------------------------------------------------
+def test_comment_redelivery_is_dropped():
+    dd = Deduper(SETTINGS)
+    c = comment("1", "a1", "ann", "I think the bridge should have been fixed years ago")
+    assert dd.check_comment(dict(c)).kind == NEW
+    out = dd.check_comment(dict(c))
+    assert (out.kind, out.emit) == (DUPLICATE_EXACT, False)
+
+
+def test_comment_edit_is_a_revision():
+    dd = Deduper(SETTINGS)
+    dd.check_comment(comment("1", "a1", "ann", "I think the bridge should have been fixed"))
+    out = dd.check_comment(comment("1", "a1", "ann", "I think the bridge should be fixed now"))
+    assert (out.kind, out.emit) == (REVISION, True)
+
+
+def test_comment_double_post_is_dropped():
+    dd = Deduper(SETTINGS)
+    text = "I think the bridge should have been fixed years ago"
+    dd.check_comment(comment("1", "a1", "ann", text))
+    out = dd.check_comment(comment("2", "a1", "ann", text, offset_s=3))
+    assert (out.kind, out.emit) == (DUPLICATE_COMMENT, False)
+    assert out.duplicate_of == comment("1", "a1", "ann", text)["comment_id"]
+
+
+def test_same_text_by_several_authors_is_flagged_spam_with_cluster_size():
+    dd = Deduper(SETTINGS)
+    first = dd.check_comment(comment("1", "a1", "bot1", SPAM))
+    assert (first.kind, first.record["spam_suspect"], first.record["spam_cluster_size"]) == (
+        NEW, False, 1)  # fmt: skip
+    sizes = []
+    for i, author in enumerate(["bot2", "bot3", "bot4"], start=2):
+        out = dd.check_comment(comment(str(i), "a1", author, SPAM))
+        assert (out.kind, out.emit, out.record["spam_suspect"]) == (SPAM_SUSPECT, True, True)
+        sizes.append(out.record["spam_cluster_size"])
+    assert sizes == [2, 3, 4]
+
+
+def test_same_text_by_one_author_across_articles_is_flagged_spam():
+    dd = Deduper(SETTINGS)
+    dd.check_comment(comment("1", "a1", "bot", SPAM))
+    out = dd.check_comment(comment("1", "a2", "bot", SPAM))
+    assert out.kind == SPAM_SUSPECT and out.record["spam_cluster_size"] == 2
+
+
+def test_double_post_does_not_grow_the_spam_cluster():
+    dd = Deduper(SETTINGS)
+    dd.check_comment(comment("1", "a1", "bot", SPAM))
+    dd.check_comment(comment("2", "a1", "bot", SPAM))
+    out = dd.check_comment(comment("3", "a1", "other", SPAM))
+    assert out.record["spam_cluster_size"] == 2
+
+
+@pytest.mark.parametrize("text", ["lol", "+1", "so true", "This. Exactly this."])
+def test_short_generic_comments_never_form_spam_clusters_or_double_posts(text):
+    dd = Deduper(SETTINGS)
+    outs = [dd.check_comment(comment(str(i), f"a{i % 3}", f"user{i % 2}", text))
+            for i in range(10)]  # fmt: skip
+    assert all(o.emit and o.kind == NEW for o in outs)
+    assert all(o.record["spam_suspect"] is False for o in outs)
+    assert all(o.record["spam_cluster_size"] == 0 for o in outs)
+
+
+# -- horizons ---------------------------------------------------------------------------------
+def test_entries_expire_after_the_horizon_and_a_late_copy_is_new():
+    s = replace(SETTINGS, article_horizon_s=DAY, comment_horizon_s=DAY)
+    dd = Deduper(s)
+    dd.check_article(clean_article("a1", "Bridge closes", BODY))
+    c = comment("1", "a1", "ann", "I think the bridge should have been fixed years ago")
+    dd.check_comment(dict(c))
+    # a later, unrelated event moves the event-time watermark past the horizon
+    dd.check_article(clean_article("a2", "Something else", "Entirely different.", offset_s=2 * DAY))
+    removed = dd.expire(dd.watermark)
+    assert "a:a1" in removed and "c:" + c["comment_id"] in removed
+    assert not any(k == "a:a2" for k in removed)
+    late = dd.check_article(clean_article("a1", "Bridge closes", BODY, offset_s=2 * DAY))
+    assert (late.kind, late.record["revision"]) == (NEW, 1)
+    assert dd.check_comment(comment("1", "a1", "ann", c["text"], offset_s=2 * DAY)).kind == NEW
+
+
+def test_expired_entries_are_absent_even_before_the_sweep():
+    dd = Deduper(replace(SETTINGS, article_horizon_s=DAY))
+    dd.check_article(clean_article("a1", "Bridge closes", BODY))
+    dd.check_article(clean_article("a2", "Other", "Different text here.", offset_s=3 * DAY))
+    late = dd.check_article(clean_article("a1", "Bridge closes", BODY, offset_s=3 * DAY))
+    assert late.kind == NEW
+
+
+def test_redelivery_within_the_horizon_keeps_the_entry_alive():
+    dd = Deduper(replace(SETTINGS, article_horizon_s=DAY))
+    for day in range(4):  # seen every day: never older than the horizon
+        out = dd.check_article(clean_article("a1", "Bridge closes", BODY, offset_s=day * DAY))
+    assert out.kind == DUPLICATE_EXACT
+    assert "a:a1" not in dd.expire(dd.watermark)
+
+
+def test_expire_sweeps_every_state_and_leaves_nothing_stale(stories):
+    dd = Deduper(replace(SETTINGS, article_horizon_s=DAY, comment_horizon_s=DAY))
+    dd.check_article(as_record("orig", stories[0]))
+    dd.check_comment(comment("1", "orig", "ann", "I think the bridge should have been fixed"))
+    before = dd.size()
+    assert before["index"] > 0 and before["comments"] == 3
+    removed = dd.expire(10 * DAY + dd.watermark)
+    assert len(removed) == sum(before.values())
+    assert dd.size() == {"articles": 0, "comments": 0, "index": 0}
+
+
+# -- state backends ---------------------------------------------------------------------------
+@pytest.fixture(params=["dict", "plain-dict", "rocksdict"])
+def states(request, tmp_path: Path):
+    if request.param == "dict":
+        yield DictState(), DictState(), DictState()
+    elif request.param == "plain-dict":
+        yield {}, {}, {}
+    else:
+        made = [RocksState(tmp_path / name) for name in ("articles", "comments", "index")]
+        yield tuple(made)
+        for s in made:
+            s.close()
+
+
+def test_rules_hold_on_every_state_backend(states, stories):
+    dd = Deduper(SETTINGS, *states)
+    assert dd.check_article(as_record("orig", stories[0])).kind == NEW
+    assert dd.check_article(as_record("orig", stories[0])).kind == DUPLICATE_EXACT
+    assert dd.check_article(as_record("copy", stories[0])).kind == NEAR_DUPLICATE
+    text = "I think the bridge should have been fixed years ago"
+    assert dd.check_comment(comment("1", "orig", "ann", text)).kind == NEW
+    assert dd.check_comment(comment("2", "orig", "ann", text)).kind == DUPLICATE_COMMENT
+    assert dd.check_comment(comment("3", "orig", "bob", text)).kind == SPAM_SUSPECT
+    sizes = dd.size()
+    assert sizes["articles"] == 2 and sizes["comments"] == 6  # c: x3, p: x2, s: x1
+    removed = dd.expire(dd.watermark + 30 * DAY)
+    assert len(removed) == sum(sizes.values())
+    assert dd.size() == {"articles": 0, "comments": 0, "index": 0}
+
+
+def test_rocks_state_survives_a_reopen(tmp_path: Path):
+    state = RocksState(tmp_path / "articles")
+    dd = Deduper(SETTINGS, state)
+    dd.check_article(clean_article("a1", "Bridge closes", BODY))
+    state.close()
+    reopened = RocksState(tmp_path / "articles")
+    out = Deduper(SETTINGS, reopened).check_article(clean_article("a1", "Bridge closes", BODY))
+    reopened.close()
+    assert out.kind == DUPLICATE_EXACT
+
+
+# -- real comments ----------------------------------------------------------------------------
+def test_all_fox_comments_pass_and_counts_add_up():
+    raws = fox_comments()
+    dd = Deduper(SETTINGS)
+    kinds: Counter[str] = Counter()
+    emitted = dropped = 0
+    for i, raw in enumerate(raws):
+        out = dd.check_comment(clean_comment(raw, offset_s=i))
+        kinds[out.kind] += 1
+        emitted += out.emit
+        dropped += not out.emit
+    assert emitted + dropped == len(raws) == 1528
+    assert kinds[NEW] + kinds[SPAM_SUSPECT] + kinds[REVISION] == emitted
+    assert kinds[DUPLICATE_COMMENT] + kinds[DUPLICATE_EXACT] == dropped
+    # the data holds a few real double posts and repeated texts
+    assert 0 < kinds[DUPLICATE_COMMENT] < 20
+    assert 0 < kinds[SPAM_SUSPECT] < 50
+    # feeding them again drops every one as a redelivery
+    again = [dd.check_comment(clean_comment(raw, offset_s=i)) for i, raw in enumerate(raws)]
+    assert all(o.kind == DUPLICATE_EXACT for o in again)

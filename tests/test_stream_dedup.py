@@ -1,0 +1,196 @@
+"""Through the real broker, several partitions: feeding everything twice, crashing a worker with
+SIGKILL, and losing one of two workers all end with every input id in the clean topics exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections import Counter
+from typing import Any
+
+import orjson
+import pytest
+
+from pipeline.datasets import ag_articles, fox_comments, replicate
+from pipeline.ingest import page_article_id
+from pipeline.kafka_io import producer
+from pipeline.show import read_topics
+from pipeline.topics import TopicNames
+
+pytestmark = pytest.mark.kafka
+
+N_ARTICLES = 2_000
+N_COMMENTS = 18_000
+
+
+def events() -> list[tuple[str, bytes, bytes]]:
+    """20,000 raw events from real texts with fresh ids, keyed as ingest keys them."""
+    out = []
+    for art in replicate(ag_articles(), N_ARTICLES, "source_id"):
+        art.pop("label", None)
+        out.append(("articles", page_article_id(art).encode(), orjson.dumps(art)))
+    for com in replicate(fox_comments(), N_COMMENTS, "source_comment_id"):
+        key = page_article_id({"source": com["source"], "title": com["article_title"]})
+        out.append(("comments", key.encode(), orjson.dumps(com)))
+    return out
+
+
+async def feed(settings, items: list[tuple[str, bytes, bytes]]) -> None:
+    names = TopicNames(settings.topic_prefix)
+    topic = {"articles": names.raw_articles, "comments": names.raw_comments}
+    prod = producer(settings, linger_ms=20)
+    await prod.start()
+    try:
+        pending = []
+        for stream, key, value in items:
+            pending.append(await prod.send(topic[stream], value, key=key))
+            if len(pending) >= 5000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await prod.stop()
+
+
+def read_clean(settings, expected: int, timeout: float = 240) -> dict[str, list[dict[str, Any]]]:
+    names = TopicNames(settings.topic_prefix)
+    return asyncio.run(
+        read_topics(
+            settings,
+            [names.clean_articles, names.clean_comments, names.dlq],
+            until=lambda o: len(o[names.clean_articles]) + len(o[names.clean_comments]) >= expected,
+            timeout=timeout,
+            idle=4.0,
+        )
+    )
+
+
+def scrape(settings) -> dict[str, float]:
+    import urllib.request
+
+    text = (
+        urllib.request.urlopen(f"http://127.0.0.1:{settings.web_port}/metrics", timeout=5)
+        .read()
+        .decode()
+    )
+    totals: Counter[str] = Counter()
+    for line in text.splitlines():
+        if line.startswith("newspipe_") and "_total{" in line:
+            totals[line.split("_total{", 1)[0]] += float(line.rsplit(" ", 1)[1])
+    return totals
+
+
+def ids_of(out: dict[str, list[dict[str, Any]]], settings) -> Counter[str]:
+    names = TopicNames(settings.topic_prefix)
+    ids: Counter[str] = Counter(a["article_id"] for a in out[names.clean_articles])
+    ids.update(c["comment_id"] for c in out[names.clean_comments])
+    return ids
+
+
+def test_feeding_the_same_events_twice_emits_each_once(topics, worker_factory):
+    settings = topics
+    items = events()
+    worker = worker_factory(settings).start()
+    worker.wait_ready()
+    asyncio.run(feed(settings, items))
+    first = scrape_until(settings, len(items))
+    asyncio.run(feed(settings, items))
+    second = scrape_until(settings, 2 * len(items))
+    out = read_clean(settings, int(first["newspipe_records_out"]))
+
+    ids = ids_of(out, settings)
+    assert max(ids.values()) == 1, [i for i, n in ids.items() if n > 1][:5]
+    # the second pass added no clean record, only duplicates
+    assert second["newspipe_records_out"] == first["newspipe_records_out"] == sum(ids.values())
+    assert second["newspipe_duplicates"] - first["newspipe_duplicates"] == len(items) - (
+        second["newspipe_dead_letters"] - first["newspipe_dead_letters"]
+    )
+    assert second["newspipe_records_in"] == (
+        second["newspipe_records_out"]
+        + second["newspipe_duplicates"]
+        + second["newspipe_dead_letters"]
+    )
+    assert first["newspipe_dead_letters"] == 0
+
+
+def scrape_until(settings, n_in: int, timeout: float = 240) -> dict[str, float]:
+    """Wait until the worker has counted `n_in` input records; returns its counters."""
+    deadline = time.monotonic() + timeout
+    totals: dict[str, float] = {}
+    while time.monotonic() < deadline:
+        try:
+            totals = scrape(settings)
+        except OSError:
+            totals = {}
+        if totals.get("newspipe_records_in", 0) >= n_in:
+            return totals
+        time.sleep(0.5)
+    raise AssertionError(f"worker counted {totals.get('newspipe_records_in')} of {n_in} inputs")
+
+
+def reference_ids(items) -> set[str]:
+    """The ids a clean, uninterrupted run emits: the same core, offline, on the same events."""
+    from pipeline.core import ARTICLES, COMMENTS, Core, Meta
+
+    core = Core()
+    ids = set()
+    for stream, key, value in items:
+        res = core.process(
+            ARTICLES if stream == "articles" else COMMENTS, value, Meta("raw", key=key)
+        )
+        if res.status == "clean":
+            ids.add(res.record.get("comment_id") or res.record["article_id"])
+    return ids
+
+
+def test_worker_killed_mid_run_resumes_without_loss_or_repeat(topics, worker_factory):
+    settings = topics
+    items = events()
+    expected = reference_ids(items)
+    asyncio.run(feed(settings, items))
+    worker = worker_factory(settings, "first").start()
+    worker.wait_ready()
+    # let it get part of the way, then crash it hard
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        done = scrape(settings).get("newspipe_records_in", 0)
+        if done >= len(items) * 0.3:
+            break
+        time.sleep(0.2)
+    assert done < len(items), "worker finished before it could be killed; feed more events"
+    worker.kill(signal.SIGKILL)
+
+    restarted = worker_factory(settings, "restarted").start()
+    restarted.wait_ready(timeout=120)
+    out = read_clean(settings, len(expected))
+    ids = ids_of(out, settings)
+    assert set(ids) == expected, (len(set(ids) - expected), len(expected - set(ids)))
+    assert max(ids.values()) == 1, [i for i, n in ids.items() if n > 1][:5]
+
+
+def test_two_workers_lose_one_and_output_stays_exactly_once(topics, worker_factory):
+    settings = topics
+    items = events()
+    expected = reference_ids(items)
+    a = worker_factory(settings, "a").start()
+    from dataclasses import replace
+
+    from tests.conftest import free_port
+
+    b = worker_factory(replace(settings, web_port=free_port()), "b").start()
+    a.wait_ready(timeout=120)
+    b.wait_ready(timeout=120)
+    asyncio.run(feed(settings, items))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        done = scrape(b.settings).get("newspipe_records_in", 0)
+        if done >= 2000:
+            break
+        time.sleep(0.2)
+    b.kill(signal.SIGKILL)
+    out = read_clean(settings, len(expected))
+    ids = ids_of(out, settings)
+    assert set(ids) == expected, (len(set(ids) - expected), len(expected - set(ids)))
+    assert max(ids.values()) == 1, [i for i, n in ids.items() if n > 1][:5]
