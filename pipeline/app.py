@@ -142,6 +142,12 @@ def create_app(settings: Settings | None = None) -> faust.App:
         index=TableState(table("neardup-index", settings.article_horizon_s)),
         article_tags=TableState(table("article-tags", settings.article_horizon_s)),
     )
+    for state in (states.articles, states.comments, states.index, states.article_tags):
+        # Faust checks source vs changelog partitions against a metadata snapshot that can show
+        # 0 partitions for a changelog created a moment earlier, and then fails the first
+        # events. Both are created with `settings.partitions` here, so the check is settled.
+        verified = state.table._verified_source_topics_for_partitions
+        verified.update({names.raw_articles, names.raw_comments})
     core = Core(settings, states)
     outputs = {ARTICLES: clean_articles, COMMENTS: clean_comments}
 

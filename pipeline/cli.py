@@ -170,6 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("text", nargs="+")
     p.set_defaults(func=_cmd_tag)
+
+    from pipeline.replay.cli import add_replay_commands
+
+    add_replay_commands(sub)
     return parser
 
 

@@ -103,15 +103,22 @@ def render(
         )
         console.print(Panel("\n".join(lines), title="clean.articles", expand=False))
     table = Table(title="clean.comments (a few)")
-    for col in ("no.", "removed", "quotes", "words", "text"):
+    for col in ("no.", "removed", "quotes", "words", "own text"):
         table.add_column(col)
     ordered = sorted(comments, key=lambda c: -(c.get("number") or 0))
-    for c in ordered[:max_comments]:
+    # the first few, plus every removed or quoting comment: the cases worth eyeballing
+    shown = ordered[:max_comments] + [
+        c for c in ordered[max_comments:] if c.get("removed") or c.get("quotes")
+    ]
+    numbers = {c.get("comment_id"): c.get("number") for c in comments}
+    for c in shown:
+        text = " ".join((c.get("own_text") or c.get("text") or "").split())
+        quotes = f"#{numbers.get(c['quotes'], '?')}" if c.get("quotes") else ""
         table.add_row(
             str(c.get("number")),
             "yes" if c.get("removed") else "",
-            "yes" if c.get("quotes") else "",
+            quotes,
             str(c.get("word_count")),
-            (c.get("own_text") or c.get("text") or "")[:90],
+            text[:90],
         )
     console.print(table)

@@ -30,6 +30,11 @@ mkdir -p .cache
 $bin/newspipe worker > .cache/demo-worker.log 2>&1 &
 worker_pid=$!
 echo "worker started (pid $worker_pid, log .cache/demo-worker.log)"
+for _ in $(seq 1 120); do
+  curl -fs "http://127.0.0.1:$NEWSPIPE_WEB_PORT/readyz" >/dev/null 2>&1 && break
+  kill -0 "$worker_pid" 2>/dev/null || { echo "worker exited:"; tail -20 .cache/demo-worker.log; exit 1; }
+  sleep 0.5
+done
 $bin/newspipe ingest "$seed"
 $bin/newspipe show --articles 1 --comments 20 --timeout 90
 echo "--- metrics (from the worker's /metrics) ---"

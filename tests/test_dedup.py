@@ -165,6 +165,28 @@ def test_revision_keeps_its_cluster_and_is_not_rejudged(stories):
     assert (out.record["duplicate_of"], out.record["cluster_id"]) == ("orig", "orig")
 
 
+def test_split_stages_decide_like_the_single_call(stories):
+    """The recommended deployment: exact check on the article partitions, near-dup on one."""
+    exact_stage = Deduper(SETTINGS, articles=DictState())
+    near_stage = Deduper(SETTINGS, index=DictState())
+    kinds = []
+    for aid, doc in [("orig", stories[5]), ("copy", stories[5]), ("copy", stories[5])]:
+        rec = as_record(aid, doc)
+        out = exact_stage.check_article_exact(rec)
+        if out.emit:
+            out = near_stage.check_near_duplicate(rec, out)
+        kinds.append(out.kind)
+    assert kinds == [NEW, NEAR_DUPLICATE, DUPLICATE_EXACT]
+    assert exact_stage.size()["index"] == 0 and near_stage.size()["articles"] == 0
+
+
+def test_a_syndicated_copy_after_the_horizon_is_new(stories):
+    dd = Deduper(replace(SETTINGS, article_horizon_s=DAY))
+    dd.check_article(as_record("orig", stories[6]))
+    out = dd.check_article(as_record("copy", stories[6], offset_s=2 * DAY))
+    assert (out.kind, out.record["duplicate_of"]) == (NEW, None)
+
+
 # -- comments ---------------------------------------------------------------------------------
 def test_comment_redelivery_is_dropped():
     dd = Deduper(SETTINGS)

@@ -145,7 +145,24 @@ def reference_ids(items) -> set[str]:
     return ids
 
 
-def test_worker_killed_mid_run_resumes_without_loss_or_repeat(topics, worker_factory):
+def assert_no_loss_and_only_identical_repeats(out, settings, expected: set[str]) -> int:
+    """At-least-once after a crash: every id is there; a repeat is the same record again."""
+    names = TopicNames(settings.topic_prefix)
+    seen: dict[str, str] = {}
+    repeats = 0
+    for rec in out[names.clean_articles] + out[names.clean_comments]:
+        rid = rec.get("comment_id") or rec["article_id"]
+        if rid in seen:
+            repeats += 1
+            assert seen[rid] == rec["content_hash"], f"{rid} re-emitted with other content"
+        seen[rid] = rec["content_hash"]
+    assert set(seen) == expected, (len(set(seen) - expected), len(expected - set(seen)))
+    return repeats
+
+
+def test_worker_killed_mid_run_loses_nothing_and_repeats_only_identical_records(
+    topics, worker_factory
+):
     settings = topics
     items = events()
     expected = reference_ids(items)
@@ -165,12 +182,12 @@ def test_worker_killed_mid_run_resumes_without_loss_or_repeat(topics, worker_fac
     restarted = worker_factory(settings, "restarted").start()
     restarted.wait_ready(timeout=120)
     out = read_clean(settings, len(expected))
-    ids = ids_of(out, settings)
-    assert set(ids) == expected, (len(set(ids) - expected), len(expected - set(ids)))
-    assert max(ids.values()) == 1, [i for i, n in ids.items() if n > 1][:5]
+    repeats = assert_no_loss_and_only_identical_repeats(out, settings, expected)
+    # the repeats are the batch in flight since the last offset commit, no more
+    assert repeats <= 2 * settings.batch_size * settings.partitions * 2
 
 
-def test_two_workers_lose_one_and_output_stays_exactly_once(topics, worker_factory):
+def test_losing_one_of_two_workers_loses_nothing(topics, worker_factory):
     settings = topics
     items = events()
     expected = reference_ids(items)
@@ -191,6 +208,5 @@ def test_two_workers_lose_one_and_output_stays_exactly_once(topics, worker_facto
         time.sleep(0.2)
     b.kill(signal.SIGKILL)
     out = read_clean(settings, len(expected))
-    ids = ids_of(out, settings)
-    assert set(ids) == expected, (len(set(ids) - expected), len(expected - set(ids)))
-    assert max(ids.values()) == 1, [i for i, n in ids.items() if n > 1][:5]
+    repeats = assert_no_loss_and_only_identical_repeats(out, settings, expected)
+    assert repeats <= 2 * settings.batch_size * settings.partitions * 2

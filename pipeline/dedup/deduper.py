@@ -15,7 +15,11 @@ Articles (state `articles`, key = article id):
     previous_content_hash = the last emitted hash. A revision keeps the duplicate_of/cluster_id
     its first version got (it is not re-judged), but refreshes the near-dup index.
   * new id -> MinHash-LSH lookup (`near_dup_threshold` on the estimated Jaccard of word
-    3-shingles of title + standfirst + body). A match -> `near_duplicate`, emitted with
+    3-shingles of title + standfirst + body; 128 values, 42 bands x 3 rows). Chosen over
+    SimHash by scripts/near_dup_eval.py: better precision and recall at the same cost, and LSH
+    band keys give the index a natural partition key. The measured threshold is ~0.3 (wire
+    copies of real articles keep 0.3-0.95 of their shingles; different stories share < 0.1);
+    0.8 misses most copies (recall 0.26). A match -> `near_duplicate`, emitted with
     duplicate_of = the matched (earlier) article and cluster_id = that article's cluster_id, or
     its own id when it has none: the first article of a cluster keeps cluster_id null, so group by
     `cluster_id or article_id`. With `drop_near_duplicates` -> `duplicate.near`, dropped (still
@@ -46,40 +50,46 @@ backfill at once. Consequence, by design: a copy arriving after the horizon is t
 (a fresh id or revision 1 again). The watermark is per Deduper (per worker) and is not persisted:
 after a restart nothing looks expired until newer events move it.
 
-State layout (values are JSON lists/dicts; first field is always the last-seen epoch second)
+State layout (values are JSON lists/dicts; the first field is always the last-seen epoch second)
 -----------------------------------------------------------------------------------------
-articles: ``a:<article_id>`` -> {"t", "h": [last 8 content hashes, newest last], "r": revision,
-          "d": duplicate_of | null, "k": cluster_id | null}
+articles: ``a:<article_id>`` -> {"t", "h": [last 8 content hashes, newest last], "r": revision}
 comments: ``c:<comment_id>`` -> [t, content_hash]
           ``p:<xxh3(article_id, author, content_hash)>`` -> [t, first comment_id]  (double posts)
           ``s:<content_hash>`` -> [t, distinct (author, article) count]           (spam clusters)
-index:    ``b:<band>:<xxh3 of the band's rows>`` -> [t, first article_id with that band]
-          ``g:<article_id>`` -> [t, base64 MinHash signature, cluster_id | null]
-Per article: 1 + BANDS + 1 small entries (~1 KB); per comment: 3 entries of < 80 bytes.
+index:    ``b:<band>:<12 hex of xxh3 of the band's rows>`` -> [t, first article_id with the band]
+          ``g:<article_id>`` -> [t, base64 low-16-bit MinHash signature (256 B),
+                                 cluster_id | null, duplicate_of | null]
+Per article: 1 + 42 + 1 entries, ~2 KB serialized (the 42 band keys are most of it); per
+comment: up to 3 entries, ~130 B together. `bench/bench_dedup.py` prints the measured sizes.
+Key prefixes differ across the three states, so `expire()` can return one flat key list.
 
 Across Kafka partitions
 -----------------------
-Exact and revision checks are partition-local: raw events are keyed by article id, so every
-copy of an article, and every comment of it, meets on one partition with its state. The
-spam counter `s:` is partition-local too, so a text spread over many articles is counted only
-among the articles on the same partition (an undercount; a bot posting on 12 articles over 6
-partitions is still flagged from about its second post per partition). A syndicated copy has
-another id and usually lands on another partition, so the near-dup `index` must be shared:
+`check_article` = `check_article_exact` (articles state only) + `check_near_duplicate` (index
+state only), so the two can run in different stages. Exact and revision checks are
+partition-local: raw events are keyed by article id, so every copy of an article, and every
+comment of it, meets on one partition with its state. The spam counter `s:` is partition-local
+too, so a text spread over many articles is counted only among the articles on the same
+partition (an undercount; a bot posting on 12 articles over 6 partitions is still flagged from
+about its second post per partition). A syndicated copy has another id and usually lands on
+another partition, so the near-dup `index` must be shared. Options:
 
-1. Recommended now: articles are low-volume (check_article costs ~100 us, i.e. >5,000
-   articles/s on one core), so run the near-dup step on a ONE-partition repartition topic
-   (re-key new/revised articles to a constant key after the local exact check:
-   `check_article_exact()` on the partitioned stream, `check_near_duplicate()` on the single
-   partition). One worker owns the whole index: deterministic, race-free, no cross-worker reads.
+1. Recommended: articles are low-volume (check_article ~200 us in memory, ~5,000 articles/s on
+   one core, see bench/bench_dedup.py). Run `check_article_exact` on the article-keyed
+   partitions, forward new/revised articles to a ONE-partition internal topic (constant key)
+   and run `check_near_duplicate` there with the index table. One worker owns the whole index:
+   deterministic, race-free, no cross-worker reads, and a replay gives the same clusters.
 2. Simple alternative: `index` as a Faust GlobalTable (every worker reads all band keys). Two
    copies arriving within the changelog round trip on different workers can both miss each
-   other, and every worker holds the whole index (~1 KB per article in the horizon); only one
-   worker (e.g. the owner of partition 0) should run the index expiry sweep.
-3. At large scale: re-key by band key (`b:<band>:<hash>` as the Kafka key), so each partition
+   other (and both claim a band: last write wins), and every worker holds the whole index
+   (~2 KB per article in the horizon); only one worker (e.g. the owner of partition 0) should
+   run the index expiry sweep.
+3. At large scale: re-key by band key (`b:<band>:<hash>` as the Kafka key) so each partition
    owns a slice of the bands, and join the per-band answers back by article id. Scales out, but
-   adds a hop and a join per article; not worth it at news-article volume.
+   adds a hop and a 42-way join per article; not worth it at news-article volume.
 The spam counter can likewise be made exact by re-keying comments by content_hash into a
-counting stage; the local approximation is the recommendation until spam data says otherwise.
+counting stage; the partition-local approximation is the recommendation until data says
+otherwise.
 """
 
 from __future__ import annotations
@@ -210,22 +220,24 @@ class Deduper:
         return outcome
 
     def check_article_exact(self, record: dict[str, Any]) -> Outcome:
-        """The partition-local part: redelivery and revision by article id + content hash."""
+        """The partition-local part: redelivery and revision by article id + content hash.
+
+        Touches only the `articles` state, so it can run on the article-keyed partitions while
+        `check_near_duplicate` (only the `index` state) runs elsewhere.
+        """
         aid = record["article_id"]
         h = record.get("content_hash") or short_hash(article_text(record))
-        t = self._event_time(record)
+        t = int(self._event_time(record))
         key = "a:" + aid
         entry = self.articles.get(key)
+        record.setdefault("duplicate_of", None)
+        record.setdefault("cluster_id", None)
         if not self._live(entry, self.article_horizon_s):
             record["revision"] = 1
             record["previous_content_hash"] = None
-            record.setdefault("duplicate_of", None)
-            record.setdefault("cluster_id", None)
-            self.articles[key] = {"t": int(t), "h": [h], "r": 1, "d": None, "k": None}
+            self.articles[key] = {"t": t, "h": [h], "r": 1}
             return Outcome(NEW, True, record)
-        record["duplicate_of"] = entry.get("d")
-        record["cluster_id"] = entry.get("k")
-        entry["t"] = max(int(t), entry["t"])
+        entry["t"] = max(t, entry["t"])
         if h in entry["h"]:
             record["revision"] = entry["r"]
             self.articles[key] = entry  # refresh last-seen: redelivery keeps the entry alive
@@ -242,12 +254,17 @@ class Deduper:
         return self.hasher.signature(shingle_hashes(words(article_text(record))))
 
     def check_near_duplicate(self, record: dict[str, Any], outcome: Outcome) -> Outcome:
-        """Look the article up in the band index, then add it (first writer of a band wins)."""
+        """Look a new article up in the band index, then add it (first writer of a band wins).
+
+        A revision is not re-judged: it gets the duplicate_of/cluster_id its first version got
+        (kept in its own `g:` entry) and its new signature is indexed.
+        """
         aid = record["article_id"]
         t = int(self._event_time(record))
         sig = self.fingerprint(record)
         cutoff = self.watermark - self.article_horizon_s
         index = self.index
+        revision = outcome.kind == REVISION
         free: list[str] = []
         checked: set[str] = set()
         best_id, best_sim, best_cluster = None, -1.0, None
@@ -261,7 +278,7 @@ class Deduper:
                 free.append(key)
                 continue
             cand = hit[1]
-            if cand in checked:
+            if revision or cand in checked:
                 continue
             checked.add(cand)
             g = index.get("g:" + cand)
@@ -271,24 +288,22 @@ class Deduper:
             sim = jaccard_estimate(sig, decode_signature(g[1]))
             if sim > best_sim:
                 best_id, best_sim, best_cluster = cand, sim, g[2] or cand
-        matched = outcome.kind == NEW and best_id is not None and best_sim >= self.threshold
         for key in free:
             index[key] = [t, aid]
-        if outcome.kind == REVISION:
-            cluster = record.get("cluster_id")
-            index["g:" + aid] = [t, encode_signature(sig), cluster]
+        gkey = "g:" + aid
+        if revision:
+            own = index.get(gkey)
+            if own is not None and own[0] >= cutoff:
+                record["cluster_id"], record["duplicate_of"] = own[2], own[3]
+            index[gkey] = [t, encode_signature(sig), record["cluster_id"], record["duplicate_of"]]
             return outcome
-        if not matched:
-            index["g:" + aid] = [t, encode_signature(sig), None]
+        if best_id is None or best_sim < self.threshold:
+            index[gkey] = [t, encode_signature(sig), None, None]
             outcome.similarity = best_sim if best_id is not None else None
             return outcome
         record["duplicate_of"] = best_id
         record["cluster_id"] = best_cluster
-        index["g:" + aid] = [t, encode_signature(sig), best_cluster]
-        entry = self.articles.get("a:" + aid)
-        if entry is not None:
-            entry["d"], entry["k"] = best_id, best_cluster
-            self.articles["a:" + aid] = entry
+        index[gkey] = [t, encode_signature(sig), best_cluster, best_id]
         kind, emit = (DUPLICATE_NEAR, False) if self.drop_near else (NEAR_DUPLICATE, True)
         return Outcome(kind, emit, record, duplicate_of=best_id, similarity=best_sim)
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import csv
 import random
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,6 +44,7 @@ from pipeline.dedup.fingerprint import (
     simhash_similarity,
     words,
 )
+from pipeline.dedup.samples import strip_markup
 from pipeline.ids import short_hash
 
 AG_NEWS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ag-news" / "test.csv"
@@ -60,10 +60,8 @@ KINDS = ("wire", "wire_hard", "same_topic", "overlap", "random")
 
 
 def _clean(text: str) -> str:
-    """Undo AG News' artefacts: backslash line escapes, '#36;'-style entity remnants."""
-    text = text.replace("\\", " ")
-    text = re.sub(r"#(\d+);", lambda m: chr(int(m.group(1))), text)
-    return " ".join(text.split())
+    """Undo AG News' artefacts as normalization does (escapes, entities, tags)."""
+    return " ".join(strip_markup(text).split())
 
 
 def load_items(path: Path = AG_NEWS) -> list[tuple[int, str, str]]:

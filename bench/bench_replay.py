@@ -1,0 +1,152 @@
+"""Replay throughput: archived events into a topic vs a bare aiokafka producer sending the same
+bytes in the same run (the ratio is the replay tool's own overhead), and offline replay (core).
+
+    .venv/bin/python bench/bench_replay.py --events 50000
+
+Needs the local broker (`newspipe broker start`). Absolute figures drift between machines and
+with other load on the box: read the ratio, which compares runs made seconds apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: E402
+
+from pipeline.app import REPLAY_HEADER  # noqa: E402
+from pipeline.datasets import ag_articles, fox_comments, replicate  # noqa: E402
+from pipeline.kafka_io import delete_topics, producer  # noqa: E402
+from pipeline.replay.archive import ArchiveWriter, archive_line  # noqa: E402
+from pipeline.replay.events import Event, key_for  # noqa: E402
+from pipeline.replay.runner import ReplayOptions, replay  # noqa: E402
+from pipeline.replay.sources import read_file  # noqa: E402
+from pipeline.settings import Settings  # noqa: E402
+
+
+def write_archive(root: Path, n: int) -> Path:
+    """n events (10% articles) archived as `newspipe archive` writes them, gzip, one part."""
+    writer = ArchiveWriter(root, max_bytes=1 << 40)
+    now = int(time.time() * 1000)
+    n_art = n // 10
+    streams = [("articles", a) for a in replicate(ag_articles(), n_art, "source_id")]
+    streams += [("comments", c) for c in replicate(fox_comments(), n - n_art, "source_comment_id")]
+    import orjson
+
+    for i, (stream, rec) in enumerate(streams):
+        rec.pop("label", None)
+        topic = f"raw.{stream}"
+        line, ms = archive_line(topic, 0, i, now - (n - i), key_for(stream, rec), [],
+                                orjson.dumps(rec))  # fmt: skip
+        writer.write(topic, line, ms)
+    writer.close()
+    return root
+
+
+async def make_topics(settings: Settings, names: list[str], partitions: int) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(n, partitions, 1) for n in names])
+    finally:
+        await admin.close()
+
+
+async def bare(settings: Settings, topic: str, events: list[Event], pinned: bool = False) -> float:
+    """The floor: the same keys, values, timestamps and header, no reading, no bookkeeping.
+
+    `pinned` also hands the producer precomputed partitions (outside the timing), which is what
+    replay's per-key partition cache does, so that ratio is replay's own overhead alone.
+    """
+    prod = producer(settings, linger_ms=20)
+    t0 = time.perf_counter()
+    await prod.start()
+    header = [(REPLAY_HEADER, b"bench")]
+    try:
+        parts: list[int | None] = [None] * len(events)
+        if pinned:
+            await prod.partitions_for(topic)
+            cache: dict[bytes | None, int] = {}
+            for i, e in enumerate(events):
+                if e.key not in cache:
+                    cache[e.key] = prod._partition(topic, None, None, None, e.key, e.value)
+                parts[i] = cache[e.key]
+            t0 = time.perf_counter()
+        futures = [await prod.send(topic, e.value, key=e.key, timestamp_ms=e.timestamp_ms,
+                                   headers=header, partition=p)
+                   for e, p in zip(events, parts, strict=True)]  # fmt: skip
+        await asyncio.gather(*futures)
+        return len(events) / (time.perf_counter() - t0)
+    finally:
+        await prod.stop()
+
+
+async def through_replay(settings: Settings, topic: str, archive: Path) -> float:
+    opts = ReplayOptions(sources=[str(archive)], topic=topic, tty=False, log_every=1e9)
+    summary = await replay(settings, opts)
+    assert summary.produced == summary.read and not summary.failed, summary.as_dict()
+    return summary.produced / summary.seconds
+
+
+async def offline(settings: Settings, archive: Path, out: Path) -> float:
+    opts = ReplayOptions(sources=[str(archive)], offline=out, tty=False, log_every=1e9)
+    summary = await replay(settings, opts)
+    return summary.read / summary.seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--partitions", type=int, default=3)
+    parser.add_argument("--offline-events", type=int, default=10_000)
+    args = parser.parse_args(argv)
+
+    tag = uuid.uuid4().hex[:8]
+    settings = replace(Settings.from_env(), topic_prefix=f"bench{tag}.")
+    topics = [f"bench{tag}.replay", f"bench{tag}.bare"]
+    asyncio.run(make_topics(settings, topics, args.partitions))
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            archive = write_archive(Path(tmp) / "archive", args.events)
+            events = [e for f in sorted(archive.rglob("*.gz")) for e in read_file(f)]
+            size = sum(f.stat().st_size for f in archive.rglob("*.gz"))
+            print(f"{len(events):,} archived events, {size / 1e6:.1f} MB gzip, "
+                  f"{args.partitions} partitions, {args.rounds} rounds (alternating)")  # fmt: skip
+            bare_rates, pinned_rates, replay_rates = [], [], []
+            for _ in range(args.rounds):
+                bare_rates.append(asyncio.run(bare(settings, topics[1], events)))
+                replay_rates.append(asyncio.run(through_replay(settings, topics[0], archive)))
+                pinned_rates.append(asyncio.run(bare(settings, topics[1], events, pinned=True)))
+            rows = [
+                ("bare aiokafka producer", bare_rates),
+                ("bare, partitions given", pinned_rates),
+                ("newspipe replay", replay_rates),
+            ]
+            for label, rates in rows:
+                runs = ", ".join(f"{x:,.0f}" for x in rates)
+                print(f"{label:23}: {statistics.median(rates):10,.0f} events/s  (runs: {runs})")
+            b, p, r = (statistics.median(x) for x in (bare_rates, pinned_rates, replay_rates))
+            print(f"ratio replay / bare    : {r / b:10.2f}  (target >= 0.80)")
+            print(f"ratio replay / pinned  : {r / p:10.2f}  (replay's own overhead only)")
+            small = write_archive(Path(tmp) / "small", args.offline_events)
+            rate = asyncio.run(offline(settings, small, Path(tmp) / "offline"))
+            print(f"offline replay (core)  : {rate:10,.0f} events/s  "
+                  f"({args.offline_events:,} events, one process)")  # fmt: skip
+    finally:
+        asyncio.run(delete_topics(settings, topics))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,254 @@
+"""`newspipe archive`: copy the raw topics to dated, rotated JSON-lines files to replay from.
+
+Layout: `<dir>/<topic>/<YYYY-MM-DD>/part-NNNN.jsonl.gz`, the date being the event's own time
+(published_at/posted_at/captured_at) or else its Kafka timestamp, in UTC. One line per record:
+`{"topic","partition","offset","timestamp","key","headers","value"}` (see docs/backfills.md).
+The value is kept as a JSON object only when re-serializing it gives back the exact bytes, so a
+replay sends byte-identical payloads; anything else is kept as `value_text` or `value_b64`.
+
+Offsets are committed only after the lines are flushed and fsynced: a crash repeats records in
+the archive (harmless, replay goes through dedup) but never loses one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import gzip
+import os
+import re
+import signal
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from pipeline.replay.events import record_time_ms
+from pipeline.settings import Settings
+from pipeline.topics import RAW, TopicNames
+
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+_PART = re.compile(r"part-(\d+)\.jsonl")
+
+
+def archive_line(
+    topic: str, partition: int, offset: int, timestamp_ms: int | None,
+    key: bytes | None, headers: Any, value: bytes | None,
+) -> tuple[bytes, int | None]:  # fmt: skip
+    """One archive line and the event time (ms) used to pick its date folder."""
+    out: dict[str, Any] = {"topic": topic, "partition": partition, "offset": offset,
+                           "timestamp": timestamp_ms}  # fmt: skip
+    if key is None:
+        out["key"] = None
+    else:
+        try:
+            out["key"] = key.decode("utf-8")
+        except UnicodeDecodeError:
+            out["key"] = None
+            out["key_b64"] = base64.b64encode(key).decode()
+    out["headers"] = [_header(k, v) for k, v in (headers or ())]
+    event_ms = None
+    if value is None:
+        out["value"] = None
+    else:
+        parsed: Any = None
+        try:
+            parsed = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            pass
+        if isinstance(parsed, dict) and orjson.dumps(parsed) == value:
+            out["value"] = parsed
+            event_ms = record_time_ms(parsed)
+        else:
+            try:
+                out["value_text"] = value.decode("utf-8")
+            except UnicodeDecodeError:
+                out["value_b64"] = base64.b64encode(value).decode()
+            if isinstance(parsed, dict):
+                event_ms = record_time_ms(parsed)
+    return orjson.dumps(out) + b"\n", event_ms if event_ms is not None else timestamp_ms
+
+
+def _header(name: Any, value: bytes | None) -> list[Any]:
+    key = name if isinstance(name, str) else name.decode("utf-8", "replace")
+    if value is None:
+        return [key, None]
+    try:
+        return [key, value.decode("utf-8")]
+    except UnicodeDecodeError:
+        return [key, None, base64.b64encode(value).decode()]
+
+
+def date_of(ms: int | None) -> str:
+    if ms is None or ms <= 0:
+        return "undated"
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d")
+
+
+@dataclass
+class _Part:
+    path: Path
+    raw: IO[bytes]
+    fh: IO[bytes]
+    lines: int = 0
+
+
+@dataclass
+class ArchiveWriter:
+    """Open part files per (topic, date); rotates at `max_bytes` of compressed output.
+
+    A run never appends to an existing part (it takes the next free number), so a crash can only
+    leave one truncated file per folder, which replay reads up to its last flush.
+    """
+
+    root: Path
+    max_bytes: int = DEFAULT_MAX_BYTES
+    compress: bool = True
+    parts: dict[tuple[str, str], _Part] = field(default_factory=dict)
+    written: int = 0
+    files: list[Path] = field(default_factory=list)
+
+    def write(self, topic: str, line: bytes, event_ms: int | None) -> None:
+        slot = (topic, date_of(event_ms))
+        part = self.parts.get(slot)
+        if part is None:
+            part = self.parts[slot] = self._open(*slot)
+        part.fh.write(line)
+        part.lines += 1
+        self.written += 1
+        if part.raw.tell() >= self.max_bytes:
+            self._close(part)
+            del self.parts[slot]
+
+    def _open(self, topic: str, day: str) -> _Part:
+        folder = self.root / topic / day
+        folder.mkdir(parents=True, exist_ok=True)
+        numbers = [int(m.group(1)) for p in folder.iterdir() if (m := _PART.match(p.name))]
+        suffix = ".jsonl.gz" if self.compress else ".jsonl"
+        path = folder / f"part-{max(numbers, default=-1) + 1:04d}{suffix}"
+        raw = open(path, "xb")
+        fh: IO[bytes] = raw
+        if self.compress:
+            fh = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0)  # type: ignore[assignment]
+        self.files.append(path)
+        return _Part(path, raw, fh)
+
+    def flush(self) -> None:
+        """Make every written line durable: the caller commits offsets only after this."""
+        for part in self.parts.values():
+            part.fh.flush()  # GzipFile.flush is a zlib sync flush: readable up to here
+            part.raw.flush()
+            os.fsync(part.raw.fileno())
+
+    def _close(self, part: _Part) -> None:
+        if part.fh is not part.raw:
+            part.fh.close()
+        part.raw.flush()
+        os.fsync(part.raw.fileno())
+        part.raw.close()
+
+    def close(self) -> None:
+        for part in self.parts.values():
+            self._close(part)
+        self.parts.clear()
+
+
+@dataclass
+class ArchiveReport:
+    records: int
+    files: list[Path]
+    seconds: float
+
+
+async def run_archive(
+    settings: Settings,
+    root: Path,
+    topics: list[str] | None = None,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    idle_exit: float | None = None,
+    from_beginning: bool = False,
+    compress: bool = True,
+    stop: asyncio.Event | None = None,
+) -> ArchiveReport:
+    """Consume `topics` (default: the raw topics) and archive until idle, stopped or signalled.
+
+    With a consumer group (`<app_id>-archive`) each run continues where the last one committed;
+    `from_beginning` reads everything without a group and commits nothing.
+    """
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    names = TopicNames(settings.topic_prefix)
+    topics = topics or [names.name(t) for t in RAW]
+    stop = stop or asyncio.Event()
+    group = None if from_beginning else f"{settings.app_id}-archive"
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+    loop = asyncio.get_running_loop()
+    installed = _install_signals(loop, stop)
+    writer = ArchiveWriter(root, max_bytes=max_bytes, compress=compress)
+    started = time.monotonic()
+    await consumer.start()
+    try:
+        if group is None:
+            tps = []
+            for topic in topics:
+                parts = consumer.partitions_for_topic(topic)
+                if parts is None:
+                    await consumer._client.force_metadata_update()
+                    parts = consumer.partitions_for_topic(topic) or set()
+                tps.extend(TopicPartition(topic, p) for p in parts)
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+        else:
+            consumer.subscribe(topics)
+        last_new: float | None = None
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=500, max_records=5000)
+            now = time.monotonic()
+            if consumer.assignment() and last_new is None:
+                last_new = now  # the idle clock starts once partitions are assigned
+            offsets = {}
+            for tp, messages in batch.items():
+                for msg in messages:
+                    line, event_ms = archive_line(
+                        tp.topic, tp.partition, msg.offset, msg.timestamp, msg.key, msg.headers,
+                        msg.value,
+                    )
+                    writer.write(tp.topic, line, event_ms)
+                if messages:
+                    offsets[tp] = messages[-1].offset + 1
+                    last_new = now
+            if offsets:
+                writer.flush()
+                if group is not None:
+                    await consumer.commit(offsets)
+            if idle_exit is not None and last_new is not None and now - last_new >= idle_exit:
+                break
+        writer.close()
+    finally:
+        writer.close()
+        await consumer.stop()
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+    return ArchiveReport(writer.written, writer.files, time.monotonic() - started)
+
+
+def _install_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> list[int]:
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
+    return installed

@@ -1,0 +1,455 @@
+"""The thin shell: read sources, filter, then produce to Kafka, count (dry run) or run the core
+offline. All decisions live in the pure modules; this file only moves events and counts them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from pipeline.app import REPLAY_HEADER
+from pipeline.replay.bucket import TokenBucket
+from pipeline.replay.checkpoint import Checkpoint
+from pipeline.replay.events import ARTICLES, COMMENTS, BadLine, Event, guess_stream, stream_of_topic
+from pipeline.replay.filters import EventFilter
+from pipeline.replay.report import Feedback, Summary
+from pipeline.replay.safety import check_targets
+from pipeline.replay.sources import CountingReader, Item, expand_sources, read_file
+from pipeline.settings import Settings
+from pipeline.topics import TopicNames
+
+
+@dataclass
+class ReplayOptions:
+    """Everything `newspipe replay` accepts, as data (the CLI only fills this in)."""
+
+    sources: list[str] = field(default_factory=list)
+    stream: str | None = None
+    event_filter: EventFilter = field(default_factory=EventFilter)
+    topic: str | None = None
+    offline: Path | None = None
+    from_topic: str | None = None
+    from_ms: int | None = None
+    to_ms: int | None = None
+    rate: float | None = None
+    dry_run: bool = False
+    validate: bool = False
+    resume: Path | None = None
+    checkpoint_every: int = 1000
+    batch: int = 10_000  # produce futures in flight before the oldest is awaited
+    linger_ms: int = 20
+    force: bool = False
+    keep_timestamps: bool = True
+    log_every: float = 10.0
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    tty: bool | None = None
+
+
+class _Sources:
+    """Async iteration over every source, with progress measured in bytes (files) or records."""
+
+    def __init__(self, settings: Settings, opts: ReplayOptions, files: list[Path],
+                 checkpoint: Checkpoint, summary: Summary) -> None:  # fmt: skip
+        self.settings = settings
+        self.summary = summary
+        self.opts = opts
+        self.files = files
+        self.checkpoint = checkpoint
+        self.total = float(sum(f.stat().st_size for f in files)) or None
+        self._done_bytes = 0
+        self._counter: CountingReader | None = None
+        self._records = 0
+
+    def out_of_range(self, origin: str, position: int) -> None:
+        self.summary.skipped_filter += 1
+        self.checkpoint.passed(origin, position)
+
+    def done(self) -> float:
+        if self.opts.from_topic:
+            return self._records
+        return self._done_bytes + (self._counter.count if self._counter else 0)
+
+    async def __aiter__(self) -> AsyncIterator[Item]:
+        if self.opts.from_topic:
+            async for event in read_topic_range(self.settings, self.opts, self.checkpoint, self):
+                self._records += 1
+                yield event
+        for path in self.files:
+            self._counter = CountingReader(open(path, "rb"))
+            try:
+                for item in read_file(path, self.opts.stream, counter=self._counter):
+                    yield item
+            finally:
+                self._counter.close()
+                self._done_bytes += path.stat().st_size
+                self._counter = None
+
+
+async def read_topic_range(settings: Settings, opts: ReplayOptions, checkpoint: Checkpoint,
+                           sources: _Sources | None = None) -> AsyncIterator[Event]:  # fmt: skip
+    """Records of `opts.from_topic` whose Kafka timestamps fall in [from, to).
+
+    `offsets_for_times(from)` gives a safe first offset (everything before it is older). The end
+    is the log end, not `offsets_for_times(to)`: producers may set timestamps out of order (a
+    replay does), so records inside the window can sit after the first one past it. Records
+    outside the window are counted as skipped by filter.
+    """
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    topic = opts.from_topic
+    assert topic
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+    )
+    await consumer.start()
+    try:
+        parts = consumer.partitions_for_topic(topic)
+        if parts is None:
+            await consumer._client.force_metadata_update()
+            parts = consumer.partitions_for_topic(topic)
+        if not parts:
+            raise ValueError(f"no such topic: {topic}")
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        begin = await consumer.beginning_offsets(tps)
+        end = await consumer.end_offsets(tps)
+        start = dict(begin)
+        stop = dict(end)
+        if opts.from_ms is not None:
+            found = await consumer.offsets_for_times({tp: opts.from_ms for tp in tps})
+            start = {tp: (found[tp].offset if found.get(tp) else end[tp]) for tp in tps}
+        for tp in tps:
+            done = checkpoint.loaded.get(f"kafka:{topic}:{tp.partition}")
+            if done is not None:
+                start[tp] = max(start[tp], done + 1)
+        todo = [tp for tp in tps if start[tp] < stop[tp]]
+        if sources is not None:
+            sources.total = float(sum(stop[tp] - start[tp] for tp in todo)) or None
+        if not todo:
+            return
+        consumer.assign(todo)
+        for tp in todo:
+            consumer.seek(tp, start[tp])
+        remaining = set(todo)
+        default_stream = stream_of_topic(topic) or opts.stream
+        while remaining:
+            batch = await consumer.getmany(*remaining, timeout_ms=1000, max_records=2000)
+            for tp, messages in batch.items():
+                for msg in messages:
+                    if msg.offset >= stop[tp]:
+                        break
+                    if (opts.from_ms is not None and msg.timestamp < opts.from_ms) or (
+                        opts.to_ms is not None and msg.timestamp >= opts.to_ms
+                    ):
+                        if sources is not None:
+                            sources.out_of_range(f"kafka:{topic}:{tp.partition}", msg.offset)
+                        continue
+                    record = _loads(msg.value)
+                    stream = default_stream or (guess_stream(record) if record else ARTICLES)
+                    yield Event(stream, msg.value or b"", msg.key, msg.timestamp,
+                                f"kafka:{topic}:{tp.partition}", msg.offset, record,
+                                list(msg.headers or ()), topic)  # fmt: skip
+            for tp in list(remaining):
+                if await consumer.position(tp) >= stop[tp]:
+                    remaining.discard(tp)
+    finally:
+        await consumer.stop()
+
+
+def _loads(value: bytes | None) -> dict[str, Any] | None:
+    try:
+        obj = orjson.loads(value) if value else None
+    except orjson.JSONDecodeError:
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def targets_for(settings: Settings, opts: ReplayOptions) -> dict[str, str]:
+    names = TopicNames(settings.topic_prefix)
+    if opts.topic:
+        return {ARTICLES: opts.topic, COMMENTS: opts.topic}
+    return {ARTICLES: names.raw_articles, COMMENTS: names.raw_comments}
+
+
+def _validator(settings: Settings) -> Callable[[Event], BadLine | None]:
+    from pipeline.errors import Rejected
+    from pipeline.validate import DoorValidator
+
+    door = DoorValidator(settings)
+
+    def check(event: Event) -> BadLine | None:
+        try:
+            door.check_key(event.key)
+            if event.stream == ARTICLES:
+                door.raw_article(event.value)
+            else:
+                door.raw_comment(event.value)
+        except Rejected as exc:
+            return BadLine(event.origin, event.position, f"{exc.code}: {exc.message}"[:300])
+        return None
+
+    return check
+
+
+def _headers(event: Event, run_id: bytes) -> list[tuple[str, bytes]]:
+    headers = [(k, v) for k, v in event.headers if k != REPLAY_HEADER]
+    headers.append((REPLAY_HEADER, run_id))
+    return headers
+
+
+async def replay(settings: Settings, opts: ReplayOptions,
+                 stop: asyncio.Event | None = None) -> Summary:  # fmt: skip
+    """Run one replay; the mode is offline, dry run or Kafka (the default)."""
+    mode = "offline" if opts.offline else "dry-run" if opts.dry_run else "kafka"
+    summary = Summary(mode=mode, run_id=opts.run_id)
+    files, missing = expand_sources(opts.sources)
+    if missing:
+        raise FileNotFoundError(f"nothing matches: {', '.join(missing)}")
+    targets = targets_for(settings, opts)
+    if mode == "kafka":
+        check_targets(sorted(set(targets.values())), opts.force)
+    checkpoint = Checkpoint(opts.resume, opts.run_id, opts.checkpoint_every)
+    if mode == "dry-run":
+        checkpoint.path = None  # a dry run honours a checkpoint but must never advance it
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+    sources = _Sources(settings, opts, files, checkpoint, summary)
+    validate = _validator(settings) if (opts.validate or opts.dry_run) else None
+    try:
+        if mode == "offline":
+            assert opts.offline is not None
+            await _run_offline(settings, opts, sources, checkpoint, summary, stop, validate)
+        else:
+            await _run_kafka(settings, opts, sources, checkpoint, summary, stop, validate,
+                             targets, dry=mode == "dry-run")  # fmt: skip
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+        summary.finished = time.monotonic()
+    return summary
+
+
+def _admit(
+    item: Item, opts: ReplayOptions, checkpoint: Checkpoint, summary: Summary,
+    validate: Callable[[Event], BadLine | None] | None,
+) -> Event | None:  # fmt: skip
+    """Count the item and decide whether it goes on; everything that stops here is `passed`."""
+    if checkpoint.already_done(item.origin, item.position):
+        summary.skipped_resume += 1
+        checkpoint.passed(item.origin, item.position)
+        return None
+    summary.read += 1
+    if isinstance(item, BadLine):
+        summary.add_invalid(item)
+        checkpoint.passed(item.origin, item.position)
+        return None
+    if not opts.event_filter.keeps(item):
+        summary.skipped_filter += 1
+        checkpoint.passed(item.origin, item.position)
+        return None
+    if validate is not None:
+        bad = validate(item)
+        if bad is not None:
+            summary.add_invalid(bad)
+            checkpoint.passed(item.origin, item.position)
+            return None
+    return item
+
+
+async def _run_kafka(
+    settings: Settings, opts: ReplayOptions, sources: _Sources, checkpoint: Checkpoint,
+    summary: Summary, stop: asyncio.Event, validate: Callable[[Event], BadLine | None] | None,
+    targets: dict[str, str], dry: bool,
+) -> None:  # fmt: skip
+    from aiokafka.errors import KafkaError
+
+    from pipeline.kafka_io import producer
+
+    run_id = opts.run_id.encode()
+    only_header = [(REPLAY_HEADER, run_id)]
+    bucket = TokenBucket(opts.rate) if opts.rate else None
+    prod = None if dry else producer(settings, linger_ms=opts.linger_ms)
+    pending: deque[asyncio.Future[Any]] = deque()
+    track = opts.resume is not None  # per-ack bookkeeping only when a checkpoint is kept
+    partition_of: dict[tuple[str, bytes], int] = {}
+
+    def failed(fut: asyncio.Future[Any]) -> bool:
+        if fut.cancelled() or fut.exception() is not None:
+            summary.failed += 1
+            summary.failures[repr(fut.exception()) if not fut.cancelled() else "cancelled"] += 1
+            return True  # stays in flight for the checkpoint: a resumed run sends it again
+        return False
+
+    def acked(origin: str, position: int, fut: asyncio.Future[Any]) -> None:
+        if failed(fut):
+            return
+        summary.produced += 1
+        if checkpoint.acked(origin, position):
+            checkpoint.save()
+
+    def counted(fut: asyncio.Future[Any]) -> None:
+        if not failed(fut):
+            summary.produced += 1
+
+    def partition(topic: str, key: bytes | None, value: bytes) -> int | None:
+        """The producer's own partitioner, once per key: comments share their article's key,
+        and aiokafka's pure-Python murmur2 was the largest single cost per record."""
+        if key is None:
+            return None
+        found = partition_of.get((topic, key))
+        if found is None:
+            if len(partition_of) > 200_000:
+                partition_of.clear()
+            found = prod._partition(topic, None, None, None, key, value)  # type: ignore[union-attr]
+            partition_of[(topic, key)] = found
+        return found
+
+    async def produce(prod: Any, event: Event) -> None:
+        ts = None
+        if opts.keep_timestamps:
+            ts = event.timestamp_ms or event.event_time_ms()
+        topic = targets[event.stream]
+        headers = _headers(event, run_id) if event.headers else only_header
+        try:
+            part = partition(topic, event.key, event.value)
+            fut = await prod.send(topic, event.value, key=event.key, partition=part,
+                                  timestamp_ms=ts, headers=headers)  # fmt: skip
+        except KafkaError as exc:  # e.g. too large: counted, and a resume retries it
+            summary.failed += 1
+            summary.failures[f"{event.where}: {exc!r}"[:200]] += 1
+            if track:
+                checkpoint.sent(event.origin, event.position)  # never acked: holds the mark
+            return
+        if track:
+            checkpoint.sent(event.origin, event.position)
+            fut.add_done_callback(partial(acked, event.origin, event.position))
+        else:
+            fut.add_done_callback(counted)
+        pending.append(fut)
+        if len(pending) >= opts.batch:
+            while pending and (pending[0].done() or len(pending) >= opts.batch):
+                with contextlib.suppress(Exception):
+                    await pending.popleft()
+
+    if prod is not None:
+        await prod.start()
+        try:
+            for topic in sorted(set(targets.values())):
+                await prod.partitions_for(topic)
+        except KafkaError as exc:
+            await prod.stop()
+            hint = "create it first, e.g. `newspipe topics create`"
+            raise ValueError(f"target topic missing or unreachable: {exc!r} ({hint})") from None
+    try:
+        with Feedback(summary, sources.total, opts.log_every, tty=opts.tty) as feedback:
+            n = 0
+            # aclosing: a Ctrl-C break still closes the reader (and a --from-topic consumer) now
+            async with contextlib.aclosing(sources.__aiter__()) as items:
+                async for item in items:
+                    if stop.is_set():
+                        summary.interrupted = True
+                        break
+                    n += 1
+                    if n % 256 == 0:
+                        feedback.update(sources.done())
+                    event = _admit(item, opts, checkpoint, summary, validate)
+                    if event is None:
+                        continue
+                    if bucket is not None:
+                        wait = bucket.take()
+                        if wait > 0.002:
+                            await asyncio.sleep(wait)
+                    if prod is None:
+                        summary.produced += 1
+                        checkpoint.passed(event.origin, event.position)
+                        continue
+                    await produce(prod, event)
+            if stop.is_set():
+                summary.interrupted = True
+            feedback.update(sources.done())
+    finally:
+        if prod is not None:
+            # Flush on every exit (end, Ctrl-C, error): acked sends reach the checkpoint.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(prod.flush(), timeout=60)
+            if pending:
+                await asyncio.wait(list(pending), timeout=60)
+            await prod.stop()
+        checkpoint.save()
+
+
+async def _run_offline(
+    settings: Settings, opts: ReplayOptions, sources: _Sources, checkpoint: Checkpoint,
+    summary: Summary, stop: asyncio.Event, validate: Callable[[Event], BadLine | None] | None,
+) -> None:  # fmt: skip
+    """The same Core the worker runs, in process: same clean records, no broker."""
+    from pipeline.core import CLEAN, DLQ, Core, Meta
+
+    out_dir = opts.offline
+    assert out_dir is not None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = TopicNames(settings.topic_prefix)
+    raw_topic = {ARTICLES: names.raw_articles, COMMENTS: names.raw_comments}
+    core = Core(settings)
+    run_id = opts.run_id.encode()
+    mode = "ab" if opts.resume else "wb"
+    files = {
+        ARTICLES: open(out_dir / "clean.articles.jsonl", mode),
+        COMMENTS: open(out_dir / "clean.comments.jsonl", mode),
+        DLQ: open(out_dir / "dlq.jsonl", mode),
+    }
+    bucket = TokenBucket(opts.rate) if opts.rate else None
+    try:
+        with Feedback(summary, sources.total, opts.log_every, tty=opts.tty) as feedback:
+            n = 0
+            # aclosing: a Ctrl-C break still closes the reader (and a --from-topic consumer) now
+            async with contextlib.aclosing(sources.__aiter__()) as items:
+                async for item in items:
+                    if stop.is_set():
+                        summary.interrupted = True
+                        break
+                    n += 1
+                    if n % 256 == 0:
+                        feedback.update(sources.done())
+                        await asyncio.sleep(0)  # let a signal handler run
+                    event = _admit(item, opts, checkpoint, summary, validate)
+                    if event is None:
+                        continue
+                    if bucket is not None:
+                        wait = bucket.take()
+                        if wait > 0.002:
+                            await asyncio.sleep(wait)
+                    # The worker sees the Kafka timestamp the replay would set (or the append time).
+                    ts = event.timestamp_ms or event.event_time_ms() or int(time.time() * 1000)
+                    meta = Meta(event.topic or raw_topic[event.stream], None, None, event.key,
+                                _headers(event, run_id), ts)  # fmt: skip
+                    result = core.process(event.stream, event.value, meta)
+                    summary.produced += 1
+                    summary.outcomes[f"{result.stream} {result.status}"] += 1
+                    if result.status == CLEAN:
+                        files[result.stream].write(orjson.dumps(result.record) + b"\n")
+                    elif result.status == DLQ:
+                        files[DLQ].write(orjson.dumps(result.record) + b"\n")
+                    checkpoint.passed(event.origin, event.position)
+            feedback.update(sources.done())
+    finally:
+        for fh in files.values():
+            fh.flush()
+            fh.close()
+        checkpoint.save()
