@@ -19,7 +19,7 @@ import orjson
 from aiohttp import web
 from faust.streams import _current_event
 
-from pipeline import __version__
+from pipeline import __version__, trends
 from pipeline.broker import kafka_version
 from pipeline.core import ARTICLES, CLEAN, COMMENTS, DLQ, Core, Meta, Result, States
 from pipeline.metrics import Metrics
@@ -45,7 +45,11 @@ class TableState(MutableMapping[str, Any]):
         self.table[key] = value
 
     def __delitem__(self, key: str) -> None:
-        del self.table[key]
+        # Local delete only. Deletes come from the expiry sweep, which runs outside the key's
+        # own partition; a tombstone would land in the wrong changelog partition. The changelog
+        # forgets old keys by itself (cleanup.policy compact,delete with retention.ms), and a
+        # key restored from it before that is older than the horizon, so the core ignores it.
+        del self.table.data[key]
 
     def __contains__(self, key: object) -> bool:
         return key in self.table
@@ -121,12 +125,17 @@ def create_app(settings: Settings | None = None) -> faust.App:
     clean_articles = topic(names.clean_articles)
     clean_comments = topic(names.clean_comments)
     dlq = topic(names.dlq)
+    trend_events_topic = topic(names.trend_events)
+    neardup_topic = app.topic(
+        names.neardup, key_type=bytes, value_type=bytes, partitions=1, internal=False
+    )
+    trends_topic = topic(names.trends)
 
-    def table(name: str, horizon_s: int) -> faust.Table:
+    def table(name: str, horizon_s: int, partitions: int = settings.partitions) -> faust.Table:
         return app.Table(
             name,
             default=None,
-            partitions=settings.partitions,
+            partitions=partitions,
             schema=faust.Schema(key_type=str, key_serializer="raw", value_serializer="json"),
             # Changelog keeps the latest value per key, and deletes what is older than the
             # horizon, so recovery time is bounded like the state itself.
@@ -139,19 +148,28 @@ def create_app(settings: Settings | None = None) -> faust.App:
     states = States(
         articles=TableState(table("articles", settings.article_horizon_s)),
         comments=TableState(table("comments", settings.comment_horizon_s)),
-        index=TableState(table("neardup-index", settings.article_horizon_s)),
+        # the near-dup index sees every article: it lives with the one-partition near-dup stage
+        index=TableState(table("neardup-index", settings.article_horizon_s, partitions=1)),
         article_tags=TableState(table("article-tags", settings.article_horizon_s)),
     )
     for state in (states.articles, states.comments, states.index, states.article_tags):
         # Faust checks source vs changelog partitions against a metadata snapshot that can show
         # 0 partitions for a changelog created a moment earlier, and then fails the first
-        # events. Both are created with `settings.partitions` here, so the check is settled.
+        # events. Both are created with the same count here, so the check is settled.
         verified = state.table._verified_source_topics_for_partitions
-        verified.update({names.raw_articles, names.raw_comments})
+        if state is states.index:
+            verified.add(names.neardup)
+        else:
+            verified.update({names.raw_articles, names.raw_comments})
     core = Core(settings, states)
     outputs = {ARTICLES: clean_articles, COMMENTS: clean_comments}
 
+    last_sweep = [time.monotonic()]
+
     async def handle_batch(stream_name: str, events: list[Any]) -> None:
+        if time.monotonic() - last_sweep[0] >= settings.expiry_sweep_s:
+            last_sweep[0] = time.monotonic()
+            core.expire()
         for event in events:
             # take_events does not set Faust's current event; tables need it to pick the
             # changelog partition (the event's own partition, so state follows the data).
@@ -159,7 +177,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
             msg = event.message
             headers = _headers(msg)
             mode = "replay" if any(k == REPLAY_HEADER for k, _ in headers) else "live"
-            result = core.process(
+            result = core.process_local(
                 stream_name,
                 event.value,
                 Meta(
@@ -171,15 +189,48 @@ def create_app(settings: Settings | None = None) -> faust.App:
                     msg.timestamp and int(msg.timestamp * 1000),
                 ),
             )
+            if stream_name == ARTICLES and result.status == CLEAN:
+                # on to the one-partition near-dup stage, which emits or drops it
+                count_in(result, mode)
+                forward = {"reason": result.reason, "source": result.source, "mode": mode,
+                           "ts": msg.timestamp, "record": result.record}  # fmt: skip
+                await neardup_topic.send(
+                    key=result.record["article_id"].encode(), value=orjson.dumps(forward)
+                )
+                continue
             await emit(result, outputs[stream_name], dlq, mode, msg.timestamp)
 
+    @app.agent(neardup_topic, name="neardup")
+    async def neardup(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(
+            settings.batch_size, within=settings.batch_timeout_s
+        ):
+            for event in events:
+                _current_event.set(weakref.ref(event))
+                item = orjson.loads(event.value)
+                staged = Result(ARTICLES, CLEAN, item["reason"], item["source"], item["record"])
+                result = core.finish_article(staged)
+                await emit(result, clean_articles, dlq, item["mode"], item["ts"], counted=True)
+
+    def count_in(result: Result, mode: str) -> None:
+        metrics.records_in.labels(result.stream, result.source, mode).inc()
+        for stage, seconds in result.stage_seconds.items():
+            metrics.stage_seconds.labels(stage, result.stream).observe(seconds)
+
     async def emit(
-        result: Result, clean_topic: Any, dlq_topic: Any, mode: str, timestamp: float | None
+        result: Result,
+        clean_topic: Any,
+        dlq_topic: Any,
+        mode: str,
+        timestamp: float | None,
+        counted: bool = False,
     ) -> None:
         m = metrics
-        m.records_in.labels(result.stream, result.source, mode).inc()
-        for stage, seconds in result.stage_seconds.items():
-            m.stage_seconds.labels(stage, result.stream).observe(seconds)
+        if counted:  # counted in by the first stage; only this stage's time is new
+            for stage, seconds in result.stage_seconds.items():
+                m.stage_seconds.labels(stage, result.stream).observe(seconds)
+        else:
+            count_in(result, mode)
         value = orjson.dumps(result.record)
         if result.status == CLEAN:
             key = result.key.encode() if result.key else None
@@ -190,6 +241,12 @@ def create_app(settings: Settings | None = None) -> faust.App:
                     m.tags.labels(result.stream, tag["code"]).inc()
             if timestamp:
                 m.event_to_emit.labels(result.stream).observe(max(0.0, time.time() - timestamp))
+            when = trends.event_epoch(result.record)
+            for tkey, tvalue in trends.trend_events(result.stream, result.record):
+                # the Kafka timestamp carries the event time: the windowed table counts by it
+                await trend_events_topic.send(
+                    key=tkey.encode(), value=orjson.dumps(tvalue), timestamp=when
+                )
         elif result.status == DLQ:
             await dlq_topic.send(key=None, value=value)
             m.dead_letters.labels(result.stream, result.reason, mode).inc()
@@ -209,6 +266,58 @@ def create_app(settings: Settings | None = None) -> faust.App:
             settings.batch_size, within=settings.batch_timeout_s
         ):
             await handle_batch(COMMENTS, events)
+
+    windowed = {
+        name: app.Table(
+            f"trends-{name}",
+            default=int,
+            partitions=settings.partitions,
+            schema=faust.Schema(key_type=str, key_serializer="raw", value_serializer="json"),
+        )
+        .tumbling(size, expires=trends.WINDOW_EXPIRES[name])
+        .relative_to_stream()
+        for name, size in trends.WINDOWS.items()
+    }
+    latest: dict[str, dict[str, Any]] = {}
+    watermark = [0.0]
+    for wrapper in windowed.values():
+        wrapper.table._verified_source_topics_for_partitions.add(names.trend_events)
+
+    @app.agent(trend_events_topic, name="trends")
+    async def count_trends(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(
+            settings.batch_size, within=settings.batch_timeout_s
+        ):
+            changed: dict[str, dict[str, Any]] = {}
+            for event in events:
+                _current_event.set(weakref.ref(event))
+                key = event.message.key.decode()
+                label = orjson.loads(event.value)["label"]
+                ts = event.message.timestamp
+                for name, table in windowed.items():
+                    table[key] += 1
+                    record = trends.trend_record(name, key, label, ts, table[key].current())
+                    changed[trends.trend_key(record)] = record
+            for tkey, record in changed.items():
+                await trends_topic.send(key=tkey.encode(), value=orjson.dumps(record))
+                start = trends.event_epoch({"event_time": record["window_start"]})
+                latest[tkey] = {**record, "_start": start}
+            # keep what the web page shows bounded: drop windows past expiry in event time
+            watermark[0] = max(watermark[0], *(e.message.timestamp for e in events))
+            horizon = watermark[0] - max(trends.WINDOW_EXPIRES.values())
+            for tkey in [k for k, r in latest.items() if r["_start"] < horizon]:
+                del latest[tkey]
+
+    @app.page("/trends")
+    async def trends_page(web_: Any, request: Any) -> Any:
+        window = request.query.get("window")
+        rows = [
+            {k: v for k, v in r.items() if k != "_start"}
+            for r in latest.values()
+            if window in (None, r["window"])
+        ]
+        rows.sort(key=lambda r: (r["window"], r["window_start"], -r["count"]))
+        return web_.json({"trends": rows})
 
     @app.page("/metrics")
     async def metrics_page(web_: Any, request: Any) -> Any:
@@ -233,14 +342,27 @@ def create_app(settings: Settings | None = None) -> faust.App:
 
 
 def _is_ready(app: faust.App) -> bool:
-    """Ready when the worker has an assignment, tables are recovered and agents consume."""
+    """Ready when the worker has an assignment, tables are recovered and agents consume.
+
+    Faust's own flags: `app.rebalancing` (on_rebalance_start .. on_rebalance_end),
+    `app.in_recovery` (changelog replay running), `app.tables.actives_ready` (reset at every
+    rebalance start, set when active tables are recovered) and `recovery.completed` (set once the
+    first recovery finished and streams were resumed). `app._consumer` is read instead of
+    `app.consumer`, which would create a consumer when none exists yet.
+    """
     try:
-        consumer = app.consumer
-        assigned = consumer.assignment()
+        consumer = app._consumer
+        if consumer is None or not consumer.assignment():
+            return False
+        tables = app.tables
+        return (
+            not app.rebalancing
+            and not app.in_recovery
+            and bool(tables.actives_ready)
+            and tables.recovery.completed.is_set()
+        )
     except Exception:
         return False
-    recovery = app.tables.recovery
-    return bool(assigned) and not recovery.in_recovery and app.rebalancing is False
 
 
 def _update_gauges(app: faust.App, metrics: Metrics, states: States) -> None:
@@ -250,13 +372,34 @@ def _update_gauges(app: faust.App, metrics: Metrics, states: States) -> None:
         except Exception:
             pass
     metrics.ready.set(1 if _is_ready(app) else 0)
+    # Lag per assigned source partition = log end offset (aiokafka's highwater: the offset the
+    # next record gets, known after a fetch) minus the committed offset (the next offset to
+    # process; Faust keeps it in `_committed_offset`, None for "0 or never committed"). Before
+    # the first commit Faust's `_read_offset` is the position (set by the seek to committed,
+    # then the offset of the last record read). Changelog partitions are left out: they are
+    # paused after recovery, so their highwater grows with our own writes. Partitions this
+    # worker lost in a rebalance are removed, so no stale value stays exported.
     try:
-        consumer = app.consumer
-        for tp in consumer.assignment():
-            highwater = consumer.highwater(tp)
-            position = app.consumer._last_offset(tp) if hasattr(consumer, "_last_offset") else None
-            if highwater is not None and position is not None:
-                lag = max(0, highwater - position - 1)
-                metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
+        consumer = app._consumer
+        lags: dict[tuple[str, str], int] = {}
+        if consumer is not None:
+            changelogs = app.tables.changelog_topics
+            committed = consumer._committed_offset
+            read = consumer._read_offset
+            for tp in consumer.assignment():
+                if tp.topic in changelogs:
+                    continue
+                highwater = consumer.highwater(tp)
+                if highwater is None or highwater < 0:
+                    continue
+                position = committed.get(tp)
+                if position is None or position < 0:
+                    position = read.get(tp)
+                if position is None or position < 0:
+                    position = 0
+                lags[(tp.topic, str(tp.partition))] = max(0, highwater - position)
+        metrics.consumer_lag.clear()
+        for (topic, partition), lag in lags.items():
+            metrics.consumer_lag.labels(topic, partition).set(lag)
     except Exception:
         pass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from pathlib import Path
 
@@ -177,12 +178,60 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _KafkaLogBuffer(logging.Handler):
+    """Holds aiokafka's log records while a command runs (see `main`)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "worker":
         # Faust's worker reads sys.argv itself; hand it only the program name.
         sys.argv = sys.argv[:1]
-    return int(args.func(args) or 0)
+        return int(args.func(args) or 0)
+    # Kafka connection and authentication failures (wrong password, untrusted certificate, broker
+    # down) become one line instead of aiokafka's log lines plus a traceback. aiokafka logs the
+    # real cause ("SaslAuthenticationFailed: ...") and raises a generic "Unable to bootstrap", so
+    # its records are held back while the command runs: replayed unchanged when the command
+    # succeeds, summarised in the error line when it fails. Messages never carry the password.
+    import ssl
+
+    from aiokafka.errors import KafkaError
+
+    kafka_log = logging.getLogger("aiokafka")
+    buffer = _KafkaLogBuffer()
+    propagate = kafka_log.propagate
+    kafka_log.addHandler(buffer)
+    kafka_log.propagate = False
+    failed = False
+    try:
+        return int(args.func(args) or 0)
+    except (KafkaError, ssl.SSLError) as exc:
+        failed = True
+        causes = [r.getMessage() for r in buffer.records if r.levelno >= logging.ERROR]
+        settings = Settings.from_env()
+        detail = causes[-1] if causes else f"{type(exc).__name__}: {exc}"
+        via = settings.kafka_security_protocol
+        if via.startswith("SASL"):
+            via += f" {settings.kafka_sasl_mechanism or 'PLAIN'}"
+        print(
+            f"newspipe: error: Kafka at {settings.bootstrap_servers} ({via}): "
+            + " ".join(detail.split()),
+            file=sys.stderr,
+        )
+        return 1
+    finally:
+        kafka_log.removeHandler(buffer)
+        kafka_log.propagate = propagate
+        if not failed:
+            for record in buffer.records:
+                kafka_log.handle(record)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pipeline.deadletter import dead_letter
-from pipeline.dedup import Deduper
+from pipeline.dedup import Deduper, Outcome
 from pipeline.errors import Rejected
 from pipeline.normalize import normalize_article, normalize_comment
 from pipeline.settings import Settings
@@ -93,7 +93,34 @@ class Core:
         )
 
     def process(self, stream: str, payload: bytes | None, meta: Meta) -> Result:
-        """Never raises for bad input: every failure becomes a dead letter with a code."""
+        """The whole chain for one record (offline replay, tests, benchmarks).
+
+        Never raises for bad input: every failure becomes a dead letter with a code.
+        """
+        result = self.process_local(stream, payload, meta)
+        if stream == ARTICLES and result.status == CLEAN:
+            return self.finish_article(result)
+        return result
+
+    def finish_article(self, result: Result) -> Result:
+        """The near-duplicate stage for an article that passed `process_local`.
+
+        It needs the index of every article, whichever partition it came from, so the stream
+        shell runs it on a single-partition internal topic; offline it simply follows.
+        """
+        t0 = time.perf_counter()
+        outcome = self.deduper.check_near_duplicate(
+            result.record, Outcome(result.reason, True, result.record)
+        )
+        timings = {"neardup": time.perf_counter() - t0}
+        status = CLEAN if outcome.emit else DUPLICATE
+        return Result(ARTICLES, status, outcome.kind, result.source, outcome.record, timings)
+
+    def process_local(self, stream: str, payload: bytes | None, meta: Meta) -> Result:
+        """Everything that state on the record's own partition can decide.
+
+        For articles a clean result still has to pass `finish_article` before it is emitted.
+        """
         timings: dict[str, float] = {}
         source = "unknown"
         clock = time.perf_counter
@@ -116,7 +143,7 @@ class Core:
             t2 = clock()
             timings["normalize"] = t2 - t1
             if stream == ARTICLES:
-                outcome = self.deduper.check_article(record)
+                outcome = self.deduper.check_article_exact(record)
             else:
                 outcome = self.deduper.check_comment(record)
             t3 = clock()
@@ -159,9 +186,24 @@ class Core:
                 record["title"], record.get("standfirst"), record["body"]
             )
             record["tags"] = tags
-            self.states.article_tags[record["article_id"]] = [
-                t for t in tags if not t.get("inherited")
-            ]
+            self.states.article_tags[record["article_id"]] = {
+                "t": self.deduper.watermark,
+                "tags": [t for t in tags if not t.get("inherited")],
+            }
         else:
-            inherited = self.states.article_tags.get(record["article_id"])
+            entry = self.states.article_tags.get(record["article_id"])
+            inherited = entry["tags"] if entry else None
             record["tags"] = self.tagger.tag_comment(record["text"], inherited)
+
+    def expire(self) -> int:
+        """Forget state older than the horizons (event time); returns how many entries went.
+
+        A full scan: the shell calls it every minute or so, not per event.
+        """
+        removed = len(self.deduper.expire())
+        cutoff = self.deduper.watermark - self.settings.article_horizon_s
+        tags = self.states.article_tags
+        stale = [k for k, v in tags.items() if v.get("t", 0) < cutoff]
+        for key in stale:
+            del tags[key]
+        return removed + len(stale)

@@ -12,14 +12,23 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from pipeline.settings import Settings
-from pipeline.topics import CLEAN, DLQ, RAW, TOPIC_TRENDS, TopicNames
+from pipeline.topics import (
+    CLEAN,
+    DLQ,
+    NEARDUP,
+    RAW,
+    SINGLE_PARTITION,
+    TOPIC_TRENDS,
+    TREND_EVENTS,
+    TopicNames,
+)
 
 
 def topic_specs(settings: Settings) -> list[NewTopic]:
     """Partitions and retention per topic; the DLQ keeps longer so rejects can be replayed."""
     names = TopicNames(settings.topic_prefix)
     specs = []
-    for base in (*RAW, *CLEAN, DLQ, TOPIC_TRENDS):
+    for base in (*RAW, *CLEAN, DLQ, TOPIC_TRENDS, TREND_EVENTS, NEARDUP):
         retention = {
             DLQ: settings.dlq_retention_ms,
             **{t: settings.raw_retention_ms for t in RAW},
@@ -32,7 +41,7 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
         specs.append(
             NewTopic(
                 name=names.name(base),
-                num_partitions=settings.partitions,
+                num_partitions=1 if base in SINGLE_PARTITION else settings.partitions,
                 replication_factor=settings.replication_factor,
                 topic_configs=configs,
             )

@@ -36,6 +36,7 @@ class Settings:
     max_json_depth: int = 64
     article_horizon_s: int = 7 * 24 * 3600
     comment_horizon_s: int = 2 * 24 * 3600
+    expiry_sweep_s: float = 60.0
     # chosen by scripts/near_dup_eval.py (held-out precision 0.999, recall 0.976)
     near_dup_threshold: float = 0.3
     drop_near_duplicates: bool = False

@@ -10,10 +10,19 @@ CLEAN_ARTICLES = "clean.articles"
 CLEAN_COMMENTS = "clean.comments"
 DLQ = "dlq"
 TOPIC_TRENDS = "topic.trends"
+# internal: clean records' top-level topics, re-keyed by topic so one worker counts each topic
+TREND_EVENTS = "trend.events"
+# internal: articles that passed the partition-local checks, on ONE partition, so the
+# near-duplicate index sees every article whatever partition it came from
+NEARDUP = "articles.neardup"
 
 RAW = (RAW_ARTICLES, RAW_COMMENTS)
 CLEAN = (CLEAN_ARTICLES, CLEAN_COMMENTS)
-ALL = (RAW_ARTICLES, RAW_COMMENTS, CLEAN_ARTICLES, CLEAN_COMMENTS, DLQ, TOPIC_TRENDS)
+ALL = (
+    RAW_ARTICLES, RAW_COMMENTS, CLEAN_ARTICLES, CLEAN_COMMENTS, DLQ, TOPIC_TRENDS, TREND_EVENTS,
+    NEARDUP,
+)  # fmt: skip
+SINGLE_PARTITION = (NEARDUP,)
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,14 @@ class TopicNames:
     @property
     def trends(self) -> str:
         return self.name(TOPIC_TRENDS)
+
+    @property
+    def neardup(self) -> str:
+        return self.name(NEARDUP)
+
+    @property
+    def trend_events(self) -> str:
+        return self.name(TREND_EVENTS)
 
     def all(self) -> list[str]:
         return [self.name(t) for t in ALL]

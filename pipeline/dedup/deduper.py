@@ -58,7 +58,7 @@ comments: ``c:<comment_id>`` -> [t, content_hash]
           ``s:<content_hash>`` -> [t, distinct (author, article) count]           (spam clusters)
 index:    ``b:<band>:<12 hex of xxh3 of the band's rows>`` -> [t, first article_id with the band]
           ``g:<article_id>`` -> [t, base64 low-16-bit MinHash signature (256 B),
-                                 cluster_id | null, duplicate_of | null]
+                                 cluster_id | null, duplicate_of | null, content_hash]
 Per article: 1 + 42 + 1 entries, ~2 KB serialized (the 42 band keys are most of it); per
 comment: up to 3 entries, ~130 B together. `bench/bench_dedup.py` prints the measured sizes.
 Key prefixes differ across the three states, so `expire()` can return one flat key list.
@@ -261,10 +261,18 @@ class Deduper:
         """
         aid = record["article_id"]
         t = int(self._event_time(record))
-        sig = self.fingerprint(record)
         cutoff = self.watermark - self.article_horizon_s
         index = self.index
         revision = outcome.kind == REVISION
+        gkey = "g:" + aid
+        own = index.get(gkey)
+        h = record.get("content_hash")
+        if own is not None and own[0] >= cutoff and len(own) > 4 and own[4] == h:
+            # This very version was indexed already: a redelivery into a separate near-dup
+            # stage (at-least-once between stages). Drop it like any exact duplicate.
+            record["cluster_id"], record["duplicate_of"] = own[2], own[3]
+            return Outcome(DUPLICATE_EXACT, False, record, duplicate_of=aid)
+        sig = self.fingerprint(record)
         free: list[str] = []
         checked: set[str] = set()
         best_id, best_sim, best_cluster = None, -1.0, None
@@ -290,20 +298,20 @@ class Deduper:
                 best_id, best_sim, best_cluster = cand, sim, g[2] or cand
         for key in free:
             index[key] = [t, aid]
-        gkey = "g:" + aid
         if revision:
-            own = index.get(gkey)
             if own is not None and own[0] >= cutoff:
                 record["cluster_id"], record["duplicate_of"] = own[2], own[3]
-            index[gkey] = [t, encode_signature(sig), record["cluster_id"], record["duplicate_of"]]
+            index[gkey] = [
+                t, encode_signature(sig), record["cluster_id"], record["duplicate_of"], h
+            ]  # fmt: skip
             return outcome
         if best_id is None or best_sim < self.threshold:
-            index[gkey] = [t, encode_signature(sig), None, None]
+            index[gkey] = [t, encode_signature(sig), None, None, h]
             outcome.similarity = best_sim if best_id is not None else None
             return outcome
         record["duplicate_of"] = best_id
         record["cluster_id"] = best_cluster
-        index[gkey] = [t, encode_signature(sig), best_cluster, best_id]
+        index[gkey] = [t, encode_signature(sig), best_cluster, best_id, h]
         kind, emit = (DUPLICATE_NEAR, False) if self.drop_near else (NEAR_DUPLICATE, True)
         return Outcome(kind, emit, record, duplicate_of=best_id, similarity=best_sim)
 

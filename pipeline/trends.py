@@ -1,0 +1,68 @@
+"""Topic trends: counts of clean records per top-level IPTC topic in tumbling event-time windows.
+
+Pure helpers; the Faust shell (pipeline.app) re-keys each clean record's top-level topics to an
+internal topic (`trend.events`, key `<stream>|<code>`) so each topic is counted by one worker in
+a windowed table, and emits the running count of a window to `topic.trends` whenever it changes.
+The latest record per key (`<window>|<stream>|<code>|<window start>`) is the window's count.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pipeline.contracts import SCHEMA_VERSION
+
+WINDOWS: dict[str, int] = {"1m": 60, "1h": 3600}
+# how long a closed window stays queryable (and in the table's changelog)
+WINDOW_EXPIRES: dict[str, int] = {"1m": 2 * 3600, "1h": 3 * 24 * 3600}
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def event_epoch(record: dict[str, Any]) -> float:
+    """The record's event time as epoch seconds (the clean schema guarantees `event_time`)."""
+    return datetime.fromisoformat(record["event_time"].replace("Z", "+00:00")).timestamp()
+
+
+def trend_events(stream: str, record: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(key, value) per top-level topic of a clean record; inherited topics count for comments."""
+    seen = set()
+    out = []
+    for tag in record.get("tags") or ():
+        if tag.get("level") != 1 or tag["code"] in seen:
+            continue
+        seen.add(tag["code"])
+        out.append((f"{stream}|{tag['code']}", {"label": tag["label"]}))
+    return out
+
+
+def window_start(ts: float, size: int) -> float:
+    return ts - ts % size
+
+
+def trend_record(window: str, key: str, label: str, ts: float, count: int) -> dict[str, Any]:
+    """The record for `topic.trends` (schemas/trend.schema.json)."""
+    size = WINDOWS[window]
+    stream, code = key.split("|", 1)
+    start = window_start(ts, size)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "window": window,
+        "window_start": _iso(start),
+        "window_end": _iso(start + size),
+        "topic_code": code,
+        "topic_label": label,
+        "stream": stream,
+        "count": count,
+        "emitted_at": datetime.now(tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def trend_key(record: dict[str, Any]) -> str:
+    """Kafka key of a trend record: one key per window, stream, topic and window start."""
+    return "|".join(
+        (record["window"], record["stream"], record["topic_code"], record["window_start"])
+    )

@@ -1,0 +1,76 @@
+"""The pure core: one decision per record, state that forgets after the horizon."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import orjson
+
+from pipeline.core import ARTICLES, CLEAN, COMMENTS, DLQ, DUPLICATE, Core, Meta
+from pipeline.settings import Settings
+
+
+def article(n: int, when: str) -> bytes:
+    return orjson.dumps(
+        {
+            "schema_version": "1.0",
+            "source": "t",
+            "url": f"https://example.com/{n}",
+            "title": f"Football club wins the league title, story {n}",
+            "body": f"The striker scored in the final match of the season. Story number {n}.",
+            "published_at": when,
+        }
+    )
+
+
+def comment(n: int, when: str) -> bytes:
+    return orjson.dumps(
+        {
+            "schema_version": "1.0",
+            "source": "t",
+            "article_url": "https://example.com/0",
+            "source_comment_id": str(n),
+            "author": f"reader{n}",
+            "text": f"Comment {n}: what a match that was, a great goal to win it.",
+            "posted_at": when,
+        }
+    )
+
+
+def test_every_record_gets_exactly_one_outcome() -> None:
+    core = Core()
+    results = [
+        core.process(ARTICLES, article(0, "2026-11-01T10:00:00Z"), Meta("raw.articles")),
+        core.process(ARTICLES, article(0, "2026-11-01T10:00:00Z"), Meta("raw.articles")),
+        core.process(ARTICLES, b"{not json", Meta("raw.articles", partition=0, offset=7)),
+        core.process(COMMENTS, comment(1, "2026-11-01T10:01:00Z"), Meta("raw.comments")),
+    ]
+    assert [r.status for r in results] == [CLEAN, DUPLICATE, DLQ, CLEAN]
+    assert results[1].reason == "duplicate.exact"
+    assert results[2].record["error_code"] == "not_json"
+    assert results[2].record["offset"] == 7
+
+
+def test_comment_inherits_the_tags_of_its_article() -> None:
+    core = Core()
+    core.process(ARTICLES, article(0, "2026-11-01T10:00:00Z"), Meta("raw.articles"))
+    res = core.process(COMMENTS, comment(1, "2026-11-01T10:01:00Z"), Meta("raw.comments"))
+    inherited = [t for t in res.record["tags"] if t["inherited"]]
+    assert any(t["code"] == "medtop:15000000" for t in inherited)
+
+
+def test_expire_forgets_state_older_than_the_horizon_and_a_late_copy_is_new() -> None:
+    settings = replace(Settings(), article_horizon_s=3600, comment_horizon_s=3600)
+    core = Core(settings)
+    core.process(ARTICLES, article(0, "2026-11-01T10:00:00Z"), Meta("raw.articles"))
+    core.process(COMMENTS, comment(1, "2026-11-01T10:00:00Z"), Meta("raw.comments"))
+    for n in range(1, 4):  # event time moves on by a day
+        core.process(ARTICLES, article(n, "2026-11-02T10:00:00Z"), Meta("raw.articles"))
+    before = {k: len(v) for k, v in vars(core.states).items()}
+    removed = core.expire()
+    after = {k: len(v) for k, v in vars(core.states).items()}
+    assert removed > 0
+    assert after["article_tags"] == 3 and before["article_tags"] == 4
+    assert after["articles"] < before["articles"]
+    late = core.process(ARTICLES, article(0, "2026-11-02T10:00:00Z"), Meta("raw.articles"))
+    assert late.status == CLEAN and late.record["revision"] == 1

@@ -1,0 +1,297 @@
+"""A real Prometheus scrapes a real worker: the counters it stores add up for a known mix of
+events sent through the real broker, the gauges and the histogram are there, and the project's
+alert rules load.
+
+Prometheus is Debian's `prometheus` package (`bash scripts/install_tools.sh` installs it). A
+missing binary skips with the reason, except with CI=true, where it fails. Everything listens on
+127.0.0.1 only; the test stops its Prometheus itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from pipeline.topics import TopicNames
+from tests.conftest import ROOT, free_port
+from tests.test_stream_bad_input import GOOD_ARTICLE, GOOD_COMMENT, fill, produce
+
+pytestmark = pytest.mark.kafka
+
+ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+N_ARTICLES, N_COMMENTS, N_REDELIVERED = 20, 50, 5
+INVALID = [
+    ("articles", b"k", b"this is not json", "not_json"),
+    ("articles", b"k", b"[1, 2, 3]", "not_object"),
+    ("articles", b"k", b"", "empty"),
+    (
+        "comments",
+        b"k",
+        orjson.dumps({k: v for k, v in fill(GOOD_COMMENT, 900).items() if k != "text"}),
+        "schema.missing_field",
+    ),
+]
+
+
+def prometheus_binary() -> str:
+    exe = shutil.which("prometheus") or (
+        "/usr/bin/prometheus" if os.access("/usr/bin/prometheus", os.X_OK) else None
+    )
+    if exe is None:
+        message = "prometheus is not installed (run `bash scripts/install_tools.sh`)"
+        if IN_CI:
+            pytest.fail(f"CI=true: {message}", pytrace=False)
+        pytest.skip(message)
+    return exe
+
+
+def http_json(url: str, timeout: float = 5.0) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        return json.loads(resp.read())
+
+
+class Prometheus:
+    """One Prometheus process on 127.0.0.1:<port> with its own config and storage."""
+
+    def __init__(self, exe: str, workdir: Path, target_port: int) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.workdir = workdir
+        self.log = workdir / "prometheus.log"
+        config = {  # JSON is YAML: no YAML library needed to write it
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "rule_files": [str(ALERTS)],
+            "scrape_configs": [
+                {
+                    "job_name": "newspipe",
+                    "metrics_path": "/metrics",
+                    "scrape_timeout": "1s",
+                    "static_configs": [{"targets": [f"127.0.0.1:{target_port}"]}],
+                }
+            ],
+        }
+        self.config = workdir / "prometheus.yml"
+        self.config.write_text(json.dumps(config, indent=2))
+        self.args = [
+            exe,
+            f"--config.file={self.config}",
+            f"--storage.tsdb.path={workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--storage.tsdb.retention.time=1h",
+            "--log.level=warn",
+        ]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60.0) -> Prometheus:
+        out = open(self.log, "ab")
+        self.proc = subprocess.Popen(
+            self.args, stdout=out, stderr=subprocess.STDOUT, cwd=self.workdir
+        )
+        out.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"prometheus exited:\n{self.log.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.base}/-/ready", timeout=1) as resp:
+                    if resp.status == 200:
+                        return self
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.3)
+        raise AssertionError(f"prometheus not ready in {timeout}s:\n{self.log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=30)
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        url = f"{self.base}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+        body = http_json(url)
+        assert body["status"] == "success", body
+        return body["data"]["result"]
+
+    def scalar(self, expr: str) -> float | None:
+        """The single value of `expr`, None when it has no series (yet)."""
+        result = self.query(expr)
+        if not result:
+            return None
+        assert len(result) == 1, result
+        return float(result[0]["value"][1])
+
+    def by_label(self, expr: str, label: str) -> dict[str, float]:
+        return {r["metric"].get(label, ""): float(r["value"][1]) for r in self.query(expr)}
+
+
+@pytest.fixture
+def prometheus_exe() -> str:
+    return prometheus_binary()
+
+
+@pytest.fixture
+def prometheus_for(tmp_path: Path, prometheus_exe: str) -> Iterator:
+    started: list[Prometheus] = []
+
+    def make(target_port: int) -> Prometheus:
+        workdir = tmp_path / f"prometheus-{len(started)}"
+        workdir.mkdir()
+        prom = Prometheus(prometheus_exe, workdir, target_port)
+        started.append(prom)
+        return prom.start()
+
+    yield make
+    for prom in started:
+        prom.stop()
+
+
+def known_mix() -> list[tuple[str, bytes | None, bytes | None]]:
+    """20 articles, 50 comments, 5 exact redeliveries of articles, 4 invalid events."""
+    articles = [
+        (f"a{n}".encode(), orjson.dumps(fill({**GOOD_ARTICLE, "body": body(n)}, n)))
+        for n in range(N_ARTICLES)
+    ]
+    events: list[tuple[str, bytes | None, bytes | None]] = [("articles", k, v) for k, v in articles]
+    for n in range(N_COMMENTS):
+        comment = fill(GOOD_COMMENT, n)
+        comment["article_url"] = f"https://example.com/news/{n % N_ARTICLES}"
+        comment["text"] = f"Reader {n} writes: " + body(1000 + n)
+        events.append(("comments", f"a{n % N_ARTICLES}".encode(), orjson.dumps(comment)))
+    # the same bytes and key again: Kafka redelivery as the deduper sees it
+    events += [("articles", k, v) for k, v in articles[:N_REDELIVERED]]
+    for i, bad in enumerate(INVALID):  # spread the invalid ones through the stream
+        events.insert(10 + 15 * i, bad[:3])
+    return events
+
+
+WORDS = (
+    "council budget river harbour election school museum rail festival court weather market "
+    "bridge library hospital airport stadium farm energy forest ferry tram theatre orchestra "
+    "vaccine satellite glacier volcano drought harvest tariff pension strike merger"
+).split()
+
+
+def body(n: int) -> str:
+    """Distinct, deterministic text, so no record is a near duplicate of another."""
+    picked = [WORDS[(n * 7 + i * i * 3 + i) % len(WORDS)] for i in range(14)]
+    return f"Report {n}: " + " ".join(picked) + f". Item {n * 37 % 101} of the day."
+
+
+def wait_for(check, timeout: float, what: str, prom: Prometheus) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.5)
+    raise AssertionError(
+        f"{what} not seen in {timeout}s; last: {last}\n{prom.log.read_text()[-2000:]}"
+    )
+
+
+def test_prometheus_scrapes_counters_that_add_up(topics, worker_factory, prometheus_for):
+    settings = topics
+    worker = worker_factory(settings).start()
+    worker.wait_ready()
+    prom = prometheus_for(settings.web_port)
+
+    events = known_mix()
+    sent = len(events)
+    assert sent == N_ARTICLES + N_COMMENTS + N_REDELIVERED + len(INVALID)
+    asyncio.run(produce(settings, events))
+
+    totals = {
+        "in": "sum(newspipe_records_in_total)",
+        "out": "sum(newspipe_records_out_total)",
+        "dup": "sum(newspipe_duplicates_total)",
+        "dlq": "sum(newspipe_dead_letters_total)",
+    }
+
+    def final_values() -> dict[str, float] | None:
+        got = {name: prom.scalar(expr) for name, expr in totals.items()}
+        if got["in"] != sent or got["out"] is None or got["dup"] is None or got["dlq"] is None:
+            return None
+        if got["out"] + got["dup"] + got["dlq"] != got["in"]:
+            return None  # scraped in the middle of a batch; the next scrape settles it
+        return got
+
+    got = wait_for(final_values, 120, "the final counters in Prometheus", prom)
+    assert got["in"] == sent
+    assert got["out"] + got["dup"] + got["dlq"] == got["in"]
+    assert got["out"] == N_ARTICLES + N_COMMENTS
+    assert got["dup"] == N_REDELIVERED
+    assert prom.by_label("sum by (kind) (newspipe_duplicates_total)", "kind") == {
+        "duplicate.exact": float(N_REDELIVERED)
+    }
+    assert prom.by_label("sum by (code) (newspipe_dead_letters_total)", "code") == {
+        code: 1.0 for *_, code in INVALID
+    }
+    assert prom.by_label("sum by (stream) (newspipe_records_in_total)", "stream") == {
+        "articles": float(N_ARTICLES + N_REDELIVERED + 3),
+        "comments": float(N_COMMENTS + 1),
+    }
+    assert prom.by_label('sum by (mode) (newspipe_records_in_total{job="newspipe"})', "mode") == {
+        "live": float(sent)
+    }
+
+    assert prom.scalar("newspipe_ready") == 1.0
+    info = prom.query("newspipe_worker_info")
+    assert len(info) == 1 and float(info[0]["value"][1]) == 1.0
+    assert info[0]["metric"]["version"] and info[0]["metric"]["kafka_version"]
+    stage_count = prom.scalar("sum(newspipe_stage_seconds_count)")
+    assert stage_count is not None and stage_count > 0
+    assert prom.scalar('up{job="newspipe"}') == 1.0
+
+    # lag per raw partition: present for every partition, and back to 0 once committed
+    def lag_settled() -> dict[str, float] | None:
+        lags = {
+            f"{r['metric']['topic']}/{r['metric']['partition']}": float(r["value"][1])
+            for r in prom.query("newspipe_consumer_lag")
+        }
+        raw = {f"{topic}/{p}" for topic in (names.raw_articles, names.raw_comments) for p in parts}
+        if not raw <= lags.keys() or any(lags.values()):
+            return None
+        return lags
+
+    names = TopicNames(settings.topic_prefix)
+    parts = range(settings.partitions)
+
+    lags = wait_for(lag_settled, 60, "consumer lag back to 0", prom)
+    assert not any("changelog" in key for key in lags)
+
+    # the project's alert rules are loaded and evaluated
+    expected = set(re.findall(r"^\s*- alert:\s*(\S+)", ALERTS.read_text(), re.MULTILINE))
+    assert expected
+    rules = http_json(f"{prom.base}/api/v1/rules")
+    assert rules["status"] == "success"
+    loaded = {
+        rule["name"]
+        for group in rules["data"]["groups"]
+        for rule in group["rules"]
+        if rule["type"] == "alerting"
+    }
+    assert loaded == expected
+    health = {
+        rule["name"]: rule["health"] for group in rules["data"]["groups"] for rule in group["rules"]
+    }
+    assert all(h in ("ok", "unknown") for h in health.values()), health
