@@ -104,7 +104,8 @@ async def offline(settings: Settings, archive: Path, out: Path) -> float:
     return summary.read / summary.seconds
 
 
-def main(argv: list[str] | None = None) -> int:
+def run(argv: list[str] | None = None) -> dict[str, float]:
+    """Run the benchmark, print its lines, return the figures (events/s and ratios)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--rounds", type=int, default=3)
@@ -145,6 +146,22 @@ def main(argv: list[str] | None = None) -> int:
                   f"({args.offline_events:,} events, one process)")  # fmt: skip
     finally:
         asyncio.run(delete_topics(settings, topics))
+    return {
+        "events": float(args.events),
+        "rounds": float(args.rounds),
+        "partitions": float(args.partitions),
+        "bare_events_per_s": b,
+        "bare_pinned_events_per_s": p,
+        "replay_events_per_s": r,
+        "ratio_replay_to_bare": r / b,
+        "ratio_replay_to_pinned": r / p,
+        "offline_events": float(args.offline_events),
+        "offline_events_per_s": rate,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    run(argv)
     return 0
 
 

@@ -22,6 +22,7 @@ from faust.streams import _current_event
 from pipeline import __version__, trends
 from pipeline.broker import kafka_version
 from pipeline.core import ARTICLES, CLEAN, COMMENTS, DLQ, Core, Meta, Result, States
+from pipeline.logs import logging_config, wire_app_logging
 from pipeline.metrics import Metrics
 from pipeline.settings import Settings
 from pipeline.topics import TopicNames
@@ -105,6 +106,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
         stream_buffer_maxsize=max(4096, settings.batch_size * 4),
         table_cleanup_interval=60.0,
         broker_credentials=_credentials(settings),
+        logging_config=logging_config(settings.log_level),
     )
     metrics = Metrics(kafka_version=kafka_version())
     app.newspipe_metrics = metrics  # type: ignore[attr-defined]
@@ -250,6 +252,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
         elif result.status == DLQ:
             await dlq_topic.send(key=None, value=value)
             m.dead_letters.labels(result.stream, result.reason, mode).inc()
+            dlq_log.note(result.reason, result.stream)
         else:
             m.duplicates.labels(result.stream, result.reason, mode).inc()
 
@@ -338,6 +341,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
         metrics.ready.set(1 if ready else 0)
         return web_.json({"ready": ready}, status=200 if ready else 503)
 
+    dlq_log = wire_app_logging(app, app.tables)
     return app
 
 
@@ -376,9 +380,9 @@ def _update_gauges(app: faust.App, metrics: Metrics, states: States) -> None:
     # next record gets, known after a fetch) minus the committed offset (the next offset to
     # process; Faust keeps it in `_committed_offset`, None for "0 or never committed"). Before
     # the first commit Faust's `_read_offset` is the position (set by the seek to committed,
-    # then the offset of the last record read). Changelog partitions are left out: they are
-    # paused after recovery, so their highwater grows with our own writes. Partitions this
-    # worker lost in a rebalance are removed, so no stale value stays exported.
+    # then the offset of the last record read). Changelog partitions are left out (paused after
+    # recovery, their highwater grows with our own writes), and so is Faust's leader topic.
+    # Partitions lost in a rebalance are removed, so no stale value stays exported.
     try:
         consumer = app._consumer
         lags: dict[tuple[str, str], int] = {}
@@ -387,7 +391,7 @@ def _update_gauges(app: faust.App, metrics: Metrics, states: States) -> None:
             committed = consumer._committed_offset
             read = consumer._read_offset
             for tp in consumer.assignment():
-                if tp.topic in changelogs:
+                if tp.topic in changelogs or tp.topic.endswith("__assignor-__leader"):
                     continue
                 highwater = consumer.highwater(tp)
                 if highwater is None or highwater < 0:

@@ -155,30 +155,23 @@ class Core:
             timings["tag"] = clock() - t3
             return Result(stream, CLEAN, outcome.kind, source, record, timings)
         except Rejected as exc:
-            letter = dead_letter(
-                payload,
-                error=exc,
-                topic=meta.topic,
-                partition=meta.partition,
-                offset=meta.offset,
-                key=meta.key,
-                headers=meta.headers,
-                max_payload_bytes=self.settings.max_event_bytes,
-            )
-            return Result(stream, DLQ, exc.code, source, letter, timings)
-        except Exception as exc:
+            return Result(stream, DLQ, exc.code, source, self._letter(payload, meta, exc), timings)
+        except Exception as exc:  # a bug must not stop the worker: keep the record for replay
             error = Rejected("internal", f"{type(exc).__name__}: {exc}"[:500], stage="core")
-            letter = dead_letter(
-                payload,
-                error=error,
-                topic=meta.topic,
-                partition=meta.partition,
-                offset=meta.offset,
-                key=meta.key,
-                headers=meta.headers,
-                max_payload_bytes=self.settings.max_event_bytes,
-            )
+            letter = self._letter(payload, meta, error)
             return Result(stream, DLQ, "internal", source, letter, timings)
+
+    def _letter(self, payload: bytes | None, meta: Meta, error: Rejected) -> dict[str, Any]:
+        return dead_letter(
+            payload,
+            error=error,
+            topic=meta.topic,
+            partition=meta.partition,
+            offset=meta.offset,
+            key=meta.key,
+            headers=meta.headers,
+            max_payload_bytes=self.settings.max_event_bytes,
+        )
 
     def _tag(self, stream: str, record: dict[str, Any]) -> None:
         if stream == ARTICLES:

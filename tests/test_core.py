@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 
 import orjson
@@ -74,3 +75,17 @@ def test_expire_forgets_state_older_than_the_horizon_and_a_late_copy_is_new() ->
     assert after["articles"] < before["articles"]
     late = core.process(ARTICLES, article(0, "2026-11-02T10:00:00Z"), Meta("raw.articles"))
     assert late.status == CLEAN and late.record["revision"] == 1
+
+
+def test_a_bug_in_a_stage_becomes_an_internal_dead_letter_not_a_crash() -> None:
+    core = Core()
+
+    def broken(*args: object, **kwargs: object) -> list:
+        raise KeyError("boom")
+
+    core.tagger = copy.copy(core.tagger)  # Tagger.load() is shared: patch a copy
+    core.tagger.tag_article = broken  # type: ignore[method-assign]
+    res = core.process(ARTICLES, article(5, "2026-11-01T10:00:00Z"), Meta("raw.articles"))
+    assert res.status == DLQ and res.reason == "internal"
+    assert "KeyError" in res.record["error_message"]
+    assert res.record["payload"]

@@ -295,3 +295,104 @@ def test_prometheus_scrapes_counters_that_add_up(topics, worker_factory, prometh
         rule["name"]: rule["health"] for group in rules["data"]["groups"] for rule in group["rules"]
     }
     assert all(h in ("ok", "unknown") for h in health.values()), health
+
+    # one sample for the eye (shown with `pytest -s`)
+    for expr in (*totals.values(), "sum by (code) (newspipe_dead_letters_total)"):
+        print(expr, "=>", [(r["metric"], r["value"][1]) for r in prom.query(expr)])
+
+
+# --- the gauges' arithmetic, on a stand-in for Faust's consumer (no broker needed) ------------
+
+
+class _TP(tuple):
+    topic = property(lambda self: self[0])
+    partition = property(lambda self: self[1])
+
+
+class _Flag:
+    def __init__(self, value: bool) -> None:
+        self.value = value
+
+    def is_set(self) -> bool:
+        return self.value
+
+
+class _FakeConsumer:
+    def __init__(self, highwaters: dict, committed: dict, read: dict) -> None:
+        from collections import defaultdict
+
+        self.highwaters = highwaters
+        self._committed_offset = defaultdict(lambda: None, committed)
+        self._read_offset = defaultdict(lambda: None, read)
+
+    def assignment(self) -> set:
+        return set(self.highwaters)
+
+    def highwater(self, tp: Any) -> int | None:
+        return self.highwaters[tp]
+
+
+class _FakeApp:
+    def __init__(self, consumer: _FakeConsumer | None) -> None:
+        from types import SimpleNamespace
+
+        self._consumer = consumer
+        self.rebalancing = False
+        self.in_recovery = False
+        self.tables = SimpleNamespace(
+            changelog_topics={"app-articles-changelog"},
+            actives_ready=True,
+            recovery=SimpleNamespace(completed=_Flag(True)),
+        )
+
+
+def test_lag_gauge_and_readiness_from_faust_consumer_state():
+    from types import SimpleNamespace
+
+    from pipeline.app import _is_ready, _update_gauges
+    from pipeline.metrics import Metrics
+
+    raw0, raw1, raw2 = _TP(("raw.articles", 0)), _TP(("raw.articles", 1)), _TP(("raw.articles", 2))
+    changelog = _TP(("app-articles-changelog", 0))
+    leader = _TP(("app-__assignor-__leader", 0))
+    unfetched = _TP(("raw.comments", 0))
+    consumer = _FakeConsumer(
+        highwaters={raw0: 100, raw1: 10, raw2: 7, changelog: 500, leader: 3, unfetched: None},
+        committed={raw0: 60, changelog: 1},
+        read={raw1: 4},  # no commit yet: the position Faust sought to / read up to
+    )
+    app = _FakeApp(consumer)
+    metrics = Metrics()
+    states = SimpleNamespace(articles={"a": 1}, comments={}, index={}, article_tags={})
+    value = metrics.registry.get_sample_value
+
+    _update_gauges(app, metrics, states)  # type: ignore[arg-type]
+    lag = {
+        (s.labels["topic"], s.labels["partition"]): s.value
+        for s in metrics.consumer_lag.collect()[0].samples
+    }
+    assert lag == {("raw.articles", "0"): 40, ("raw.articles", "1"): 6, ("raw.articles", "2"): 7}
+    assert value("newspipe_ready") == 1
+    assert value("newspipe_state_entries", {"table": "articles"}) == 1
+
+    # a rebalance takes raw0 away: its value disappears instead of going stale
+    del consumer.highwaters[raw0]
+    _update_gauges(app, metrics, states)  # type: ignore[arg-type]
+    assert value("newspipe_consumer_lag", {"topic": "raw.articles", "partition": "0"}) is None
+
+    assert _is_ready(app)  # type: ignore[arg-type]
+    for attr, bad in (("rebalancing", True), ("in_recovery", True)):
+        setattr(app, attr, bad)
+        assert not _is_ready(app)  # type: ignore[arg-type]
+        setattr(app, attr, False)
+    app.tables.actives_ready = False
+    assert not _is_ready(app)  # type: ignore[arg-type]
+    app.tables.actives_ready = True
+    app.tables.recovery.completed.value = False
+    assert not _is_ready(app)  # type: ignore[arg-type]
+    app.tables.recovery.completed.value = True
+    consumer.highwaters.clear()
+    assert not _is_ready(app)  # type: ignore[arg-type]
+    assert not _is_ready(_FakeApp(None))  # type: ignore[arg-type]
+    _update_gauges(_FakeApp(None), metrics, states)  # type: ignore[arg-type]
+    assert value("newspipe_ready") == 0

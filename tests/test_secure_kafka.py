@@ -89,7 +89,6 @@ def secure_settings(sb: SecureBroker, tmp_path: Path, password: str | None = Non
         state_dir=tmp_path / "state",
         web_port=free_port(),
         partitions=3,
-        log_level="debug",
     )
     return sb.settings(base, password=password)
 
@@ -139,9 +138,10 @@ def test_seed_page_through_sasl_ssl(secure_broker: SecureBroker, tmp_path: Path)
     assert [a["title"] for a in articles] == [HEADLINE], log[-3000:]
     assert len(out[names.clean_comments]) == 20
     assert out[names.dlq] == []
-    # the worker's whole log (start-up, rebalance, shutdown) never shows the password
+    # the worker itself authenticated (aiokafka logs it at INFO) ...
+    assert f"Authenticated as {secure_broker.username} via SCRAM-SHA-512" in log
+    # ... and its whole log (start-up, rebalance, shutdown) never shows the password
     assert secure_broker.password not in log
-    Path('/tmp/worker-debug.log').write_text(log)
 
 
 def test_wrong_password_fails_fast_with_one_line(
@@ -162,6 +162,23 @@ def test_wrong_password_fails_fast_with_one_line(
     assert "authentication" in lines[0].lower(), output
     assert "Traceback" not in output
     assert wrong not in output and secure_broker.password not in output
+
+
+def test_worker_with_wrong_password_exits(secure_broker: SecureBroker, tmp_path: Path) -> None:
+    """A worker that cannot authenticate stops with an error instead of retrying forever."""
+    wrong = "wrong-" + uuid.uuid4().hex
+    worker = SecureWorker(
+        secure_settings(secure_broker, tmp_path, password=wrong), tmp_path / "bad-worker.log"
+    ).start()
+    try:
+        assert worker.proc is not None
+        code = worker.proc.wait(timeout=30)
+    finally:
+        worker.stop()
+    log = worker.log.read_text(errors="replace")
+    assert code != 0, log[-3000:]
+    assert "SaslAuthenticationFailed" in log, log[-3000:]
+    assert wrong not in log and secure_broker.password not in log
 
 
 def test_untrusted_certificate_fails_with_one_line(

@@ -1,0 +1,574 @@
+"""End to end through the real broker: raw topics pre-loaded, `newspipe worker` subprocesses.
+
+Measured in one invocation, each against a baseline run over the same topics and bytes:
+
+- one worker: time from process start to `newspipe_records_in_total == N + M` (scraped from
+  /metrics), and the throughput from the first record counted to the last;
+- the baseline: a bare aiokafka consume-and-produce passthrough (consumer group, getmany,
+  produce every record to an output topic, wait for the acks, commit), same raw topics;
+- two workers (two subprocesses, one consumer group) on the same topics;
+- event-to-emit latency at a fixed offered rate (a share of the measured one-worker maximum),
+  exact from Kafka timestamps (clean record's CreateTime - raw record's CreateTime, joined by
+  source id) and from the worker's `newspipe_event_to_emit_seconds` histogram.
+
+Every run uses its own topic prefix and consumer group; every topic it made is deleted at the end.
+
+    .venv/bin/python -m bench.e2e --comments 200000 --articles 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from aiokafka import AIOKafkaConsumer  # noqa: E402
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: E402
+
+from pipeline.datasets import ag_articles, fox_comments, replicate  # noqa: E402
+from pipeline.ingest import page_article_id  # noqa: E402
+from pipeline.kafka_io import create_topics, producer  # noqa: E402
+from pipeline.settings import Settings  # noqa: E402
+from pipeline.topics import TopicNames  # noqa: E402
+
+Item = tuple[str, bytes, bytes, str]  # stream, key, value, source id
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def make_events(n_comments: int, n_articles: int, tag: str = "") -> list[Item]:
+    """Real texts with fresh ids (AG News articles, Fox News comments), keyed as ingest keys."""
+    out: list[Item] = []
+    for art in replicate(ag_articles(), n_articles, "source_id"):
+        art.pop("label", None)
+        art["source_id"] = tag + art["source_id"]
+        out.append(("articles", page_article_id(art).encode(), orjson.dumps(art), art["source_id"]))
+    for com in replicate(fox_comments(), n_comments, "source_comment_id"):
+        com["source_comment_id"] = tag + com["source_comment_id"]
+        key = page_article_id({"source": com["source"], "title": com["article_title"]}).encode()
+        out.append(("comments", key, orjson.dumps(com), com["source_comment_id"]))
+    return out
+
+
+async def preload(settings: Settings, items: list[Item]) -> float:
+    """Produce all items to the raw topics; returns events/s of the load."""
+    names = TopicNames(settings.topic_prefix)
+    topic = {"articles": names.raw_articles, "comments": names.raw_comments}
+    prod = producer(settings, linger_ms=20)
+    await prod.start()
+    t0 = time.perf_counter()
+    try:
+        pending = []
+        for stream, key, value, _ in items:
+            pending.append(await prod.send(topic[stream], value, key=key))
+            if len(pending) >= 10_000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await prod.stop()
+    return len(items) / (time.perf_counter() - t0)
+
+
+# -- workers ------------------------------------------------------------------------------------
+def _env(settings: Settings, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        NEWSPIPE_BROKER=settings.broker,
+        NEWSPIPE_TOPIC_PREFIX=settings.topic_prefix,
+        NEWSPIPE_APP_ID=settings.app_id,
+        NEWSPIPE_STATE_DIR=str(settings.state_dir),
+        NEWSPIPE_WEB_PORT=str(settings.web_port),
+        NEWSPIPE_PARTITIONS=str(settings.partitions),
+        NEWSPIPE_STORE=settings.store,
+        NEWSPIPE_LOG_LEVEL="warning",
+    )
+    env.update(extra or {})
+    return env
+
+
+class Worker:
+    """A `newspipe worker` subprocess (own session, so SIGTERM reaches only its group)."""
+
+    def __init__(self, settings: Settings, log: Path) -> None:
+        self.settings = settings
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Worker:
+        out = open(self.log, "ab")  # closed with the process
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.cli", "worker"],
+            env=_env(self.settings),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            start_new_session=True,
+        )
+        return self
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.settings.web_port}{path}"
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.url("/readyz"), timeout=1) as resp:
+                return resp.status == 200
+        except OSError:
+            return False
+
+    def metrics(self) -> str:
+        try:
+            with urllib.request.urlopen(self.url("/metrics"), timeout=5) as resp:
+                return resp.read().decode()
+        except OSError:
+            return ""
+
+    def rss_mib(self) -> float | None:
+        if not self.alive():
+            return None
+        try:
+            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():  # type: ignore[union-attr]
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+        except OSError:
+            return None
+        return None
+
+    def stop(self) -> None:
+        if self.alive():
+            assert self.proc is not None
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=30)
+
+
+def counter(text: str, name: str) -> float:
+    """Sum of a counter over all its label sets in a Prometheus text page."""
+    total = 0.0
+    prefix = name + "{"
+    for line in text.splitlines():
+        if line.startswith(prefix) or line.startswith(name + " "):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def histogram_quantiles(text: str, name: str, qs: tuple[float, ...]) -> dict[str, float]:
+    """histogram_quantile() over the buckets summed across label sets (linear in a bucket)."""
+    buckets: dict[float, float] = {}
+    for line in text.splitlines():
+        if line.startswith(name + "_bucket{"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            bound = float("inf") if le == "+Inf" else float(le)
+            buckets[bound] = buckets.get(bound, 0.0) + float(line.rsplit(" ", 1)[1])
+    bounds = sorted(buckets)
+    if not bounds or buckets[bounds[-1]] == 0:
+        return {}
+    total = buckets[bounds[-1]]
+    out = {}
+    for q in qs:
+        rank, prev_b, prev_c = q * total, 0.0, 0.0
+        for b in bounds:
+            c = buckets[b]
+            if c >= rank:
+                if b == float("inf"):
+                    out[f"p{round(q * 100)}"] = prev_b
+                else:
+                    share = (rank - prev_c) / (c - prev_c) if c > prev_c else 1.0
+                    out[f"p{round(q * 100)}"] = prev_b + (b - prev_b) * share
+                break
+            prev_b, prev_c = b, c
+    return out
+
+
+def run_workers(
+    settings: Settings, count: int, total: int, logdir: Path, timeout: float
+) -> dict[str, Any]:
+    """Start `count` workers in one group at t0; wait until they counted `total` inputs."""
+    workers = []
+    for i in range(count):
+        own = replace(settings, web_port=free_port(), state_dir=logdir / f"state-{i}")
+        workers.append(Worker(own, logdir / f"{settings.app_id}-{i}.log"))
+    t0 = time.monotonic()
+    for w in workers:
+        w.start()
+    t_first = t_done = None
+    done = 0.0
+    rss: list[tuple[float, float]] = []  # (records in, summed RSS MiB)
+    timeline: list[tuple[float, float]] = []  # (time, records in)
+    cpu0 = None
+    try:
+        while time.monotonic() - t0 < timeout:
+            dead = [w for w in workers if not w.alive()]
+            if dead:
+                raise RuntimeError(f"worker exited:\n{dead[0].log.read_text()[-2000:]}")
+            pages = [w.metrics() for w in workers]
+            done = sum(counter(p, "newspipe_records_in_total") for p in pages)
+            now = time.monotonic()
+            if done > 0 and t_first is None:
+                t_first = now
+                cpu0 = _cpu_s(workers)
+            sizes = [w.rss_mib() or 0.0 for w in workers]
+            rss.append((done, sum(sizes)))
+            timeline.append((now, done))
+            if done >= total:
+                t_done = now
+                break
+            time.sleep(0.25)
+        if t_done is None:
+            raise RuntimeError(f"{count} worker(s) counted {done:.0f} of {total} in {timeout}s")
+        cpu = _cpu_s(workers) - (cpu0 or 0.0)
+        pages = [w.metrics() for w in workers]
+    finally:
+        for w in workers:
+            w.stop()
+    assert t_first is not None
+    busy = t_done - t_first
+    return {
+        "steady_events_per_s": steady_rate(timeline, total),
+        "workers": count,
+        "events": total,
+        "start_to_last_s": t_done - t0,
+        "first_to_last_s": busy,
+        "events_per_s": total / busy if busy > 0 else float("nan"),
+        "events_per_s_incl_startup": total / (t_done - t0),
+        "worker_cpu_s": cpu,
+        "worker_cpu_us_per_event": cpu / total * 1e6,
+        "records_out": sum(counter(p, "newspipe_records_out_total") for p in pages),
+        "duplicates": sum(counter(p, "newspipe_duplicates_total") for p in pages),
+        "dead_letters": sum(counter(p, "newspipe_dead_letters_total") for p in pages),
+        "rss_mib_samples": rss[:: max(1, len(rss) // 20)] + rss[-1:],
+        "rss_mib_peak": max((r for _, r in rss), default=0.0),
+    }
+
+
+def steady_rate(timeline: list[tuple[float, float]], total: int) -> float:
+    """Events/s between 10% and 90% of the input: leaves out startup, rebalances and the tail."""
+    lo = next(((t, n) for t, n in timeline if n >= 0.1 * total), None)
+    hi = next(((t, n) for t, n in timeline if n >= 0.9 * total), None)
+    if lo is None or hi is None or hi[0] <= lo[0]:
+        return float("nan")
+    return (hi[1] - lo[1]) / (hi[0] - lo[0])
+
+
+def _cpu_s(workers: list[Worker]) -> float:
+    """User + system CPU seconds of the worker processes (from /proc/<pid>/stat)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for w in workers:
+        try:
+            fields = Path(f"/proc/{w.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()  # type: ignore[union-attr]
+            total += (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, IndexError):
+            pass
+    return total
+
+
+# -- the baseline -------------------------------------------------------------------------------
+async def passthrough(settings: Settings, out_topic: str, total: int, timeout: float) -> dict:
+    """Bare aiokafka: consume the raw topics in a group, produce each record, ack, commit."""
+    names = TopicNames(settings.topic_prefix)
+    group = f"{settings.app_id}-passthrough"
+    t0 = time.monotonic()
+    cpu0 = time.process_time()
+    consumer = AIOKafkaConsumer(
+        names.raw_articles,
+        names.raw_comments,
+        bootstrap_servers=settings.bootstrap_servers,
+        group_id=group,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+    prod = producer(settings)
+    await consumer.start()
+    await prod.start()
+    done = 0
+    t_first = None
+    try:
+        while done < total and time.monotonic() - t0 < timeout:
+            batches = await consumer.getmany(timeout_ms=500, max_records=5000)
+            futures = []
+            for records in batches.values():
+                for rec in records:
+                    futures.append(await prod.send(out_topic, rec.value, key=rec.key))
+            if futures:
+                if t_first is None:
+                    t_first = time.monotonic()
+                await asyncio.gather(*futures)
+                await consumer.commit()
+                done += len(futures)
+        t_done = time.monotonic()
+    finally:
+        await consumer.stop()
+        await prod.stop()
+    if done < total:
+        raise RuntimeError(f"passthrough moved {done} of {total} in {timeout}s")
+    busy = t_done - (t_first or t0)
+    return {
+        "events": done,
+        "start_to_last_s": t_done - t0,
+        "first_to_last_s": busy,
+        "events_per_s": done / busy,
+        "cpu_us_per_event": (time.process_time() - cpu0) / done * 1e6,
+    }
+
+
+# -- latency at a fixed offered rate ------------------------------------------------------------
+async def offered_load(settings: Settings, items: list[Item], rate: float) -> dict[str, int]:
+    """Send at `rate` events/s (10 ms ticks); returns source id -> raw CreateTime (ms)."""
+    names = TopicNames(settings.topic_prefix)
+    topic = {"articles": names.raw_articles, "comments": names.raw_comments}
+    prod = producer(settings)
+    await prod.start()
+    sent: dict[str, int] = {}
+    try:
+        t0 = time.monotonic()
+        pending = []
+        for i, (stream, key, value, sid) in enumerate(items):
+            due = t0 + i / rate
+            delay = due - time.monotonic()
+            if delay > 0.002:
+                await asyncio.sleep(delay)
+            ms = int(time.time() * 1000)
+            sent[sid] = ms
+            pending.append(await prod.send(topic[stream], value, key=key, timestamp_ms=ms))
+            if len(pending) >= 2000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await prod.stop()
+    return sent
+
+
+async def clean_timestamps(settings: Settings, expected: int, timeout: float) -> dict[str, int]:
+    """Source id -> the clean record's CreateTime (ms), read from both clean topics."""
+    names = TopicNames(settings.topic_prefix)
+    consumer = AIOKafkaConsumer(
+        names.clean_articles,
+        names.clean_comments,
+        bootstrap_servers=settings.bootstrap_servers,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    out: dict[str, int] = {}
+    deadline = time.monotonic() + timeout
+    try:
+        while len(out) < expected and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=500, max_records=5000)
+            for records in batches.values():
+                for rec in records:
+                    body = orjson.loads(rec.value)
+                    sid = body.get("source_comment_id") or body.get("source_id")
+                    if sid is not None:
+                        out[str(sid)] = rec.timestamp
+    finally:
+        await consumer.stop()
+    return out
+
+
+def latency_run(settings: Settings, items: list[Item], rate: float, logdir: Path) -> dict:
+    worker = Worker(replace(settings, web_port=free_port(), state_dir=logdir / "state-lat"),
+                    logdir / f"{settings.app_id}-latency.log").start()  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not worker.ready():
+            if not worker.alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"latency worker not ready:\n{worker.log.read_text()[-2000:]}")
+            time.sleep(0.3)
+        time.sleep(2.0)  # let the first assignment settle
+        t0 = time.monotonic()
+        sent = asyncio.run(offered_load(settings, items, rate))
+        offered_s = time.monotonic() - t0
+        deadline = time.monotonic() + 300
+        page = ""
+        while time.monotonic() < deadline:
+            page = worker.metrics()
+            if counter(page, "newspipe_records_in_total") >= len(items):
+                break
+            time.sleep(0.3)
+        hist = histogram_quantiles(page, "newspipe_event_to_emit_seconds", (0.5, 0.99))
+        out_count = int(counter(page, "newspipe_records_out_total"))
+    finally:
+        worker.stop()
+    emitted = asyncio.run(clean_timestamps(settings, out_count, timeout=60))
+    lat = sorted(emitted[s] - sent[s] for s in emitted if s in sent)
+    if not lat:
+        raise RuntimeError("latency run: no clean record joined to a raw one")
+
+    def q(p: float) -> float:
+        return lat[min(len(lat) - 1, int(p * len(lat)))] / 1000
+
+    return {
+        "offered_rate": rate,
+        "achieved_offered_rate": len(items) / offered_s,
+        "events": len(items),
+        "joined": len(lat),
+        "p50_s": q(0.50),
+        "p99_s": q(0.99),
+        "max_s": lat[-1] / 1000,
+        "mean_s": statistics.fmean(lat) / 1000,
+        "histogram_p50_s": hist.get("p50"),
+        "histogram_p99_s": hist.get("p99"),
+    }
+
+
+# -- orchestration ------------------------------------------------------------------------------
+async def _topics_with(settings: Settings, prefixes: tuple[str, ...]) -> list[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    try:
+        return [t for t in await admin.list_topics() if t.startswith(prefixes)]
+    finally:
+        await admin.close()
+
+
+async def _delete(settings: Settings, names: list[str]) -> None:
+    if not names:
+        return
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.delete_topics(names)
+    finally:
+        await admin.close()
+
+
+async def _create(settings: Settings, name: str, partitions: int) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, partitions, 1)])
+    finally:
+        await admin.close()
+
+
+def run(
+    n_comments: int = 200_000,
+    n_articles: int = 20_000,
+    *,
+    two_workers: bool = True,
+    latency_share: float = 0.5,
+    latency_seconds: float = 20.0,
+    timeout: float = 600.0,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """The whole end-to-end benchmark; returns its figures (and deletes every topic it made)."""
+    tag = uuid.uuid4().hex[:8]
+    base = replace(
+        Settings.from_env(),
+        topic_prefix=f"bench{tag}.",
+        app_id=f"bench{tag}-w1",
+        partitions=6,
+    )
+    total = n_comments + n_articles
+    result: dict[str, Any] = {"comments": n_comments, "articles": n_articles, "partitions": 6}
+    with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp:
+        logdir = Path(tmp)
+        try:
+            asyncio.run(create_topics(base))
+            out_topic = f"bench{tag}.passthrough.out"
+            asyncio.run(_create(base, out_topic, 6))
+            items = make_events(n_comments, n_articles)
+            raw_bytes = sum(len(v) for _, _, v, _ in items)
+            result["raw_mb"] = raw_bytes / 1e6
+            log(f"e2e: pre-loading {total:,} events ({raw_bytes / 1e6:.1f} MB) into 6 partitions")
+            result["preload_events_per_s"] = asyncio.run(preload(base, items))
+            del items
+
+            log("e2e: bare aiokafka passthrough (baseline)")
+            result["passthrough"] = asyncio.run(passthrough(base, out_topic, total, timeout))
+            log(f"  {result['passthrough']['events_per_s']:,.0f} events/s")
+
+            log("e2e: one newspipe worker")
+            one = run_workers(base, 1, total, logdir, timeout)
+            result["one_worker"] = one
+            steady = one["steady_events_per_s"]
+            log(f"  {one['events_per_s']:,.0f} events/s (steady {steady:,.0f}), "
+                f"{one['start_to_last_s']:.1f} s from start")  # fmt: skip
+            if two_workers:
+                log("e2e: two newspipe workers, one group")
+                two = run_workers(replace(base, app_id=f"bench{tag}-w2"), 2, total, logdir,
+                                  timeout)  # fmt: skip
+                result["two_workers"] = two
+                log(f"  {two['events_per_s']:,.0f} events/s (steady "
+                    f"{two['steady_events_per_s']:,.0f})")  # fmt: skip
+
+            rate = max(50.0, round(one["events_per_s"] * latency_share, -1))
+            n_lat = int(rate * latency_seconds)
+            lat_settings = replace(base, topic_prefix=f"bench{tag}l.", app_id=f"bench{tag}-lat")
+            asyncio.run(create_topics(lat_settings))
+            share_articles = n_articles / total
+            lat_items = make_events(n_lat - int(n_lat * share_articles),
+                                    int(n_lat * share_articles), tag="lat")  # fmt: skip
+            # interleave articles among comments, as live traffic would
+            lat_items.sort(key=lambda it: hash(it[3]))
+            log(f"e2e: latency at {rate:,.0f} events/s offered ({latency_share:.0%} of max), "
+                f"{latency_seconds:.0f} s")  # fmt: skip
+            result["latency"] = latency_run(lat_settings, lat_items, rate, logdir)
+            result["latency"]["share_of_max"] = latency_share
+            log(f"  p50 {result['latency']['p50_s'] * 1000:.0f} ms, "
+                f"p99 {result['latency']['p99_s'] * 1000:.0f} ms")  # fmt: skip
+        finally:
+            doomed = asyncio.run(_topics_with(base, (f"bench{tag}",)))
+            asyncio.run(_delete(base, doomed))
+            result["topics_deleted"] = len(doomed)
+    pt = result["passthrough"]["events_per_s"]
+    one = result["one_worker"]
+    result["ratio_one_worker_to_passthrough"] = one["events_per_s"] / pt
+    result["ratio_one_worker_steady_to_passthrough"] = one["steady_events_per_s"] / pt
+    if two_workers:
+        two = result["two_workers"]
+        result["scaling_two_over_one"] = two["events_per_s"] / one["events_per_s"]
+        result["scaling_two_over_one_steady"] = (
+            two["steady_events_per_s"] / one["steady_events_per_s"]
+        )
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--comments", type=int, default=200_000)
+    ap.add_argument("--articles", type=int, default=20_000)
+    ap.add_argument("--no-two-workers", action="store_true")
+    ap.add_argument("--latency-seconds", type=float, default=20.0)
+    args = ap.parse_args(argv)
+    res = run(args.comments, args.articles, two_workers=not args.no_two_workers,
+              latency_seconds=args.latency_seconds)  # fmt: skip
+    print(orjson.dumps(res, option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
