@@ -174,8 +174,8 @@ def _format_storage(paths: BrokerPaths) -> None:
         paths,
         "kafka.tools.StorageTool",
         "format",
-        "-t",
-        _cluster_id(),
+        # `=` form: a random id can start with "-", which the option parser would misread
+        f"--cluster-id={_cluster_id()}",
         "-c",
         str(paths.config),
         "--ignore-formatted",

@@ -55,17 +55,18 @@ class Settings:
 
     def aiokafka_security(self) -> dict[str, object]:
         """Connection options for aiokafka clients (ingest, replay, tools); empty for PLAINTEXT."""
-        if self.kafka_security_protocol == "PLAINTEXT":
+        protocol = self.kafka_security_protocol.upper()
+        if protocol == "PLAINTEXT":
             return {}
         import ssl
 
-        options: dict[str, object] = {"security_protocol": self.kafka_security_protocol}
-        if "SSL" in self.kafka_security_protocol:
+        options: dict[str, object] = {"security_protocol": protocol}
+        if "SSL" in protocol:
             context = ssl.create_default_context(cafile=self.kafka_ssl_cafile or None)
             if self.kafka_ssl_certfile:
                 context.load_cert_chain(self.kafka_ssl_certfile, self.kafka_ssl_keyfile or None)
             options["ssl_context"] = context
-        if self.kafka_security_protocol.startswith("SASL"):
+        if protocol.startswith("SASL"):
             options["sasl_mechanism"] = self.kafka_sasl_mechanism or "PLAIN"
             options["sasl_plain_username"] = self.kafka_sasl_username
             options["sasl_plain_password"] = self.kafka_sasl_password

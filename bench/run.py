@@ -1,0 +1,468 @@
+"""`make bench`: every benchmark in one invocation, each against a baseline run in the same one.
+
+1. core: `Core.process` per event on one core (whole, and per stage from Result.stage_seconds,
+   plus the orjson serialization the shell does), comments and articles separately, with
+   in-memory (DictState) and RocksDB (RocksState) state, against the orjson loads + dumps floor
+   of the same payloads; cProfile of one pass (top costs to bench/results/profile-*.txt).
+2. e2e: through the broker (bench/e2e.py): one worker, two workers, a bare aiokafka
+   passthrough baseline, latency at a fixed offered rate.
+3. replay: bench/bench_replay.py (replay tool vs a bare producer of the same bytes; offline).
+4. memory: RSS and state entries over many events with a short horizon (bench/memory.py, in its
+   own process), with the expiry sweep and, as a control, without it.
+
+Prints a table and writes bench/results/latest.json (figures, ratios, versions, machine facts).
+
+    .venv/bin/python -m bench.run             # the full suite (needs ~15 min on 2 shared cores)
+    .venv/bin/python -m bench.run --quick     # a smoke version (about a minute)
+    .venv/bin/python -m bench.run --quick --no-kafka --out /tmp/x.json   # no broker needed
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import io
+import os
+import platform
+import pstats
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pipeline import broker  # noqa: E402
+from pipeline.core import ARTICLES, COMMENTS, Core, Meta, States  # noqa: E402
+from pipeline.datasets import ag_articles, fox_comments, replicate  # noqa: E402
+from pipeline.dedup import DictState, RocksState  # noqa: E402
+from pipeline.ingest import page_article_id  # noqa: E402
+from pipeline.settings import Settings  # noqa: E402
+from pipeline.tagging import Tagger  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+STAGES = ("validate", "normalize", "dedup", "tag", "serialize")
+BASE_MS = 1_700_000_000_000  # event times in the past, 1 s apart
+E2E_COMMENTS = 20_000  # + a tenth as many articles; scaled down from 200,000 to fit 15 minutes
+
+
+# -- facts ----------------------------------------------------------------------------------------
+def machine() -> dict[str, Any]:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_gib = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_gib = round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    return {
+        "cores": os.cpu_count(),
+        "cores_usable": len(os.sched_getaffinity(0)),
+        "cpu_model": model,
+        "memory_gib": mem_gib,
+        "kernel": platform.release(),
+        "load_average_at_start": os.getloadavg(),
+    }
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version(), "kafka": broker.kafka_version()}
+    for dist in ("faust-streaming", "aiokafka", "orjson", "rocksdict", "fastjsonschema", "ftfy"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = "not installed"
+    try:
+        out["newspipe"] = metadata.version("newspipe")
+    except metadata.PackageNotFoundError:
+        pass
+    return out
+
+
+# -- 1. the core --------------------------------------------------------------------------------
+Payload = tuple[bytes, bytes]  # key, value
+
+
+def core_payloads(n_comments: int, n_articles: int) -> dict[str, list[Payload]]:
+    """Fox News comments replicated with fresh ids; AG News items (first n_articles)."""
+    comments = []
+    for com in replicate(fox_comments(), n_comments, "source_comment_id"):
+        key = page_article_id({"source": com["source"], "title": com["article_title"]})
+        comments.append((key.encode(), orjson.dumps(com)))
+    articles = []
+    for art in ag_articles()[:n_articles]:
+        art.pop("label", None)
+        articles.append((page_article_id(art).encode(), orjson.dumps(art)))
+    return {COMMENTS: comments, ARTICLES: articles}
+
+
+def _states(kind: str, tmp: Path) -> tuple[States, Callable[[], None]]:
+    if kind == "dict":
+        return States(DictState(), DictState(), DictState(), DictState()), lambda: None
+    made = [RocksState(tmp / n) for n in ("articles", "comments", "index", "tags")]
+
+    def close() -> None:
+        for s in made:
+            s.close()
+
+    return States(*made), close
+
+
+def one_pass(core: Core, stream: str, payloads: list[Payload]) -> dict[str, Any]:
+    """Process every payload once (process + orjson.dumps of the result, as the shell does)."""
+    stage = dict.fromkeys(STAGES, 0.0)
+    statuses: dict[str, int] = {}
+    topic = f"raw.{stream}"
+    dumps, clock = orjson.dumps, time.perf_counter
+    gc.collect()
+    c0, t0 = time.process_time(), clock()
+    for i, (key, value) in enumerate(payloads):
+        res = core.process(stream, value, Meta(topic, 0, i, key, [], BASE_MS + i * 1000))
+        s0 = clock()
+        dumps(res.record)
+        stage["serialize"] += clock() - s0
+        for name, sec in res.stage_seconds.items():
+            stage[name] = stage.get(name, 0.0) + sec
+        statuses[res.status] = statuses.get(res.status, 0) + 1
+    wall, cpu = clock() - t0, time.process_time() - c0
+    return {"wall": wall, "cpu": cpu, "stage": stage, "statuses": statuses}
+
+
+def floor_pass(payloads: list[Payload]) -> tuple[float, float]:
+    loads, dumps = orjson.loads, orjson.dumps
+    c0, t0 = time.process_time(), time.perf_counter()
+    for _, value in payloads:
+        dumps(loads(value))
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
+def bench_core(n_comments: int, n_articles: int, runs: int, log: Callable[[str], None]) -> dict:
+    """Median of `runs` passes, each from empty state; floor passes interleaved with them."""
+    payloads = core_payloads(n_comments, n_articles)
+    tagger = Tagger.load()
+    settings = Settings()
+    out: dict[str, Any] = {}
+    for stream, items in payloads.items():
+        n = len(items)
+        floors = [floor_pass(items) for _ in range(max(3, runs))]
+        floor_wall = statistics.median(f[0] for f in floors) / n * 1e6
+        floor_cpu = statistics.median(f[1] for f in floors) / n * 1e6
+        entry: dict[str, Any] = {
+            "events": n,
+            "floor_us": floor_wall,
+            "floor_cpu_us": floor_cpu,
+            "floor_events_per_s": 1e6 / floor_wall,
+        }
+        for kind in ("dict", "rocks"):
+            passes = []
+            for _ in range(runs):
+                with tempfile.TemporaryDirectory(prefix="bench-core-") as tmp:
+                    states, close = _states(kind, Path(tmp))
+                    core = Core(settings, states, tagger)
+                    passes.append(one_pass(core, stream, items))
+                    close()
+            mid = sorted(passes, key=lambda p: p["wall"])[len(passes) // 2]
+            us = mid["wall"] / n * 1e6
+            cpu_us = statistics.median(p["cpu"] for p in passes) / n * 1e6
+            entry[kind] = {
+                "us": us,
+                "cpu_us": cpu_us,
+                "events_per_s": 1e6 / us,
+                "events_per_s_cpu": 1e6 / cpu_us,
+                "ratio_to_floor": us / floor_wall,
+                "ratio_to_floor_cpu": cpu_us / floor_cpu,
+                "stage_us": {k: v / n * 1e6 for k, v in mid["stage"].items()},
+                "statuses": mid["statuses"],
+                "runs_us": [p["wall"] / n * 1e6 for p in passes],
+            }
+            log(f"  core {stream:8} {kind:5}: {us:7.1f} us/event ({1e6 / us:8,.0f} ev/s), "
+                f"{us / floor_wall:6.1f}x floor ({floor_wall:.2f} us)")  # fmt: skip
+        out[stream] = entry
+    return out
+
+
+def profile_core(n_comments: int, n_articles: int, top: int = 15) -> dict[str, list[dict]]:
+    """cProfile one in-memory pass per stream; writes bench/results/profile-<stream>.txt."""
+    payloads = core_payloads(n_comments, n_articles)
+    tagger = Tagger.load()
+    out: dict[str, list[dict]] = {}
+    for stream, items in payloads.items():
+        core = Core(Settings(), States(DictState(), DictState(), DictState(), DictState()), tagger)
+        prof = cProfile.Profile()
+        prof.enable()
+        one_pass(core, stream, items)
+        prof.disable()
+        stats = pstats.Stats(prof)
+        total = stats.total_tt or 1.0  # type: ignore[attr-defined]
+        rows = []
+        for (path, line, func), (_cc, nc, tt, ct, _) in stats.stats.items():  # type: ignore[attr-defined]
+            rows.append({
+                "function": f"{Path(path).name}:{line}({func})" if line else func,
+                "calls": nc,
+                "self_share": tt / total,
+                "cumulative_share": ct / total,
+                "self_us_per_event": tt / len(items) * 1e6,
+            })  # fmt: skip
+        rows.sort(key=lambda r: r["self_share"], reverse=True)
+        out[stream] = rows[:top]
+        text = io.StringIO()
+        pstats.Stats(prof, stream=text).sort_stats("tottime").print_stats(30)
+        pstats.Stats(prof, stream=text).sort_stats("cumulative").print_stats(30)
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / f"profile-{stream}.txt").write_text(text.getvalue())
+    return out
+
+
+# -- 4. memory (own process) --------------------------------------------------------------------
+def bench_memory(events: int, expire: bool, sample_every: int) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "bench.memory", "--events", str(events), "--json",
+           "--sample-every", str(sample_every)]  # fmt: skip
+    if not expire:
+        cmd.append("--no-expire")
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True)
+    return orjson.loads(done.stdout.strip().splitlines()[-1])
+
+
+# -- the broker ---------------------------------------------------------------------------------
+def ensure_broker(log: Callable[[str], None]) -> None:
+    """`newspipe broker start` (idempotent): reuses a running broker, never stops it."""
+    paths = broker.BrokerPaths(broker.DEFAULT_HOME)
+    port = int(os.environ.get("NEWSPIPE_BROKER_PORT", "9092"))
+    running, text = broker.status(paths, port)
+    if running:
+        log(f"broker: {text}")
+        return
+    log(broker.start(paths, port, port + 1))
+
+
+# -- the table ----------------------------------------------------------------------------------
+def table(res: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(benchmark, figure, baseline, ratio) rows."""
+    rows: list[tuple[str, str, str, str]] = []
+    core = res.get("core", {})
+    for stream in (COMMENTS, ARTICLES):
+        c = core.get(stream)
+        if not c:
+            continue
+        for kind, label in (("dict", "DictState"), ("rocks", "RocksState")):
+            k = c[kind]
+            rows.append((
+                f"core {stream}, {label}",
+                f"{k['us']:.1f} us/ev = {k['events_per_s']:,.0f} ev/s (cpu {k['cpu_us']:.1f} us)",
+                f"orjson floor {c['floor_us']:.2f} us",
+                f"{k['ratio_to_floor']:.0f}x floor",
+            ))  # fmt: skip
+        stages = c["dict"]["stage_us"]
+        rows.append((
+            f"  stages {stream} (dict)",
+            ", ".join(f"{s} {stages.get(s, 0):.1f}" for s in STAGES) + " us",
+            "",
+            "",
+        ))  # fmt: skip
+    e2e = res.get("e2e")
+    if e2e:
+        pt = e2e["passthrough"]
+        one = e2e["one_worker"]
+        total = e2e["comments"] + e2e["articles"]
+        rows.append((
+            "e2e passthrough (aiokafka)",
+            f"{pt['events_per_s']:,.0f} ev/s ({total:,} events)",
+            "(the baseline)",
+            "1.00",
+        ))  # fmt: skip
+        rows.append((
+            "e2e 1 worker",
+            f"{one['events_per_s']:,.0f} ev/s (steady {one['steady_events_per_s']:,.0f}); "
+            f"{one['start_to_last_s']:.0f} s start->last; {one['worker_cpu_us_per_event']:.0f} "
+            f"cpu us/ev",
+            "passthrough",
+            f"{e2e['ratio_one_worker_to_passthrough']:.3f}",
+        ))  # fmt: skip
+        if "two_workers" in e2e:
+            two = e2e["two_workers"]
+            rows.append((
+                "e2e 2 workers, 1 group",
+                f"{two['events_per_s']:,.0f} ev/s (steady {two['steady_events_per_s']:,.0f}); "
+                f"{two['start_to_last_s']:.0f} s start->last",
+                "1 worker",
+                f"{e2e['scaling_two_over_one']:.2f}x (steady "
+                f"{e2e['scaling_two_over_one_steady']:.2f}x)",
+            ))  # fmt: skip
+        lat = e2e.get("latency")
+        if lat:
+            hist = ""
+            if lat.get("histogram_p50_s") is not None:
+                hist = (f"; histogram p50 {lat['histogram_p50_s'] * 1000:.0f} / p99 "
+                        f"{lat['histogram_p99_s'] * 1000:.0f} ms")  # fmt: skip
+            rows.append((
+                f"e2e latency @ {lat['offered_rate']:,.0f} ev/s",
+                f"p50 {lat['p50_s'] * 1000:.0f} ms, p99 {lat['p99_s'] * 1000:.0f} ms{hist}",
+                f"{lat['share_of_max']:.0%} of 1-worker max",
+                "",
+            ))  # fmt: skip
+        rows.append((
+            "e2e worker RSS peak",
+            f"{one['rss_mib_peak']:.0f} MiB (1 worker, {total:,} events)",
+            "",
+            "",
+        ))  # fmt: skip
+    rp = res.get("replay")
+    if rp:
+        rows.append((
+            "replay into Kafka",
+            f"{rp['replay_events_per_s']:,.0f} ev/s ({rp['events']:,.0f} events)",
+            f"bare producer {rp['bare_events_per_s']:,.0f} ev/s",
+            f"{rp['ratio_replay_to_bare']:.2f}",
+        ))  # fmt: skip
+        rows.append((
+            "replay offline (core)",
+            f"{rp['offline_events_per_s']:,.0f} ev/s",
+            "",
+            "",
+        ))  # fmt: skip
+    mem = res.get("memory")
+    if mem:
+        for key, label in (("expire", "with expire()"), ("no_expire", "no expire()")):
+            m = mem.get(key)
+            if not m:
+                continue
+            rows.append((
+                f"memory {label}",
+                f"{m['events']:,} ev, horizon {m['horizon_s']} s: RSS "
+                f"{m['rss_mib_after_warmup_min']:.0f}-{m['rss_mib_after_warmup_max']:.0f} MiB "
+                f"after warm-up, {m['entries_end']:,} entries at end",
+                f"{m['events_per_s']:,.0f} ev/s",
+                "",
+            ))  # fmt: skip
+    return rows
+
+
+def print_table(rows: list[tuple[str, str, str, str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    head = ("benchmark", "figure", "baseline", "ratio")
+    widths = [max(w, len(h)) for w, h in zip(widths, head, strict=True)]
+    lines = [" | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))]
+    lines.append("-+-".join("-" * w for w in widths))
+    for r in rows:
+        lines.append(" | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+    text = "\n".join(lines)
+    print(text)
+    return text
+
+
+# -- main ---------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small smoke version")
+    ap.add_argument("--no-kafka", action="store_true", help="skip everything needing the broker")
+    ap.add_argument("--no-e2e", action="store_true")
+    ap.add_argument("--no-replay", action="store_true")
+    ap.add_argument("--no-memory", action="store_true")
+    ap.add_argument("--no-profile", action="store_true")
+    ap.add_argument("--e2e-comments", type=int)
+    ap.add_argument("--e2e-articles", type=int)
+    ap.add_argument("--memory-events", type=int)
+    ap.add_argument("--out", type=Path, default=RESULTS / "latest.json")
+    args = ap.parse_args(argv)
+
+    def log(msg: str) -> None:
+        print(msg, flush=True)
+
+    quick = args.quick
+    started = time.monotonic()
+    res: dict[str, Any] = {
+        "command": "python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "started_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "quick": quick,
+        "machine": machine(),
+        "versions": versions(),
+        "notes": [],
+    }
+    seconds: dict[str, float] = {}
+
+    t = time.monotonic()
+    n_com, n_art, runs = (2_000, 760, 1) if quick else (20_000, 7_600, 3)
+    log(f"core: {n_com:,} comments, {n_art:,} articles, median of {runs} run(s), one process")
+    res["core"] = bench_core(n_com, n_art, runs, log)
+    seconds["core"] = time.monotonic() - t
+    if not args.no_profile:
+        t = time.monotonic()
+        res["profile"] = profile_core(1_000 if quick else 5_000, 300 if quick else 2_000)
+        seconds["profile"] = time.monotonic() - t
+
+    kafka = not args.no_kafka and not (args.no_e2e and args.no_replay)
+    if kafka:
+        ensure_broker(log)
+    if kafka and not args.no_e2e:
+        from bench import e2e
+
+        t = time.monotonic()
+        # 200,000 + 20,000 was the aim; one worker runs at a few hundred events/s on this
+        # machine (see docs/performance.md), so that would take ~12 min per worker run alone.
+        n_c = args.e2e_comments or (2_000 if quick else E2E_COMMENTS)
+        n_a = args.e2e_articles if args.e2e_articles is not None else (n_c // 10)
+        if n_c < 200_000 and not quick:
+            res["notes"].append(
+                f"e2e scaled down to {n_c:,} comments + {n_a:,} articles (aim: 200,000 + 20,000) "
+                "to fit the 15-minute budget: one worker processes a few hundred events/s here"
+            )
+        res["e2e"] = e2e.run(n_c, n_a, two_workers=True,
+                             latency_seconds=5 if quick else 20, log=log)  # fmt: skip
+        seconds["e2e"] = time.monotonic() - t
+    if kafka and not args.no_replay:
+        from bench import bench_replay
+
+        t = time.monotonic()
+        log("replay: bench/bench_replay.py")
+        replay_args = ["--events", "3000", "--rounds", "1", "--offline-events", "1000"] if quick \
+            else ["--events", "50000", "--rounds", "3", "--offline-events", "10000"]  # fmt: skip
+        res["replay"] = bench_replay.run(replay_args)
+        seconds["replay"] = time.monotonic() - t
+    if not args.no_memory:
+        t = time.monotonic()
+        n_mem = args.memory_events or (30_000 if quick else 1_000_000)
+        every = max(n_mem // 20, 1_000)
+        res["notes"].append(
+            f"memory: {n_mem:,} events through the core in process (DictState, expire() every "
+            "10,000 events), not through Kafka: at the worker's rate 1M events would take ~1 h"
+        )
+        log(f"memory: {n_mem:,} events in process, horizon 60 s, expire() every 10,000 events")
+        res["memory"] = {"expire": bench_memory(n_mem, True, every)}
+        n_ctl = max(n_mem // 10, 10_000)
+        log(f"memory: control without expire(), {n_ctl:,} events")
+        res["memory"]["no_expire"] = bench_memory(n_ctl, False, max(n_ctl // 10, 1_000))
+        seconds["memory"] = time.monotonic() - t
+
+    seconds["total"] = time.monotonic() - started
+    res["seconds"] = seconds
+    res["machine"]["load_average_at_end"] = os.getloadavg()
+    print()
+    res["table"] = print_table(table(res))
+    print(f"\nwall time {seconds['total']:.0f} s; results in {args.out}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_bytes(
+        orjson.dumps(res, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
