@@ -444,6 +444,39 @@ def latency_run(settings: Settings, items: list[Item], rate: float, logdir: Path
     }
 
 
+async def records_written(settings: Settings, app_id: str) -> dict[str, int]:
+    """Records in the output, trend and changelog topics (end offsets), grouped by kind."""
+    names = TopicNames(settings.topic_prefix)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
+    await consumer.start()
+    try:
+        topics = await consumer.topics()
+        groups: dict[str, list[str]] = {
+            "clean": [names.clean_articles, names.clean_comments, names.dlq],
+            "trends": [names.trend_events, names.trends],
+            "changelogs": [t for t in topics if t.startswith(app_id) and "changelog" in t],
+        }
+        from aiokafka import TopicPartition
+
+        out: dict[str, int] = {}
+        for kind, members in groups.items():
+            tps = [
+                TopicPartition(t, p)
+                for t in members
+                if t in topics
+                for p in consumer.partitions_for_topic(t) or ()
+            ]
+            ends = await consumer.end_offsets(tps) if tps else {}
+            out[kind] = sum(ends.values())
+            if kind == "changelogs":
+                for t in members:
+                    short = t[len(app_id) + 1 :]
+                    out[f"changelog {short}"] = sum(v for tp, v in ends.items() if tp.topic == t)
+        return out
+    finally:
+        await consumer.stop()
+
+
 # -- orchestration ------------------------------------------------------------------------------
 async def _topics_with(settings: Settings, prefixes: tuple[str, ...]) -> list[str]:
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
@@ -514,6 +547,11 @@ def run(
             log("e2e: one newspipe worker")
             one = run_workers(base, 1, total, logdir, timeout)
             result["one_worker"] = one
+            written = asyncio.run(records_written(base, base.app_id))
+            one["records_written"] = written
+            one["kafka_records_written_per_input"] = (
+                written["clean"] + written["trends"] + written["changelogs"]
+            ) / total
             steady = one["steady_events_per_s"]
             log(f"  {one['events_per_s']:,.0f} events/s (steady {steady:,.0f}), "
                 f"{one['start_to_last_s']:.1f} s from start")  # fmt: skip

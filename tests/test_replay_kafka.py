@@ -112,7 +112,17 @@ def wait_in(settings: Settings, n_in: int, timeout: float = 240) -> list:
             samples = scrape(settings)
         except OSError:
             samples = []
-        if total(samples, "newspipe_records_in_total") >= n_in:
+        n = total(samples, "newspipe_records_in_total")
+        done = sum(
+            total(samples, name)
+            for name in (
+                "newspipe_records_out_total",
+                "newspipe_duplicates_total",
+                "newspipe_dead_letters_total",
+            )
+        )
+        # drained: every record read has also left its last stage (articles pass two)
+        if n >= n_in and done == n:
             return samples
         time.sleep(0.5)
     raise AssertionError(f"worker counted {total(samples, 'newspipe_records_in_total')} of {n_in}")

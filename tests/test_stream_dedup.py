@@ -124,7 +124,13 @@ def scrape_until(settings, n_in: int, timeout: float = 240) -> dict[str, float]:
             totals = scrape(settings)
         except OSError:
             totals = {}
-        if totals.get("newspipe_records_in", 0) >= n_in:
+        n = totals.get("newspipe_records_in", 0)
+        done = sum(
+            totals.get(name, 0)
+            for name in ("newspipe_records_out", "newspipe_duplicates", "newspipe_dead_letters")
+        )
+        # drained: every record read has also left its last stage (articles pass two)
+        if n >= n_in and done == n:
             return totals
         time.sleep(0.5)
     raise AssertionError(f"worker counted {totals.get('newspipe_records_in')} of {n_in} inputs")
