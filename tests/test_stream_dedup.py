@@ -21,8 +21,8 @@ from pipeline.topics import TopicNames
 
 pytestmark = pytest.mark.kafka
 
-N_ARTICLES = 2_000
-N_COMMENTS = 18_000
+N_ARTICLES = 7_600  # every AG News item once
+N_COMMENTS = 12_400  # every Fox News comment, replicated with fresh ids
 
 
 def events() -> list[tuple[str, bytes, bytes]]:

@@ -37,6 +37,13 @@ def test_seed_page_comes_out_of_kafka_as_one_article_and_its_comments(topics, wo
     assert out[names.dlq] == []
     assert len(articles) == 1
     assert articles[0]["title"] == "South Korea proposes Kaesong talks with North"
+    codes = {t["code"] for t in articles[0]["tags"]}
+    assert {"medtop:11000000", "medtop:04000000"} <= codes  # politics; economy, business, finance
+    assert all(t["evidence"] for t in articles[0]["tags"])
+    by_number = {c["number"]: c for c in comments}
+    assert by_number[30]["removed"] and by_number[30]["text"] == ""
+    assert by_number[29]["quotes"] == by_number[25]["comment_id"]
+    assert any(t["inherited"] and t["code"] in codes for t in by_number[37]["tags"])
     assert len(comments) == 20
     visible = [c for c in comments if not c["removed"]]
     assert len(visible) == 19
