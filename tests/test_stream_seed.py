@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 
@@ -15,8 +16,11 @@ from tests.conftest import SEED
 pytestmark = pytest.mark.kafka
 
 
-def test_seed_page_comes_out_of_kafka_as_one_article_and_its_comments(topics, worker_factory):
-    settings = topics
+@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
+def test_seed_page_comes_out_of_kafka_as_one_article_and_its_comments(
+    topics, worker_factory, store
+):
+    settings = replace(topics, store=store)
     names = TopicNames(settings.topic_prefix)
     worker = worker_factory(settings).start()
     worker.wait_ready()
