@@ -210,44 +210,64 @@ def histogram_quantiles(text: str, name: str, qs: tuple[float, ...]) -> dict[str
 
 
 class Offsets:
-    """Raw topics' end offsets and a group's committed offsets, on one admin connection."""
+    """End and committed offsets of the pipeline's input topics, on one connection each.
+
+    Done = the group committed every raw record and every record of the article near-dup stage
+    topic (when the pipeline has one): Faust commits only after a batch's output and changelog
+    writes were acknowledged, and a record processed twice after a rebalance counts once here.
+    """
 
     def __init__(self, settings: Settings) -> None:
-        from aiokafka import TopicPartition
-
         names = TopicNames(settings.topic_prefix)
+        self.raw = [names.raw_articles, names.raw_comments]
+        stage = getattr(names, "neardup", None)
+        self.stages = [stage] if stage else []
         self.loop = asyncio.new_event_loop()
 
-        async def admin() -> AIOKafkaAdminClient:
-            client = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
-            await client.start()
-            return client
-
-        self.admin = self.loop.run_until_complete(admin())
-        self.raw = {names.raw_articles, names.raw_comments}
-        self.tps = [
-            TopicPartition(t, p) for t in sorted(self.raw) for p in range(settings.partitions)
-        ]
-
-        async def ends() -> int:
+        async def clients() -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
+            admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+            await admin.start()
             consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
             await consumer.start()
-            try:
-                return sum((await consumer.end_offsets(self.tps)).values())
-            finally:
-                await consumer.stop()
+            return admin, consumer
 
-        self.raw_end = self.loop.run_until_complete(ends())
+        self.admin, self.consumer = self.loop.run_until_complete(clients())
+        self.raw_end = self.end(self.raw)
 
-    def committed(self, group: str) -> int:
+    def end(self, topics: list[str]) -> int:
+        from aiokafka import TopicPartition
+
+        async def ends() -> int:
+            cluster = await self.consumer._client.fetch_all_metadata()
+            tps = [
+                TopicPartition(t, p) for t in topics for p in cluster.partitions_for_topic(t) or ()
+            ]
+            return sum((await self.consumer.end_offsets(tps)).values()) if tps else 0
+
+        return self.loop.run_until_complete(ends())
+
+    def committed(self, group: str, topics: list[str]) -> int:
         try:
             got = self.loop.run_until_complete(self.admin.list_consumer_group_offsets(group))
         except Exception:
             return 0
-        return sum(max(0, om.offset) for tp, om in got.items() if tp.topic in self.raw)
+        return sum(max(0, om.offset) for tp, om in got.items() if tp.topic in topics)
+
+    def done(self, group: str) -> tuple[bool, int]:
+        raw = self.committed(group, self.raw)
+        if raw < self.raw_end:
+            return False, raw
+        for topic in self.stages:
+            if self.committed(group, [topic]) < self.end([topic]):
+                return False, raw
+        return True, raw
 
     def close(self) -> None:
-        self.loop.run_until_complete(self.admin.close())
+        async def close() -> None:
+            await self.consumer.stop()
+            await self.admin.close()
+
+        self.loop.run_until_complete(close())
         self.loop.close()
 
 
@@ -285,11 +305,8 @@ def run_workers(
             timeline.append((now, done))
             if done >= total and t_counted is None:
                 t_counted = now
-            # done = every raw record committed by the group: Faust commits only after the
-            # batch's output and changelog writes were acknowledged, and a record processed
-            # twice after a rebalance does not count twice here (unlike records_in)
-            committed = offsets.committed(settings.app_id)
-            if committed >= offsets.raw_end:
+            finished, committed = offsets.done(settings.app_id)
+            if finished:
                 t_done = time.monotonic()
                 break
             time.sleep(0.25)
