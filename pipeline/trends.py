@@ -39,6 +39,34 @@ def trend_events(stream: str, record: dict[str, Any]) -> list[tuple[str, dict[st
     return out
 
 
+class BatchCounts:
+    """Counts a batch's clean records per (stream, topic, event minute) before they are sent.
+
+    One trend event per topic and minute per batch instead of one per record: the counting
+    stage adds `n`, and a minute lies wholly inside every window (1 m, 1 h), so nothing changes.
+    """
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[str, float], list[Any]] = {}
+
+    def add(self, stream: str, record: dict[str, Any]) -> None:
+        events = trend_events(stream, record)
+        if not events:
+            return
+        minute = window_start(event_epoch(record), 60)
+        for key, value in events:
+            slot = self._counts.get((key, minute))
+            if slot is None:
+                self._counts[(key, minute)] = [value["label"], 1]
+            else:
+                slot[1] += 1
+
+    def drain(self) -> list[tuple[str, float, str, int]]:
+        out = [(key, minute, label, n) for (key, minute), (label, n) in self._counts.items()]
+        self._counts.clear()
+        return out
+
+
 def window_start(ts: float, size: int) -> float:
     return ts - ts % size
 
