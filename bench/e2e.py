@@ -21,14 +21,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
@@ -48,6 +45,7 @@ from pipeline.ingest import page_article_id  # noqa: E402
 from pipeline.kafka_io import create_topics, producer  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 from pipeline.topics import TopicNames  # noqa: E402
+from pipeline.workerproc import WorkerProcess  # noqa: E402
 
 Item = tuple[str, bytes, bytes, str]  # stream, key, value, source id
 
@@ -93,82 +91,11 @@ async def preload(settings: Settings, items: list[Item]) -> float:
 
 
 # -- workers ------------------------------------------------------------------------------------
-def _env(settings: Settings, extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        NEWSPIPE_BROKER=settings.broker,
-        NEWSPIPE_TOPIC_PREFIX=settings.topic_prefix,
-        NEWSPIPE_APP_ID=settings.app_id,
-        NEWSPIPE_STATE_DIR=str(settings.state_dir),
-        NEWSPIPE_WEB_PORT=str(settings.web_port),
-        NEWSPIPE_PARTITIONS=str(settings.partitions),
-        NEWSPIPE_STORE=settings.store,
-        NEWSPIPE_LOG_LEVEL="warning",
-    )
-    env.update(extra or {})
-    return env
-
-
-class Worker:
-    """A `newspipe worker` subprocess (own session, so SIGTERM reaches only its group)."""
+class Worker(WorkerProcess):
+    """The shared worker process, quieter: benchmarks read its metrics, not its log."""
 
     def __init__(self, settings: Settings, log: Path) -> None:
-        self.settings = settings
-        self.log = log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Worker:
-        out = open(self.log, "ab")  # closed with the process
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.cli", "worker"],
-            env=_env(self.settings),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-            start_new_session=True,
-        )
-        return self
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.settings.web_port}{path}"
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(self.url("/readyz"), timeout=1) as resp:
-                return resp.status == 200
-        except OSError:
-            return False
-
-    def metrics(self) -> str:
-        try:
-            with urllib.request.urlopen(self.url("/metrics"), timeout=5) as resp:
-                return resp.read().decode()
-        except OSError:
-            return ""
-
-    def rss_mib(self) -> float | None:
-        if not self.alive():
-            return None
-        try:
-            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():  # type: ignore[union-attr]
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-        except OSError:
-            return None
-        return None
-
-    def stop(self) -> None:
-        if self.alive():
-            assert self.proc is not None
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=30)
+        super().__init__(settings, log, extra_env={"NEWSPIPE_LOG_LEVEL": "warning"})
 
 
 def counter(text: str, name: str) -> float:

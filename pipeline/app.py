@@ -105,6 +105,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
         broker_commit_interval=1.0,
         stream_buffer_maxsize=max(4096, settings.batch_size * 4),
         table_cleanup_interval=60.0,
+        table_standby_replicas=settings.standby_replicas,
         broker_credentials=_credentials(settings),
         logging_config=logging_config(settings.log_level),
     )

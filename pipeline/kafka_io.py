@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -95,3 +95,16 @@ def producer(settings: Settings, **overrides: object) -> AIOKafkaProducer:
     }
     options.update(overrides)
     return AIOKafkaProducer(**options)  # type: ignore[arg-type]
+
+
+async def assign_from_beginning(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> None:
+    """Assign every partition of `topics` (no consumer group) and seek to the start."""
+    tps = []
+    for topic in topics:
+        parts = consumer.partitions_for_topic(topic)
+        if parts is None:
+            await consumer._client.force_metadata_update()
+            parts = consumer.partitions_for_topic(topic) or set()
+        tps.extend(TopicPartition(topic, p) for p in parts)
+    consumer.assign(tps)
+    await consumer.seek_to_beginning(*tps)

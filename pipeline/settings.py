@@ -43,6 +43,8 @@ class Settings:
     batch_size: int = 500
     batch_timeout_s: float = 0.05
     processing_guarantee: str = "at_least_once"
+    # standby copies of each table partition on other workers (faster failover, more reads)
+    standby_replicas: int = 1
     # Kafka security: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL; SASL PLAIN or SCRAM-SHA-256/512.
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str = ""
@@ -76,6 +78,18 @@ class Settings:
     def bootstrap_servers(self) -> str:
         """host:port list for aiokafka (Faust's URL form without the scheme)."""
         return ",".join(part.split("://", 1)[-1] for part in self.broker.split(";"))
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as NEWSPIPE_* variables, for starting workers and tools as processes."""
+        env = {}
+        for f in fields(self):
+            if f.name == "secrets":
+                continue
+            value = getattr(self, f.name)
+            env[PREFIX + f.name.upper()] = (
+                str(value).lower() if isinstance(value, bool) else str(value)
+            )
+        return env
 
     @classmethod
     def env_names(cls) -> list[str]:

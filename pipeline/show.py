@@ -7,8 +7,9 @@ import time
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
+from pipeline.kafka_io import assign_from_beginning
 from pipeline.settings import Settings
 
 
@@ -35,15 +36,7 @@ async def read_topics(
     await consumer.start()
     out: dict[str, list[dict[str, Any]]] = {t: [] for t in topics}
     try:
-        tps = []
-        for topic in topics:
-            parts = consumer.partitions_for_topic(topic)
-            if parts is None:
-                await consumer._client.force_metadata_update()
-                parts = consumer.partitions_for_topic(topic) or set()
-            tps.extend(TopicPartition(topic, p) for p in parts)
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
+        await assign_from_beginning(consumer, topics)
         deadline = time.monotonic() + timeout
         last_new = time.monotonic()
         while time.monotonic() < deadline:

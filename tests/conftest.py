@@ -8,11 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -22,6 +18,7 @@ import pytest
 
 from pipeline import broker
 from pipeline.settings import Settings
+from pipeline.workerproc import WorkerProcess, worker_env
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -68,71 +65,8 @@ def pipeline_settings(kafka: str, tmp_path: Path) -> Settings:
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        NEWSPIPE_BROKER=settings.broker,
-        NEWSPIPE_TOPIC_PREFIX=settings.topic_prefix,
-        NEWSPIPE_APP_ID=settings.app_id,
-        NEWSPIPE_STATE_DIR=str(settings.state_dir),
-        NEWSPIPE_WEB_PORT=str(settings.web_port),
-        NEWSPIPE_PARTITIONS=str(settings.partitions),
-        NEWSPIPE_STORE=settings.store,
-        NEWSPIPE_PROCESSING_GUARANTEE=settings.processing_guarantee,
-    )
-    return env
-
-
-class WorkerProcess:
-    """A `newspipe worker` in its own process, so tests can SIGKILL it like a crash."""
-
-    def __init__(self, settings: Settings, log: Path) -> None:
-        self.settings = settings
-        self.log = log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> WorkerProcess:
-        out = open(self.log, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.cli", "worker"],
-            env=settings_env(self.settings),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-            start_new_session=True,
-        )
-        return self
-
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        import urllib.error
-        import urllib.request
-
-        url = f"http://127.0.0.1:{self.settings.web_port}/readyz"
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise AssertionError(f"worker exited early:\n{self.log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(url, timeout=1) as resp:
-                    if resp.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.3)
-        raise AssertionError(f"worker not ready in {timeout}s:\n{self.log.read_text()[-3000:]}")
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, sig)
-            self.proc.wait(timeout=60)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
+    """The environment a worker or CLI process of this test runs with."""
+    return worker_env(settings)
 
 
 @pytest.fixture

@@ -179,7 +179,9 @@ async def run_archive(
     With a consumer group (`<app_id>-archive`) each run continues where the last one committed;
     `from_beginning` reads everything without a group and commits nothing.
     """
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import AIOKafkaConsumer
+
+    from pipeline.kafka_io import assign_from_beginning
 
     names = TopicNames(settings.topic_prefix)
     topics = topics or [names.name(t) for t in RAW]
@@ -200,15 +202,7 @@ async def run_archive(
     await consumer.start()
     try:
         if group is None:
-            tps = []
-            for topic in topics:
-                parts = consumer.partitions_for_topic(topic)
-                if parts is None:
-                    await consumer._client.force_metadata_update()
-                    parts = consumer.partitions_for_topic(topic) or set()
-                tps.extend(TopicPartition(topic, p) for p in parts)
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
+            await assign_from_beginning(consumer, topics)
         else:
             consumer.subscribe(topics)
         last_new: float | None = None
