@@ -217,7 +217,9 @@ def create_app(settings: Settings | None = None) -> faust.App:
                 await emit(result, clean_articles, dlq, item["mode"], item["ts"], counted=True)
             await flush_trends()
 
-    async def send(topic_: Any, key: bytes | None, value: bytes, timestamp: float | None = None):
+    async def send(
+        topic_: Any, key: bytes | None, value: bytes, timestamp: float | None = None
+    ) -> Any:
         # Straight to the transport producer: Faust's Topic.send machinery (models, codecs,
         # futures, callbacks) cost more than the whole core per record. Offsets are still
         # committed only after this producer is flushed (Faust's at-least-once commit path).
@@ -383,12 +385,22 @@ def _is_ready(app: faust.App) -> bool:
         return False
 
 
+STATE_COUNT_INTERVAL_S = 30.0
+
+
 def _update_gauges(app: faust.App, metrics: Metrics, states: States) -> None:
-    for name in ("articles", "comments", "index", "article_tags"):
-        try:
-            metrics.state_entries.labels(name).set(len(getattr(states, name)))
-        except Exception:
-            pass
+    # Counting a RocksDB table walks every key: do it at most every 30 s, not on every scrape.
+    now = time.monotonic()
+    if (
+        now - getattr(metrics, "state_counted_at", -STATE_COUNT_INTERVAL_S)
+        >= STATE_COUNT_INTERVAL_S
+    ):
+        metrics.state_counted_at = now  # type: ignore[attr-defined]
+        for name in ("articles", "comments", "index", "article_tags"):
+            try:
+                metrics.state_entries.labels(name).set(len(getattr(states, name)))
+            except Exception:  # a table mid-rebalance has no size to report
+                pass
     metrics.ready.set(1 if _is_ready(app) else 0)
     # Lag per assigned source partition = log end offset (aiokafka's highwater: the offset the
     # next record gets, known after a fetch) minus the committed offset (the next offset to

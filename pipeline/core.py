@@ -99,7 +99,9 @@ class Core:
         """
         result = self.process_local(stream, payload, meta)
         if stream == ARTICLES and result.status == CLEAN:
-            return self.finish_article(result)
+            final = self.finish_article(result)
+            final.stage_seconds = {**result.stage_seconds, **final.stage_seconds}
+            return final
         return result
 
     def finish_article(self, result: Result) -> Result:
