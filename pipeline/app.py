@@ -19,7 +19,7 @@ import orjson
 from aiohttp import web
 from faust.streams import _current_event
 
-from pipeline import __version__, trends
+from pipeline import __version__, kafka_io, trends
 from pipeline.broker import kafka_version
 from pipeline.core import ARTICLES, CLEAN, COMMENTS, DLQ, Core, Meta, Result, States
 from pipeline.logs import logging_config, wire_app_logging
@@ -168,6 +168,21 @@ def create_app(settings: Settings | None = None) -> faust.App:
     outputs = {ARTICLES: clean_articles, COMMENTS: clean_comments}
 
     last_sweep = [time.monotonic()]
+    # Source partitions whose clean output tail has been read since the last assignment: after a
+    # crash the output of the uncommitted records can be in the clean topic while their state
+    # write was lost; remembering that output first makes the reprocessing emit nothing twice.
+    reconciled: set[tuple[str, int]] = set()
+    tail_records = max(5000, 10 * settings.batch_size)
+
+    async def on_assigned(sender: Any, assigned: Any, **_: Any) -> None:
+        reconciled.clear()
+
+    app.on_partitions_assigned.connect(on_assigned)
+
+    async def reconcile(stream_name: str, topic: str, partitions: list[int] | None) -> None:
+        stage = "neardup" if partitions is None else "local"
+        for value in await kafka_io.read_tail(settings, topic, partitions, tail_records):
+            core.deduper.remember_emitted(stream_name, orjson.loads(value), stage=stage)
 
     async def handle_batch(stream_name: str, events: list[Any]) -> None:
         if time.monotonic() - last_sweep[0] >= settings.expiry_sweep_s:
@@ -178,6 +193,12 @@ def create_app(settings: Settings | None = None) -> faust.App:
             # changelog partition (the event's own partition, so state follows the data).
             _current_event.set(weakref.ref(event))
             msg = event.message
+            if (msg.topic, msg.partition) not in reconciled:
+                # comments: clean.comments partition p holds raw partition p's output;
+                # articles: the local stage's output is what reached clean.articles
+                out = names.clean_comments if stream_name == COMMENTS else names.clean_articles
+                await reconcile(stream_name, out, [msg.partition])
+                reconciled.add((msg.topic, msg.partition))
             headers = _headers(msg)
             mode = "replay" if any(k == REPLAY_HEADER for k, _ in headers) else "live"
             result = core.process_local(
@@ -201,7 +222,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
                     neardup_topic, result.record["article_id"].encode(), orjson.dumps(forward)
                 )
                 continue
-            await emit(result, outputs[stream_name], dlq, mode, msg.timestamp)
+            await emit(result, outputs[stream_name], dlq, mode, msg.timestamp, msg.partition)
         await flush_trends()
 
     @app.agent(neardup_topic, name="neardup")
@@ -211,6 +232,10 @@ def create_app(settings: Settings | None = None) -> faust.App:
         ):
             for event in events:
                 _current_event.set(weakref.ref(event))
+                if (event.message.topic, 0) not in reconciled:
+                    # the near-dup stage emits to every clean.articles partition
+                    await reconcile(ARTICLES, names.clean_articles, None)
+                    reconciled.add((event.message.topic, 0))
                 item = orjson.loads(event.value)
                 staged = Result(ARTICLES, CLEAN, item["reason"], item["source"], item["record"])
                 result = core.finish_article(staged)
@@ -218,12 +243,18 @@ def create_app(settings: Settings | None = None) -> faust.App:
             await flush_trends()
 
     async def send(
-        topic_: Any, key: bytes | None, value: bytes, timestamp: float | None = None
+        topic_: Any,
+        key: bytes | None,
+        value: bytes,
+        timestamp: float | None = None,
+        partition: int | None = None,
     ) -> Any:
         # Straight to the transport producer: Faust's Topic.send machinery (models, codecs,
         # futures, callbacks) cost more than the whole core per record. Offsets are still
         # committed only after this producer is flushed (Faust's at-least-once commit path).
-        return await app.producer.send(topic_.get_topic_name(), key, value, None, timestamp, None)
+        return await app.producer.send(
+            topic_.get_topic_name(), key, value, partition, timestamp, None
+        )
 
     trend_counts = trends.BatchCounts()
 
@@ -245,6 +276,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
         dlq_topic: Any,
         mode: str,
         timestamp: float | None,
+        partition: int | None = None,
         counted: bool = False,
     ) -> None:
         m = metrics
@@ -256,7 +288,10 @@ def create_app(settings: Settings | None = None) -> faust.App:
         value = orjson.dumps(result.record)
         if result.status == CLEAN:
             key = result.key.encode() if result.key else None
-            await send(clean_topic, key, value)
+            # Comments go to their source partition's number (the same one their key gives
+            # when raw events are keyed by article id), so a restarted worker finds the output
+            # of its own partitions in the clean topic's tail.
+            await send(clean_topic, key, value, partition=partition)
             m.records_out.labels(result.stream, mode).inc()
             for tag in result.record.get("tags", ()):
                 if tag.get("level") == 1 and not tag.get("inherited"):

@@ -5,6 +5,7 @@ Kept apart from the Faust shell so tools that only produce do not start a Faust 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -108,3 +109,46 @@ async def assign_from_beginning(consumer: AIOKafkaConsumer, topics: Iterable[str
         tps.extend(TopicPartition(topic, p) for p in parts)
     consumer.assign(tps)
     await consumer.seek_to_beginning(*tps)
+
+
+async def read_tail(
+    settings: Settings, topic: str, partitions: Iterable[int] | None, last: int
+) -> list[bytes]:
+    """The values of the last `last` records of each given partition (all when None)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        enable_auto_commit=False,
+        **settings.aiokafka_security(),
+    )
+    await consumer.start()
+    try:
+        parts = consumer.partitions_for_topic(topic)
+        if parts is None:
+            await consumer._client.force_metadata_update()
+            parts = consumer.partitions_for_topic(topic) or set()
+        wanted = set(parts) if partitions is None else set(partitions) & set(parts)
+        tps = [TopicPartition(topic, p) for p in sorted(wanted)]
+        if not tps:
+            return []
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        starts = await consumer.beginning_offsets(tps)
+        todo = {}
+        for tp in tps:
+            if ends[tp] > starts[tp]:
+                consumer.seek(tp, max(starts[tp], ends[tp] - last))
+                todo[tp] = ends[tp]
+        values: list[bytes] = []
+        deadline = time.monotonic() + 60
+        while todo and time.monotonic() < deadline:
+            batch = await consumer.getmany(*todo, timeout_ms=500)
+            for tp, messages in batch.items():
+                values.extend(m.value for m in messages if m.offset < todo[tp] and m.value)
+            for tp in list(todo):
+                if await consumer.position(tp) >= todo[tp]:
+                    del todo[tp]
+        if todo:
+            raise TimeoutError(f"could not read the tail of {topic} within 60 s")
+        return values
+    finally:
+        await consumer.stop()
