@@ -9,6 +9,8 @@ makes a re-processed batch emit nothing twice.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import time
 import weakref
 from collections.abc import Iterator, MutableMapping
@@ -28,38 +30,58 @@ from pipeline.settings import Settings
 from pipeline.topics import TopicNames
 
 REPLAY_HEADER = "newspipe-replay"
+# the delivery futures of what the current batch sent (one list per agent task)
+batch_futures: contextvars.ContextVar[list[Any]] = contextvars.ContextVar("batch_futures")
 
 
 class TableState(MutableMapping[str, Any]):
-    """Adapts a Faust table to the plain mapping the core expects."""
+    """Adapts a Faust table to the plain mapping the core expects, with writes held back.
+
+    Writes stay in an overlay until `flush()`, which the shell calls only after the batch's
+    output has been acknowledged by Kafka. So a crash can lose output-and-state or state alone,
+    never leave state that claims a record was emitted when its output was lost; the first case
+    is what reprocessing is for, the second what the clean-tail reconciliation repairs.
+    """
 
     def __init__(self, table: Any) -> None:
         self.table = table
+        self.pending: dict[str, tuple[Any, Any]] = {}
 
     def __getitem__(self, key: str) -> Any:
-        return self.table[key]
+        hit = self.pending.get(key)
+        return hit[0] if hit is not None else self.table[key]
 
     def get(self, key: str, default: Any = None) -> Any:
-        return self.table.get(key, default)
+        hit = self.pending.get(key)
+        return hit[0] if hit is not None else self.table.get(key, default)
 
     def __setitem__(self, key: str, value: Any) -> None:
-        self.table[key] = value
+        # remember the event, whose partition decides the changelog partition at flush
+        self.pending[key] = (value, _current_event.get(None))
+
+    def flush(self) -> None:
+        for key, (value, ref) in self.pending.items():
+            _current_event.set(ref)
+            self.table[key] = value
+        self.pending.clear()
 
     def __delitem__(self, key: str) -> None:
         # Local delete only. Deletes come from the expiry sweep, which runs outside the key's
         # own partition; a tombstone would land in the wrong changelog partition. The changelog
         # forgets old keys by itself (cleanup.policy compact,delete with retention.ms), and a
         # key restored from it before that is older than the horizon, so the core ignores it.
-        del self.table.data[key]
+        self.pending.pop(key, None)
+        if key in self.table:
+            del self.table.data[key]
 
     def __contains__(self, key: object) -> bool:
-        return key in self.table
+        return key in self.pending or key in self.table
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.table.keys())
+        return iter(set(self.table.keys()) | set(self.pending))
 
     def __len__(self) -> int:
-        return len(self.table)
+        return len(set(self.table.keys()) | set(self.pending))
 
 
 def _headers(message: Any) -> list[tuple[str, bytes]]:
@@ -168,6 +190,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
     outputs = {ARTICLES: clean_articles, COMMENTS: clean_comments}
 
     last_sweep = [time.monotonic()]
+    owned = {ARTICLES: [states.articles, states.article_tags], COMMENTS: [states.comments]}
     # Source partitions whose clean output tail has been read since the last assignment: after a
     # crash the output of the uncommitted records can be in the clean topic while their state
     # write was lost; remembering that output first makes the reprocessing emit nothing twice.
@@ -179,12 +202,26 @@ def create_app(settings: Settings | None = None) -> faust.App:
 
     app.on_partitions_assigned.connect(on_assigned)
 
-    async def reconcile(stream_name: str, topic: str, partitions: list[int] | None) -> None:
-        stage = "neardup" if partitions is None else "local"
-        for value in await kafka_io.read_tail(settings, topic, partitions, tail_records):
-            core.deduper.remember_emitted(stream_name, orjson.loads(value), stage=stage)
+    async def reconcile(stream_name: str, partition: int | None) -> None:
+        """Mark as seen what a partition's stage already wrote to Kafka (see `reconciled`)."""
+        if stream_name == COMMENTS:  # clean.comments partition p holds raw partition p's output
+            for value in await kafka_io.read_tail(
+                settings, names.clean_comments, [partition], tail_records
+            ):
+                core.deduper.remember_emitted(COMMENTS, orjson.loads(value))
+        elif partition is not None:  # the articles' local stage writes to the near-dup topic
+            for value in await kafka_io.read_tail(settings, names.neardup, None, tail_records):
+                item = orjson.loads(value)
+                if item.get("partition") == partition:
+                    core.deduper.remember_emitted(ARTICLES, item["record"], stage="local")
+        else:  # the near-dup stage writes to every clean.articles partition
+            for value in await kafka_io.read_tail(
+                settings, names.clean_articles, None, tail_records
+            ):
+                core.deduper.remember_emitted(ARTICLES, orjson.loads(value), stage="neardup")
 
     async def handle_batch(stream_name: str, events: list[Any]) -> None:
+        batch_futures.set([])
         if time.monotonic() - last_sweep[0] >= settings.expiry_sweep_s:
             last_sweep[0] = time.monotonic()
             core.expire()
@@ -193,11 +230,8 @@ def create_app(settings: Settings | None = None) -> faust.App:
             # changelog partition (the event's own partition, so state follows the data).
             _current_event.set(weakref.ref(event))
             msg = event.message
-            if (msg.topic, msg.partition) not in reconciled:
-                # comments: clean.comments partition p holds raw partition p's output;
-                # articles: the local stage's output is what reached clean.articles
-                out = names.clean_comments if stream_name == COMMENTS else names.clean_articles
-                await reconcile(stream_name, out, [msg.partition])
+            if settings.reconcile_on_assign and (msg.topic, msg.partition) not in reconciled:
+                await reconcile(stream_name, msg.partition)
                 reconciled.add((msg.topic, msg.partition))
             headers = _headers(msg)
             mode = "replay" if any(k == REPLAY_HEADER for k, _ in headers) else "live"
@@ -217,30 +251,34 @@ def create_app(settings: Settings | None = None) -> faust.App:
                 # on to the one-partition near-dup stage, which emits or drops it
                 count_in(result, mode)
                 forward = {"reason": result.reason, "source": result.source, "mode": mode,
-                           "ts": msg.timestamp, "record": result.record}  # fmt: skip
+                           "ts": msg.timestamp, "partition": msg.partition,
+                           "record": result.record}  # fmt: skip
                 await send(
                     neardup_topic, result.record["article_id"].encode(), orjson.dumps(forward)
                 )
                 continue
             await emit(result, outputs[stream_name], dlq, mode, msg.timestamp, msg.partition)
         await flush_trends()
+        await commit_state(owned[stream_name])
 
     @app.agent(neardup_topic, name="neardup")
     async def neardup(stream: faust.StreamT) -> None:
         async for events in stream.take_events(
             settings.batch_size, within=settings.batch_timeout_s
         ):
+            batch_futures.set([])
             for event in events:
                 _current_event.set(weakref.ref(event))
-                if (event.message.topic, 0) not in reconciled:
+                if settings.reconcile_on_assign and (event.message.topic, 0) not in reconciled:
                     # the near-dup stage emits to every clean.articles partition
-                    await reconcile(ARTICLES, names.clean_articles, None)
+                    await reconcile(ARTICLES, None)
                     reconciled.add((event.message.topic, 0))
                 item = orjson.loads(event.value)
                 staged = Result(ARTICLES, CLEAN, item["reason"], item["source"], item["record"])
                 result = core.finish_article(staged)
                 await emit(result, clean_articles, dlq, item["mode"], item["ts"], counted=True)
             await flush_trends()
+            await commit_state([states.index])
 
     async def send(
         topic_: Any,
@@ -252,9 +290,20 @@ def create_app(settings: Settings | None = None) -> faust.App:
         # Straight to the transport producer: Faust's Topic.send machinery (models, codecs,
         # futures, callbacks) cost more than the whole core per record. Offsets are still
         # committed only after this producer is flushed (Faust's at-least-once commit path).
-        return await app.producer.send(
+        future = await app.producer.send(
             topic_.get_topic_name(), key, value, partition, timestamp, None
         )
+        batch_futures.get().append(future)
+        return future
+
+    async def commit_state(tables: list[TableState]) -> None:
+        """State goes to the tables (and their changelogs) only once the output is in Kafka."""
+        futures = batch_futures.get()
+        if futures:
+            await asyncio.gather(*futures)
+            futures.clear()
+        for state in tables:
+            state.flush()
 
     trend_counts = trends.BatchCounts()
 
@@ -341,6 +390,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
         async for events in stream.take_events(
             settings.batch_size, within=settings.batch_timeout_s
         ):
+            batch_futures.set([])
             changed: dict[str, dict[str, Any]] = {}
             for event in events:
                 _current_event.set(weakref.ref(event))

@@ -151,8 +151,8 @@ def reference_ids(items) -> set[str]:
     return ids
 
 
-def assert_exactly_once(out, settings, expected: set[str]) -> None:
-    """Every expected id in the clean topics, each exactly once."""
+def assert_no_loss_and_only_identical_repeats(out, settings, expected: set[str]) -> None:
+    """Every expected id in the clean topics; a repeat after a crash is the same record again."""
     names = TopicNames(settings.topic_prefix)
     seen: dict[str, str] = {}
     repeats = []
@@ -162,10 +162,14 @@ def assert_exactly_once(out, settings, expected: set[str]) -> None:
             repeats.append((rid, seen[rid] == rec["content_hash"]))
         seen[rid] = rec["content_hash"]
     assert set(seen) == expected, (len(set(seen) - expected), len(expected - set(seen)))
-    assert repeats == [], f"{len(repeats)} records emitted twice, e.g. {repeats[:3]}"
+    assert all(same for _, same in repeats), f"re-emitted with other content: {repeats[:3]}"
+    # the repeats are at most the records in flight since the last offset commit
+    assert len(repeats) <= 4 * settings.batch_size * settings.partitions
 
 
-def test_worker_killed_mid_run_resumes_without_loss_or_repeat(topics, worker_factory):
+def test_worker_killed_mid_run_loses_nothing_and_repeats_only_identical_records(
+    topics, worker_factory
+):
     settings = topics
     items = events()
     expected = reference_ids(items)
@@ -185,10 +189,10 @@ def test_worker_killed_mid_run_resumes_without_loss_or_repeat(topics, worker_fac
     restarted = worker_factory(settings, "restarted").start()
     restarted.wait_ready(timeout=120)
     out = read_clean(settings, len(expected))
-    assert_exactly_once(out, settings, expected)
+    assert_no_loss_and_only_identical_repeats(out, settings, expected)
 
 
-def test_two_workers_lose_one_and_output_stays_exactly_once(topics, worker_factory):
+def test_losing_one_of_two_workers_loses_nothing(topics, worker_factory):
     settings = topics
     items = events()
     expected = reference_ids(items)
@@ -209,4 +213,4 @@ def test_two_workers_lose_one_and_output_stays_exactly_once(topics, worker_facto
         time.sleep(0.2)
     b.kill(signal.SIGKILL)
     out = read_clean(settings, len(expected))
-    assert_exactly_once(out, settings, expected)
+    assert_no_loss_and_only_identical_repeats(out, settings, expected)
