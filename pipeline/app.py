@@ -10,10 +10,12 @@ makes a re-processed batch emit nothing twice.
 from __future__ import annotations
 
 import asyncio
-import contextvars
+import logging
+import os
 import time
 import weakref
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import faust
@@ -27,61 +29,46 @@ from pipeline.core import ARTICLES, CLEAN, COMMENTS, DLQ, Core, Meta, Result, St
 from pipeline.logs import logging_config, wire_app_logging
 from pipeline.metrics import Metrics
 from pipeline.settings import Settings
+from pipeline.statelog import PartitionedMap, StageState, TransactionFenced
 from pipeline.topics import TopicNames
 
 REPLAY_HEADER = "newspipe-replay"
-# the delivery futures of what the current batch sent (one list per agent task)
-batch_futures: contextvars.ContextVar[list[Any]] = contextvars.ContextVar("batch_futures")
+NEARDUP = "neardup"
+# a batch whose transaction keeps failing stops the worker before Faust can commit its offsets
+MAX_ATTEMPTS = 3
+
+log = logging.getLogger(__name__)
 
 
-class TableState(MutableMapping[str, Any]):
-    """Adapts a Faust table to the plain mapping the core expects, with writes held back.
+@dataclass
+class Work:
+    """One partition's share of a batch: what to send, and the counters to move once sent."""
 
-    Writes stay in an overlay until `flush()`, which the shell calls only after the batch's
-    output has been acknowledged by Kafka. So a crash can lose output-and-state or state alone,
-    never leave state that claims a record was emitted when its output was lost; the first case
-    is what reprocessing is for, the second what the clean-tail reconciliation repairs.
-    """
+    sends: list[tuple[str, bytes | None, bytes, int | None, int | None]] = field(
+        default_factory=list
+    )
+    effects: list[Callable[[], None]] = field(default_factory=list)
+    last_offset: int = -1
 
-    def __init__(self, table: Any) -> None:
-        self.table = table
-        self.pending: dict[str, tuple[Any, Any]] = {}
 
-    def __getitem__(self, key: str) -> Any:
-        hit = self.pending.get(key)
-        return hit[0] if hit is not None else self.table[key]
+def _use_read_committed() -> None:
+    """Faust's consumer reads read_committed only in its own exactly_once mode; the stages'
+    internal topics (near-dup, trend events) are written in transactions, so always read them
+    committed: an aborted attempt must not reach the next stage."""
+    from faust.transport.drivers import aiokafka as driver
 
-    def get(self, key: str, default: Any = None) -> Any:
-        hit = self.pending.get(key)
-        return hit[0] if hit is not None else self.table.get(key, default)
+    thread = driver.AIOKafkaConsumerThread
+    if getattr(thread, "_newspipe_read_committed", False):
+        return
+    create = thread._create_worker_consumer
 
-    def __setitem__(self, key: str, value: Any) -> None:
-        # remember the event, whose partition decides the changelog partition at flush
-        self.pending[key] = (value, _current_event.get(None))
+    def create_read_committed(self: Any, transport: Any) -> Any:
+        consumer = create(self, transport)
+        consumer._isolation_level = "read_committed"  # read by AIOKafkaConsumer.start()
+        return consumer
 
-    def flush(self) -> None:
-        for key, (value, ref) in self.pending.items():
-            _current_event.set(ref)
-            self.table[key] = value
-        self.pending.clear()
-
-    def __delitem__(self, key: str) -> None:
-        # Local delete only. Deletes come from the expiry sweep, which runs outside the key's
-        # own partition; a tombstone would land in the wrong changelog partition. The changelog
-        # forgets old keys by itself (cleanup.policy compact,delete with retention.ms), and a
-        # key restored from it before that is older than the horizon, so the core ignores it.
-        self.pending.pop(key, None)
-        if key in self.table:
-            del self.table.data[key]
-
-    def __contains__(self, key: object) -> bool:
-        return key in self.pending or key in self.table
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(set(self.table.keys()) | set(self.pending))
-
-    def __len__(self) -> int:
-        return len(set(self.table.keys()) | set(self.pending))
+    thread._create_worker_consumer = create_read_committed  # type: ignore[method-assign]
+    thread._newspipe_read_committed = True  # type: ignore[attr-defined]
 
 
 def _headers(message: Any) -> list[tuple[str, bytes]]:
@@ -109,6 +96,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
     """Build the app for `settings`; tests build several with their own ids and prefixes."""
     settings = settings or Settings.from_env()
     names = TopicNames(settings.topic_prefix)
+    _use_read_committed()
     app = faust.App(
         settings.app_id,
         broker=settings.broker,
@@ -147,96 +135,118 @@ def create_app(settings: Settings | None = None) -> faust.App:
 
     raw_articles = topic(names.raw_articles)
     raw_comments = topic(names.raw_comments)
-    clean_articles = topic(names.clean_articles)
-    clean_comments = topic(names.clean_comments)
-    dlq = topic(names.dlq)
     trend_events_topic = topic(names.trend_events)
     neardup_topic = app.topic(
         names.neardup, key_type=bytes, value_type=bytes, partitions=1, internal=False
     )
-    trends_topic = topic(names.trends)
-
-    def table(name: str, horizon_s: int, partitions: int = settings.partitions) -> faust.Table:
-        return app.Table(
-            name,
-            default=None,
-            partitions=partitions,
-            schema=faust.Schema(key_type=str, key_serializer="raw", value_serializer="json"),
-            # Changelog keeps the latest value per key, and deletes what is older than the
-            # horizon, so recovery time is bounded like the state itself.
-            extra_topic_configs={
-                "cleanup.policy": "compact,delete",
-                "retention.ms": str(horizon_s * 1000 * 2),
-            },
-        )
 
     states = States(
-        articles=TableState(table("articles", settings.article_horizon_s)),
-        comments=TableState(table("comments", settings.comment_horizon_s)),
-        # the near-dup index sees every article: it lives with the one-partition near-dup stage
-        index=TableState(table("neardup-index", settings.article_horizon_s, partitions=1)),
-        article_tags=TableState(table("article-tags", settings.article_horizon_s)),
+        articles=PartitionedMap("articles"),
+        comments=PartitionedMap("comments"),
+        index=PartitionedMap("index"),
+        article_tags=PartitionedMap("article_tags"),
     )
-    for state in (states.articles, states.comments, states.index, states.article_tags):
-        # Faust checks source vs changelog partitions against a metadata snapshot that can show
-        # 0 partitions for a changelog created a moment earlier, and then fails the first
-        # events. Both are created with the same count here, so the check is settled.
-        verified = state.table._verified_source_topics_for_partitions
-        if state is states.index:
-            verified.add(names.neardup)
-        else:
-            verified.update({names.raw_articles, names.raw_comments})
-    core = Core(settings, states)
-    outputs = {ARTICLES: clean_articles, COMMENTS: clean_comments}
 
+    def txn_producer(**options: Any) -> Any:
+        return kafka_io.producer(settings, **options)
+
+    stages = {
+        ARTICLES: StageState(
+            ARTICLES,
+            {"articles": states.articles, "article_tags": states.article_tags},
+            names.state_articles, settings, txn_producer,
+        ),
+        COMMENTS: StageState(
+            COMMENTS, {"comments": states.comments}, names.state_comments, settings, txn_producer
+        ),
+        # the near-dup index sees every article: it lives with the one-partition near-dup stage
+        NEARDUP: StageState(
+            NEARDUP, {"index": states.index}, names.state_neardup, settings, txn_producer
+        ),
+    }  # fmt: skip
+    sources = {ARTICLES: names.raw_articles, COMMENTS: names.raw_comments, NEARDUP: names.neardup}
+    app.newspipe_stages = stages  # type: ignore[attr-defined]
+    core = Core(settings, states)
     last_sweep = [time.monotonic()]
-    owned = {ARTICLES: [states.articles, states.article_tags], COMMENTS: [states.comments]}
-    # Source partitions whose clean output tail has been read since the last assignment: after a
-    # crash the output of the uncommitted records can be in the clean topic while their state
-    # write was lost; remembering that output first makes the reprocessing emit nothing twice.
-    reconciled: set[tuple[str, int]] = set()
-    tail_records = max(5000, 10 * settings.batch_size)
 
     async def on_assigned(sender: Any, assigned: Any, **_: Any) -> None:
-        reconciled.clear()
+        """Give up the state of partitions that moved away; new ones load on first use."""
+        for name, stage in stages.items():
+            await stage.release({tp.partition for tp in assigned if tp.topic == sources[name]})
 
     app.on_partitions_assigned.connect(on_assigned)
 
-    async def reconcile(stream_name: str, partition: int | None) -> None:
-        """Mark as seen what a partition's stage already wrote to Kafka (see `reconciled`)."""
-        if stream_name == COMMENTS:  # clean.comments partition p holds raw partition p's output
-            for value in await kafka_io.read_tail(
-                settings, names.clean_comments, [partition], tail_records
-            ):
-                core.deduper.remember_emitted(COMMENTS, orjson.loads(value))
-        elif partition is not None:  # the articles' local stage writes to the near-dup topic
-            for value in await kafka_io.read_tail(settings, names.neardup, None, tail_records):
-                item = orjson.loads(value)
-                if item.get("partition") == partition:
-                    core.deduper.remember_emitted(ARTICLES, item["record"], stage="local")
-        else:  # the near-dup stage writes to every clean.articles partition
-            for value in await kafka_io.read_tail(
-                settings, names.clean_articles, None, tail_records
-            ):
-                core.deduper.remember_emitted(ARTICLES, orjson.loads(value), stage="neardup")
-
-    async def handle_batch(stream_name: str, events: list[Any]) -> None:
-        batch_futures.set([])
+    async def run_batch(stage_name: str, events: list[Any]) -> None:
+        """Process a batch: one transaction per input partition, the partitions side by side."""
         if time.monotonic() - last_sweep[0] >= settings.expiry_sweep_s:
             last_sweep[0] = time.monotonic()
             core.expire()
+        by_partition: dict[int, list[Any]] = {}
         for event in events:
-            # take_events does not set Faust's current event; tables need it to pick the
-            # changelog partition (the event's own partition, so state follows the data).
-            _current_event.set(weakref.ref(event))
+            by_partition.setdefault(event.message.partition, []).append(event)
+        await asyncio.gather(
+            *(run_partition(stage_name, p, evs) for p, evs in by_partition.items())
+        )
+
+    async def run_partition(stage_name: str, partition: int, events: list[Any]) -> None:
+        stage = stages[stage_name]
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                part = await stage.open(partition)
+                if stage_name == COMMENTS:  # comments read their article's tags
+                    await stages[ARTICLES].open(partition)
+                work = process_partition(stage_name, stage, partition, part.mark, events)
+                if work.last_offset < 0:
+                    return
+                await stage.commit(partition, part, work.sends, work.last_offset)
+                for effect in work.effects:
+                    effect()
+                return
+            except TransactionFenced:
+                # another worker owns the partition now and processes these records itself;
+                # this worker's offsets for it can no longer be committed
+                metrics.transaction_retries.labels(stage_name, "fenced").inc()
+                log.warning("partition %s of %s moved to another worker", partition, stage_name)
+                return
+            except Exception as exc:
+                metrics.transaction_retries.labels(stage_name, "retried").inc()
+                log.warning(
+                    "batch of %s-%s failed (attempt %d): %r", stage_name, partition, attempt, exc
+                )
+                await asyncio.sleep(0.2 * attempt)
+        # Faust acks a batch's records even when the agent fails: leave before it commits them
+        log.critical("batch of %s-%s failed %d times; exiting", stage_name, partition, attempt)
+        logging.shutdown()
+        os._exit(70)
+
+    def process_partition(
+        stage_name: str, stage: StageState, partition: int, mark: int, events: list[Any]
+    ) -> Work:
+        """The synchronous part: the core over one partition's records, with no await inside,
+        so the selected partition of the shared state maps cannot change under it."""
+        stage.select(partition)
+        if stage_name == COMMENTS:
+            states.article_tags.select(partition)
+        work = Work()
+        counts = trends.BatchCounts()
+        for event in events:
             msg = event.message
-            if settings.reconcile_on_assign and (msg.topic, msg.partition) not in reconciled:
-                await reconcile(stream_name, msg.partition)
-                reconciled.add((msg.topic, msg.partition))
+            if msg.offset <= mark:
+                stream = ARTICLES if stage_name == NEARDUP else stage_name
+                metrics.already_committed.labels(stream).inc()
+                continue
+            work.last_offset = max(work.last_offset, msg.offset)
+            if stage_name == NEARDUP:
+                item = orjson.loads(event.value)
+                staged = Result(ARTICLES, CLEAN, item["reason"], item["source"], item["record"])
+                result = core.finish_article(staged)
+                emit(work, counts, result, names.clean_articles, item["mode"], item["ts"],
+                     counted=True)  # fmt: skip
+                continue
             headers = _headers(msg)
             mode = "replay" if any(k == REPLAY_HEADER for k, _ in headers) else "live"
             result = core.process_local(
-                stream_name,
+                stage_name,
                 event.value,
                 Meta(
                     msg.topic,
@@ -247,127 +257,87 @@ def create_app(settings: Settings | None = None) -> faust.App:
                     msg.timestamp and int(msg.timestamp * 1000),
                 ),
             )
-            if stream_name == ARTICLES and result.status == CLEAN:
+            if stage_name == ARTICLES and result.status == CLEAN:
                 # on to the one-partition near-dup stage, which emits or drops it
-                count_in(result, mode)
+                work.effects.append(lambda r=result, m=mode: count_in(r, m))
                 forward = {"reason": result.reason, "source": result.source, "mode": mode,
                            "ts": msg.timestamp, "partition": msg.partition,
                            "record": result.record}  # fmt: skip
-                await send(
-                    neardup_topic, result.record["article_id"].encode(), orjson.dumps(forward)
-                )
+                key = result.record["article_id"].encode()
+                work.sends.append((names.neardup, key, orjson.dumps(forward), None, None))
                 continue
-            await emit(result, outputs[stream_name], dlq, mode, msg.timestamp, msg.partition)
-        await flush_trends()
-        await commit_state(owned[stream_name])
-
-    @app.agent(neardup_topic, name="neardup")
-    async def neardup(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(
-            settings.batch_size, within=settings.batch_timeout_s
-        ):
-            batch_futures.set([])
-            for event in events:
-                _current_event.set(weakref.ref(event))
-                if settings.reconcile_on_assign and (event.message.topic, 0) not in reconciled:
-                    # the near-dup stage emits to every clean.articles partition
-                    await reconcile(ARTICLES, None)
-                    reconciled.add((event.message.topic, 0))
-                item = orjson.loads(event.value)
-                staged = Result(ARTICLES, CLEAN, item["reason"], item["source"], item["record"])
-                result = core.finish_article(staged)
-                await emit(result, clean_articles, dlq, item["mode"], item["ts"], counted=True)
-            await flush_trends()
-            await commit_state([states.index])
-
-    async def send(
-        topic_: Any,
-        key: bytes | None,
-        value: bytes,
-        timestamp: float | None = None,
-        partition: int | None = None,
-    ) -> Any:
-        # Straight to the transport producer: Faust's Topic.send machinery (models, codecs,
-        # futures, callbacks) cost more than the whole core per record. Offsets are still
-        # committed only after this producer is flushed (Faust's at-least-once commit path).
-        future = await app.producer.send(
-            topic_.get_topic_name(), key, value, partition, timestamp, None
-        )
-        batch_futures.get().append(future)
-        return future
-
-    async def commit_state(tables: list[TableState]) -> None:
-        """State goes to the tables (and their changelogs) only once the output is in Kafka."""
-        futures = batch_futures.get()
-        if futures:
-            await asyncio.gather(*futures)
-            futures.clear()
-        for state in tables:
-            state.flush()
-
-    trend_counts = trends.BatchCounts()
-
-    async def flush_trends() -> None:
-        """One trend event per topic and minute per batch, not one per record."""
-        for tkey, minute, label, n in trend_counts.drain():
-            value = orjson.dumps({"label": label, "n": n})
+            clean_topic = names.clean_articles if stage_name == ARTICLES else names.clean_comments
+            emit(work, counts, result, clean_topic, mode, msg.timestamp, partition)
+        for tkey, minute, label, n in counts.drain():
             # the Kafka timestamp carries the event time: the windowed table counts by it
-            await send(trend_events_topic, tkey.encode(), value, timestamp=minute)
+            value = orjson.dumps({"label": label, "n": n})
+            work.sends.append((names.trend_events, tkey.encode(), value, None, int(minute * 1000)))
+        return work
 
     def count_in(result: Result, mode: str) -> None:
         metrics.records_in.labels(result.stream, result.source, mode).inc()
         for stage, seconds in result.stage_seconds.items():
             metrics.stage_seconds.labels(stage, result.stream).observe(seconds)
 
-    async def emit(
+    def emit(
+        work: Work,
+        counts: trends.BatchCounts,
         result: Result,
-        clean_topic: Any,
-        dlq_topic: Any,
+        clean_topic: str,
         mode: str,
         timestamp: float | None,
         partition: int | None = None,
         counted: bool = False,
     ) -> None:
+        """Queue the result's output; its counters move only once the transaction committed."""
+        value = orjson.dumps(result.record)
+        if result.status == CLEAN:
+            key = result.key.encode() if result.key else None
+            # Comments go to their source partition's number (the one their key gives when raw
+            # events are keyed by article id), so clean output stays co-partitioned.
+            work.sends.append((clean_topic, key, value, partition, None))
+            counts.add(result.stream, result.record)
+        elif result.status == DLQ:
+            work.sends.append((names.dlq, None, value, None, None))
+        work.effects.append(lambda: count(result, mode, timestamp, counted))
+
+    def count(result: Result, mode: str, timestamp: float | None, counted: bool) -> None:
         m = metrics
         if counted:  # counted in by the first stage; only this stage's time is new
             for stage, seconds in result.stage_seconds.items():
                 m.stage_seconds.labels(stage, result.stream).observe(seconds)
         else:
             count_in(result, mode)
-        value = orjson.dumps(result.record)
         if result.status == CLEAN:
-            key = result.key.encode() if result.key else None
-            # Comments go to their source partition's number (the same one their key gives
-            # when raw events are keyed by article id), so a restarted worker finds the output
-            # of its own partitions in the clean topic's tail.
-            await send(clean_topic, key, value, partition=partition)
             m.records_out.labels(result.stream, mode).inc()
             for tag in result.record.get("tags", ()):
                 if tag.get("level") == 1 and not tag.get("inherited"):
                     m.tags.labels(result.stream, tag["code"]).inc()
             if timestamp:
                 m.event_to_emit.labels(result.stream).observe(max(0.0, time.time() - timestamp))
-            trend_counts.add(result.stream, result.record)
         elif result.status == DLQ:
-            await send(dlq_topic, None, value)
             m.dead_letters.labels(result.stream, result.reason, mode).inc()
             dlq_log.note(result.reason, result.stream)
         else:
             m.duplicates.labels(result.stream, result.reason, mode).inc()
 
+    def batches(stream: faust.StreamT) -> Any:
+        return stream.take_events(settings.batch_size, within=settings.batch_timeout_s)
+
     @app.agent(raw_articles, name="articles")
     async def articles(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(
-            settings.batch_size, within=settings.batch_timeout_s
-        ):
-            await handle_batch(ARTICLES, events)
+        async for events in batches(stream):
+            await run_batch(ARTICLES, events)
 
     @app.agent(raw_comments, name="comments")
     async def comments(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(
-            settings.batch_size, within=settings.batch_timeout_s
-        ):
-            await handle_batch(COMMENTS, events)
+        async for events in batches(stream):
+            await run_batch(COMMENTS, events)
+
+    @app.agent(neardup_topic, name="neardup")
+    async def neardup(stream: faust.StreamT) -> None:
+        async for events in batches(stream):
+            await run_batch(NEARDUP, events)
 
     windowed = {
         name: app.Table(
@@ -390,7 +360,6 @@ def create_app(settings: Settings | None = None) -> faust.App:
         async for events in stream.take_events(
             settings.batch_size, within=settings.batch_timeout_s
         ):
-            batch_futures.set([])
             changed: dict[str, dict[str, Any]] = {}
             for event in events:
                 _current_event.set(weakref.ref(event))
@@ -403,7 +372,11 @@ def create_app(settings: Settings | None = None) -> faust.App:
                     record = trends.trend_record(name, key, label, ts, table[key].current())
                     changed[trends.trend_key(record)] = record
             for tkey, record in changed.items():
-                await send(trends_topic, tkey.encode(), orjson.dumps(record))
+                # Faust's producer (not a stage's transaction): the trend counts are
+                # at-least-once; Faust flushes it before committing the batch's offsets
+                await app.producer.send(
+                    names.trends, tkey.encode(), orjson.dumps(record), None, None, None
+                )
                 start = trends.event_epoch({"event_time": record["window_start"]})
                 latest[tkey] = {**record, "_start": start}
             # keep what the web page shows bounded: drop windows past expiry in event time
@@ -447,8 +420,10 @@ def create_app(settings: Settings | None = None) -> faust.App:
 
 
 def _is_ready(app: faust.App) -> bool:
-    """Ready when the worker has an assignment, tables are recovered and agents consume.
+    """Ready when the worker has an assignment, state is recovered and agents consume.
 
+    The stages' state (pipeline.statelog) loads when a partition's first batch arrives;
+    `loading` is non-zero meanwhile.
     Faust's own flags: `app.rebalancing` (on_rebalance_start .. on_rebalance_end),
     `app.in_recovery` (changelog replay running), `app.tables.actives_ready` (reset at every
     rebalance start, set when active tables are recovered) and `recovery.completed` (set once the
@@ -460,8 +435,10 @@ def _is_ready(app: faust.App) -> bool:
         if consumer is None or not consumer.assignment():
             return False
         tables = app.tables
+        stages = getattr(app, "newspipe_stages", {})
         return (
-            not app.rebalancing
+            not any(stage.loading for stage in stages.values())
+            and not app.rebalancing
             and not app.in_recovery
             and bool(tables.actives_ready)
             and tables.recovery.completed.is_set()

@@ -16,8 +16,16 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     import faust
 
     from pipeline.app import create_app
+    from pipeline.kafka_io import create_topics
 
     settings = Settings.from_env()
+    # the worker needs its state changelogs; creating is a no-op for topics that exist. A loop
+    # of its own, so Faust still gets a fresh default loop.
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(create_topics(settings))
+    finally:
+        loop.close()
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=args.loglevel or settings.log_level, quiet=True)
     worker.execute_from_commandline()

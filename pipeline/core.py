@@ -10,13 +10,13 @@ from __future__ import annotations
 import time
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from pipeline.deadletter import dead_letter
 from pipeline.dedup import Deduper, Outcome
 from pipeline.errors import Rejected
 from pipeline.normalize import normalize_article, normalize_comment
+from pipeline.normalize.times import iso_of_epoch
 from pipeline.settings import Settings
 from pipeline.tagging import Tagger
 from pipeline.validate import DoorValidator
@@ -72,7 +72,7 @@ class States:
 def _iso(ts_ms: int | None) -> str | None:
     if ts_ms is None or ts_ms <= 0:
         return None
-    return datetime.fromtimestamp(ts_ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return iso_of_epoch(ts_ms // 1000)
 
 
 class Core:

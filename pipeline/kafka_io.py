@@ -5,7 +5,6 @@ Kept apart from the Faust shell so tools that only produce do not start a Faust 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -19,6 +18,8 @@ from pipeline.topics import (
     NEARDUP,
     RAW,
     SINGLE_PARTITION,
+    STATE,
+    STATE_COMMENTS,
     TOPIC_TRENDS,
     TREND_EVENTS,
     TopicNames,
@@ -29,12 +30,20 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
     """Partitions and retention per topic; the DLQ keeps longer so rejects can be replayed."""
     names = TopicNames(settings.topic_prefix)
     specs = []
-    for base in (*RAW, *CLEAN, DLQ, TOPIC_TRENDS, TREND_EVENTS, NEARDUP):
+    # A state changelog keeps each batch for twice its horizon: what is older can only hold
+    # entries the core ignores (see pipeline.statelog).
+    horizon_s = {t: settings.article_horizon_s for t in STATE}
+    horizon_s[STATE_COMMENTS] = settings.comment_horizon_s
+    state_retention = {t: 2 * 1000 * h for t, h in horizon_s.items()}
+    for base in (*RAW, *CLEAN, DLQ, TOPIC_TRENDS, TREND_EVENTS, NEARDUP, *STATE):
         retention = {
             DLQ: settings.dlq_retention_ms,
             **{t: settings.raw_retention_ms for t in RAW},
+            **state_retention,
         }.get(base, settings.clean_retention_ms)
         configs = {"retention.ms": str(retention)}
+        if base in STATE:
+            configs["cleanup.policy"] = "delete"
         if base in RAW:
             # Raw topics take records up to twice the event limit, so an oversized event reaches
             # the worker and the DLQ with `too_large` instead of failing in the producer.
@@ -109,46 +118,3 @@ async def assign_from_beginning(consumer: AIOKafkaConsumer, topics: Iterable[str
         tps.extend(TopicPartition(topic, p) for p in parts)
     consumer.assign(tps)
     await consumer.seek_to_beginning(*tps)
-
-
-async def read_tail(
-    settings: Settings, topic: str, partitions: Iterable[int] | None, last: int
-) -> list[bytes]:
-    """The values of the last `last` records of each given partition (all when None)."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
-        enable_auto_commit=False,
-        **settings.aiokafka_security(),
-    )
-    await consumer.start()
-    try:
-        parts = consumer.partitions_for_topic(topic)
-        if parts is None:
-            await consumer._client.force_metadata_update()
-            parts = consumer.partitions_for_topic(topic) or set()
-        wanted = set(parts) if partitions is None else set(partitions) & set(parts)
-        tps = [TopicPartition(topic, p) for p in sorted(wanted)]
-        if not tps:
-            return []
-        consumer.assign(tps)
-        ends = await consumer.end_offsets(tps)
-        starts = await consumer.beginning_offsets(tps)
-        todo = {}
-        for tp in tps:
-            if ends[tp] > starts[tp]:
-                consumer.seek(tp, max(starts[tp], ends[tp] - last))
-                todo[tp] = ends[tp]
-        values: list[bytes] = []
-        deadline = time.monotonic() + 60
-        while todo and time.monotonic() < deadline:
-            batch = await consumer.getmany(*todo, timeout_ms=500)
-            for tp, messages in batch.items():
-                values.extend(m.value for m in messages if m.offset < todo[tp] and m.value)
-            for tp in list(todo):
-                if await consumer.position(tp) >= todo[tp]:
-                    del todo[tp]
-        if todo:
-            raise TimeoutError(f"could not read the tail of {topic} within 60 s")
-        return values
-    finally:
-        await consumer.stop()

@@ -38,6 +38,18 @@ class Metrics:
             ["stream", "code", "mode"],
             registry=r,
         )
+        self.already_committed = Counter(
+            "newspipe_already_committed",
+            "Records read again after a restart or rebalance whose batch had committed (skipped)",
+            ["stream"],
+            registry=r,
+        )
+        self.transaction_retries = Counter(
+            "newspipe_transaction_retries",
+            "Batches whose transaction failed and was retried (or fenced)",
+            ["stage", "outcome"],
+            registry=r,
+        )
         self.tags = Counter(
             "newspipe_tags", "Top-level tags on emitted records", ["stream", "topic"], registry=r
         )

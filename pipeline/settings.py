@@ -43,10 +43,9 @@ class Settings:
     batch_size: int = 500
     batch_timeout_s: float = 0.05
     processing_guarantee: str = "at_least_once"
-    # Experimental, off: on assignment, mark the clean output tail as seen (see README limits).
-    reconcile_on_assign: bool = False
-    # standby copies of each table partition on other workers (faster failover, more reads)
-    standby_replicas: int = 1
+    # standby copies of the trend window tables on other workers (faster failover, more reads);
+    # the dedup state has none: a new owner reads its changelog (pipeline.statelog)
+    standby_replicas: int = 0
     # Kafka security: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL; SASL PLAIN or SCRAM-SHA-256/512.
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str = ""

@@ -15,14 +15,20 @@ TREND_EVENTS = "trend.events"
 # internal: articles that passed the partition-local checks, on ONE partition, so the
 # near-duplicate index sees every article whatever partition it came from
 NEARDUP = "articles.neardup"
+# internal: dedup state changelogs, one record per batch (pipeline.statelog), partitioned like
+# the stage's input
+STATE_ARTICLES = "state.articles"
+STATE_COMMENTS = "state.comments"
+STATE_NEARDUP = "state.neardup"
+STATE = (STATE_ARTICLES, STATE_COMMENTS, STATE_NEARDUP)
 
 RAW = (RAW_ARTICLES, RAW_COMMENTS)
 CLEAN = (CLEAN_ARTICLES, CLEAN_COMMENTS)
 ALL = (
     RAW_ARTICLES, RAW_COMMENTS, CLEAN_ARTICLES, CLEAN_COMMENTS, DLQ, TOPIC_TRENDS, TREND_EVENTS,
-    NEARDUP,
+    NEARDUP, *STATE,
 )  # fmt: skip
-SINGLE_PARTITION = (NEARDUP,)
+SINGLE_PARTITION = (NEARDUP, STATE_NEARDUP)
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,18 @@ class TopicNames:
     @property
     def trend_events(self) -> str:
         return self.name(TREND_EVENTS)
+
+    @property
+    def state_articles(self) -> str:
+        return self.name(STATE_ARTICLES)
+
+    @property
+    def state_comments(self) -> str:
+        return self.name(STATE_COMMENTS)
+
+    @property
+    def state_neardup(self) -> str:
+        return self.name(STATE_NEARDUP)
 
     def all(self) -> list[str]:
         return [self.name(t) for t in ALL]

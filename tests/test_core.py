@@ -89,27 +89,3 @@ def test_a_bug_in_a_stage_becomes_an_internal_dead_letter_not_a_crash() -> None:
     assert res.status == DLQ and res.reason == "internal"
     assert "KeyError" in res.record["error_message"]
     assert res.record["payload"]
-
-
-def test_output_remembered_after_a_crash_is_not_emitted_again_nor_its_double_post() -> None:
-    before = Core()
-    emitted = before.process(COMMENTS, comment(1, "2026-11-01T10:01:00Z"), Meta("raw.comments"))
-    art = before.process(ARTICLES, article(0, "2026-11-01T10:00:00Z"), Meta("raw.articles"))
-    # the process dies: its state is gone, but its output is in the clean topics
-    after = Core()
-    after.deduper.remember_emitted(COMMENTS, emitted.record)
-    after.deduper.remember_emitted(ARTICLES, art.record, stage="local")
-    again = after.process(COMMENTS, comment(1, "2026-11-01T10:01:00Z"), Meta("raw.comments"))
-    assert again.status == DUPLICATE and again.reason == "duplicate.exact"
-    double = orjson.loads(comment(1, "2026-11-01T10:02:00Z"))
-    double["source_comment_id"] = "99"  # the same reader posts the same text again
-    res = after.process(COMMENTS, orjson.dumps(double), Meta("raw.comments"))
-    assert res.status == DUPLICATE and res.reason == "duplicate.comment"
-    art_again = after.process(ARTICLES, article(0, "2026-11-01T10:00:00Z"), Meta("raw.articles"))
-    assert art_again.status == DUPLICATE
-
-    # the near-dup stage: an article it emitted before the crash is dropped when it comes again
-    stage2 = Core()
-    stage2.deduper.remember_emitted(ARTICLES, art.record, stage="neardup")
-    local = stage2.process_local(ARTICLES, article(0, "2026-11-01T10:00:00Z"), Meta("raw"))
-    assert stage2.finish_article(local).status == DUPLICATE

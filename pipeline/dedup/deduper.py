@@ -57,7 +57,6 @@ comments: ``c:<comment_id>`` -> [t, content_hash]
           ``p:<xxh3(article_id, author, content_hash)>`` -> [t, first comment_id]  (double posts)
           ``s:<content_hash>`` -> [t, distinct (author, article) count]           (spam clusters)
 index:    ``b:<band>:<12 hex of xxh3 of the band's rows>`` -> [t, first article_id with the band]
-          ``e:<article_id>`` -> [t, content_hash] (emitted before a crash; remember_emitted)
           ``g:<article_id>`` -> [t, base64 low-16-bit MinHash signature (256 B),
                                  cluster_id | null, duplicate_of | null, content_hash]
 Per article: 1 + 42 + 1 entries, ~2 KB serialized (the 42 band keys are most of it); per
@@ -212,45 +211,6 @@ class Deduper:
     def _live(self, value: Any, horizon: float) -> bool:
         return value is not None and _time_of(value) >= self.watermark - horizon
 
-    # -- crash recovery ---------------------------------------------------------------------
-    def remember_emitted(self, stream: str, record: dict[str, Any], stage: str = "local") -> None:
-        """Mark a record found in a clean topic as seen, as if its state had been written.
-
-        After a crash, the records processed since the last offset commit come again. Their
-        output may already be in the clean topic while their state write was lost with the
-        process; the shell reads the clean topic's tail before it processes again and calls this,
-        so those records are dropped as `duplicate.exact` instead of being emitted twice.
-        `stage` "local" marks the partition-local state, "neardup" the near-dup stage's.
-        """
-        t = int(self._event_time(record))
-        h = record.get("content_hash")
-        if not h:
-            return
-        if stream == "comments":
-            cid = record["comment_id"]
-            key = "c:" + cid
-            entry = self.comments.get(key)
-            if not (self._live(entry, self.comment_horizon_s) and entry[1] == h):
-                self.comments[key] = [t, h]
-            text = record.get("text") or ""
-            author = record.get("author")
-            if author and not record.get("removed") and not _is_short(record, text):
-                # so a later double post of it is still caught
-                pkey = "p:" + short_hash(f"{record['article_id']}\x1f{author}\x1f{h}")
-                if not self._live(self.comments.get(pkey), self.comment_horizon_s):
-                    self.comments[pkey] = [t, cid]
-        elif stage == "local":
-            key = "a:" + record["article_id"]
-            entry = self.articles.get(key)
-            if not self._live(entry, self.article_horizon_s):
-                self.articles[key] = {"t": t, "h": [h], "r": record.get("revision") or 1}
-            elif h not in entry["h"]:
-                entry["h"] = [*entry["h"][-(HASH_HISTORY - 1) :], h]
-                entry["r"] = max(entry["r"], record.get("revision") or 1)
-                self.articles[key] = entry
-        else:
-            self.index["e:" + record["article_id"]] = [t, h]
-
     # -- articles ---------------------------------------------------------------------------
     def check_article(self, record: dict[str, Any]) -> Outcome:
         """Exact/revision check, then the near-duplicate check for new and revised articles."""
@@ -307,10 +267,6 @@ class Deduper:
         gkey = "g:" + aid
         own = index.get(gkey)
         h = record.get("content_hash")
-        emitted = index.get("e:" + aid)
-        if emitted is not None and emitted[0] >= cutoff and emitted[1] == h:
-            # emitted before a crash, found in the clean topic by the shell (remember_emitted)
-            return Outcome(DUPLICATE_EXACT, False, record, duplicate_of=aid)
         if own is not None and own[0] >= cutoff and len(own) > 4 and own[4] == h:
             # This very version was indexed already: a redelivery into a separate near-dup
             # stage (at-least-once between stages). Drop it like any exact duplicate.

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from functools import lru_cache
 
 from pipeline.errors import Rejected
 
 MIN_YEAR = 1990
 
 
+@lru_cache(maxsize=4096)
+def iso_of_epoch(seconds: int) -> str:
+    """Whole epoch seconds in the pipeline's one time format, cached: a batch's records share
+    a handful of seconds, and strftime was 5% of a comment's processing time."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
 def utc_now() -> str:
     """The current time in the pipeline's one time format."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return iso_of_epoch(int(time.time()))
 
 
 def _parse(value: object) -> datetime | None:
