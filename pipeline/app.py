@@ -400,7 +400,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
     async def metrics_page(web_: Any, request: Any) -> Any:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-        _update_gauges(app, metrics, states)
+        _update_gauges(app, metrics, states, frozenset({names.neardup, names.trend_events}))
         return web.Response(
             body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
         )
@@ -450,7 +450,24 @@ def _is_ready(app: faust.App) -> bool:
 STATE_COUNT_INTERVAL_S = 30.0
 
 
-def _update_gauges(app: faust.App, metrics: Metrics, states: States) -> None:
+def _caught_up(consumer: Any, tp: Any, read: dict, committed: int) -> bool:
+    """Fetched to the log end, and every record read is committed (a transactional topic)."""
+    try:
+        aio = consumer._thread._ensure_consumer()
+        fetched = aio._subscription.subscription.assignment.state_value(tp).position
+    except Exception:
+        return False
+    last_read = read.get(tp)
+    return (
+        fetched is not None
+        and fetched >= consumer.highwater(tp)
+        and (last_read is None or committed >= last_read + 1)
+    )
+
+
+def _update_gauges(
+    app: faust.App, metrics: Metrics, states: States, transactional: frozenset[str] = frozenset()
+) -> None:
     # Counting a RocksDB table walks every key: do it at most every 30 s, not on every scrape.
     now = time.monotonic()
     if (
@@ -489,7 +506,12 @@ def _update_gauges(app: faust.App, metrics: Metrics, states: States) -> None:
                     position = read.get(tp)
                 if position is None or position < 0:
                     position = 0
-                lags[(tp.topic, str(tp.partition))] = max(0, highwater - position)
+                lag = max(0, highwater - position)
+                if lag and tp.topic in transactional and _caught_up(consumer, tp, read, position):
+                    # the stages write these topics in transactions: the log ends with commit
+                    # markers, which take offsets but are never records to commit past
+                    lag = 0
+                lags[(tp.topic, str(tp.partition))] = lag
         metrics.consumer_lag.clear()
         for (topic, partition), lag in lags.items():
             metrics.consumer_lag.labels(topic, partition).set(lag)

@@ -42,6 +42,8 @@ class Settings:
     drop_near_duplicates: bool = False
     batch_size: int = 500
     batch_timeout_s: float = 0.05
+    # Faust's guarantee, for the trend window stage only: the dedup stages commit output, state
+    # and input mark in their own transactions whatever this says (pipeline.statelog)
     processing_guarantee: str = "at_least_once"
     # standby copies of the trend window tables on other workers (faster failover, more reads);
     # the dedup state has none: a new owner reads its changelog (pipeline.statelog)

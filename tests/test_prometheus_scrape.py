@@ -263,8 +263,10 @@ def test_prometheus_scrapes_counters_that_add_up(topics, worker_factory, prometh
     assert prom.scalar('up{job="newspipe"}') == 1.0
 
     # lag per raw partition: present for every partition, and back to 0 once committed
+    seen_lags: list[dict[str, float]] = [{}]
+
     def lag_settled() -> dict[str, float] | None:
-        lags = {
+        lags = seen_lags[0] = {
             f"{r['metric']['topic']}/{r['metric']['partition']}": float(r["value"][1])
             for r in prom.query("newspipe_consumer_lag")
         }
@@ -276,7 +278,10 @@ def test_prometheus_scrapes_counters_that_add_up(topics, worker_factory, prometh
     names = TopicNames(settings.topic_prefix)
     parts = range(settings.partitions)
 
-    lags = wait_for(lag_settled, 60, "consumer lag back to 0", prom)
+    try:
+        lags = wait_for(lag_settled, 60, "consumer lag back to 0", prom)
+    except AssertionError as exc:
+        raise AssertionError(f"last lags {seen_lags[0]}") from exc
     assert not any("changelog" in key for key in lags)
 
     # the project's alert rules are loaded and evaluated
