@@ -233,7 +233,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
             msg = event.message
             if msg.offset <= mark:
                 stream = ARTICLES if stage_name == NEARDUP else stage_name
-                metrics.already_committed.labels(stream).inc()
+                metrics.child(metrics.already_committed, stream).inc()
                 continue
             work.last_offset = max(work.last_offset, msg.offset)
             if stage_name == NEARDUP:
@@ -275,9 +275,9 @@ def create_app(settings: Settings | None = None) -> faust.App:
         return work
 
     def count_in(result: Result, mode: str) -> None:
-        metrics.records_in.labels(result.stream, result.source, mode).inc()
+        metrics.child(metrics.records_in, result.stream, result.source, mode).inc()
         for stage, seconds in result.stage_seconds.items():
-            metrics.stage_seconds.labels(stage, result.stream).observe(seconds)
+            metrics.child(metrics.stage_seconds, stage, result.stream).observe(seconds)
 
     def emit(
         work: Work,
@@ -305,21 +305,21 @@ def create_app(settings: Settings | None = None) -> faust.App:
         m = metrics
         if counted:  # counted in by the first stage; only this stage's time is new
             for stage, seconds in result.stage_seconds.items():
-                m.stage_seconds.labels(stage, result.stream).observe(seconds)
+                m.child(m.stage_seconds, stage, result.stream).observe(seconds)
         else:
             count_in(result, mode)
         if result.status == CLEAN:
-            m.records_out.labels(result.stream, mode).inc()
+            m.child(m.records_out, result.stream, mode).inc()
             for tag in result.record.get("tags", ()):
                 if tag.get("level") == 1 and not tag.get("inherited"):
-                    m.tags.labels(result.stream, tag["code"]).inc()
+                    m.child(m.tags, result.stream, tag["code"]).inc()
             if timestamp:
-                m.event_to_emit.labels(result.stream).observe(max(0.0, time.time() - timestamp))
+                m.child(m.event_to_emit, result.stream).observe(max(0.0, time.time() - timestamp))
         elif result.status == DLQ:
-            m.dead_letters.labels(result.stream, result.reason, mode).inc()
+            m.child(m.dead_letters, result.stream, result.reason, mode).inc()
             dlq_log.note(result.reason, result.stream)
         else:
-            m.duplicates.labels(result.stream, result.reason, mode).inc()
+            m.child(m.duplicates, result.stream, result.reason, mode).inc()
 
     def batches(stream: faust.StreamT) -> Any:
         return stream.take_events(settings.batch_size, within=settings.batch_timeout_s)

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from pipeline import __version__
@@ -18,6 +20,7 @@ class Metrics:
     """One registry per worker (tests make their own, so nothing leaks between them)."""
 
     def __init__(self, registry: CollectorRegistry | None = None, kafka_version: str = "") -> None:
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
         self.records_in = Counter(
@@ -83,3 +86,12 @@ class Metrics:
             "newspipe_worker_info", "Worker build", ["version", "kafka_version"], registry=r
         )
         self.worker_info.labels(__version__, kafka_version or "unknown").set(1)
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """`metric.labels(*labels)`, cached: `labels()` validates and hashes its arguments on
+        every call, and the worker calls it several times per record."""
+        key = (id(metric), labels)
+        got = self._children.get(key)
+        if got is None:
+            got = self._children[key] = metric.labels(*labels)
+        return got

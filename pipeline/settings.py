@@ -40,8 +40,10 @@ class Settings:
     # chosen by scripts/near_dup_eval.py (held-out precision 0.999, recall 0.976)
     near_dup_threshold: float = 0.3
     drop_near_duplicates: bool = False
-    batch_size: int = 500
-    batch_timeout_s: float = 0.05
+    # one transaction per partition per batch: larger batches amortize it (500 -> 2000 took one
+    # worker from ~1,150 to ~1,450 events/s); the timeout bounds the wait when traffic is low
+    batch_size: int = 2000
+    batch_timeout_s: float = 0.1
     # Faust's guarantee, for the trend window stage only: the dedup stages commit output, state
     # and input mark in their own transactions whatever this says (pipeline.statelog)
     processing_guarantee: str = "at_least_once"

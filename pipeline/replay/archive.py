@@ -196,7 +196,7 @@ async def run_archive(
         max_partition_fetch_bytes=4 * 1024 * 1024,
     )
     loop = asyncio.get_running_loop()
-    installed = _install_signals(loop, stop)
+    installed = install_signals(loop, stop)
     writer = ArchiveWriter(root, max_bytes=max_bytes, compress=compress)
     started = time.monotonic()
     await consumer.start()
@@ -237,7 +237,11 @@ async def run_archive(
     return ArchiveReport(writer.written, writer.files, time.monotonic() - started)
 
 
-def _install_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> list[int]:
+def install_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> list[int]:
+    """Ctrl-C / SIGTERM set `stop` (a clean stop with a checkpoint); returns what was installed.
+
+    Event loops without signal support raise NotImplementedError: the tool then runs without.
+    """
     installed = []
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:

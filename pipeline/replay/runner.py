@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import time
 import uuid
 from collections import deque
@@ -18,6 +17,7 @@ from typing import Any
 import orjson
 
 from pipeline.app import REPLAY_HEADER
+from pipeline.replay.archive import install_signals
 from pipeline.replay.bucket import TokenBucket
 from pipeline.replay.checkpoint import Checkpoint
 from pipeline.replay.events import ARTICLES, COMMENTS, BadLine, Event, guess_stream, stream_of_topic
@@ -224,11 +224,7 @@ async def replay(settings: Settings, opts: ReplayOptions,
         checkpoint.path = None  # a dry run honours a checkpoint but must never advance it
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-    installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, stop.set)
-            installed.append(sig)
+    installed = install_signals(loop, stop)
     sources = _Sources(settings, opts, files, checkpoint, summary)
     validate = _validator(settings) if (opts.validate or opts.dry_run) else None
     try:
