@@ -1,0 +1,79 @@
+"""The stream shell's state, without a broker: partition selection, the batch overlay, changelog
+records and applying them (the end-to-end guarantee is in test_stream_dedup.py)."""
+
+from __future__ import annotations
+
+import orjson
+
+from pipeline.settings import Settings
+from pipeline.statelog import MAX_RECORD_BYTES, PartitionedMap, PartitionState, StageState
+
+
+def stage(**settings: object) -> StageState:
+    maps = {"comments": PartitionedMap("comments"), "tags": PartitionedMap("tags")}
+    st = StageState("comments", maps, "state.comments", Settings(**settings), lambda **_: None)
+    for p in (0, 1):
+        st._new_part(p)
+    return st
+
+
+def test_each_partition_sees_only_its_own_entries() -> None:
+    st = stage()
+    m = st.maps["comments"]
+    st.select(0)
+    m["c:1"] = [1, "h"]
+    st.select(1)
+    assert m.get("c:1") is None and "c:1" not in m
+    st.select(0)
+    assert m["c:1"] == [1, "h"]
+
+
+def test_writes_stay_in_the_overlay_until_the_batch_commits() -> None:
+    st = stage()
+    m = st.maps["comments"]
+    st.select(0)
+    m["c:1"] = [1, "h"]
+    assert m.stores[0] == {} and m.overlays[0] == {"c:1": [1, "h"]}
+    st.discard(0)  # an aborted transaction
+    assert m.get("c:1") is None
+
+
+def test_a_changelog_record_rebuilds_the_state_and_the_mark() -> None:
+    st = stage()
+    st.select(1)
+    st.maps["comments"]["c:9"] = [5, "x"]
+    st.maps["tags"]["a"] = {"t": 5}
+    (value,) = st.changelog_records(1, mark=41)
+    fresh = stage()
+    part = PartitionState()
+    fresh._apply(1, part, orjson.loads(value), offset=7)
+    assert fresh.maps["comments"].stores[1] == {"c:9": [5, "x"]}
+    assert fresh.maps["tags"].stores[1] == {"a": {"t": 5}}
+    assert (part.mark, part.applied) == (41, 7)
+
+
+def test_a_large_batch_is_split_into_records_under_the_size_limit() -> None:
+    st = stage()
+    st.select(0)
+    m = st.maps["comments"]
+    for i in range(30_000):
+        m[f"c:{i:08d}"] = [1_700_000_000 + i, f"{i:016x}" * 3]
+    values = st.changelog_records(0, mark=99)
+    assert len(values) > 1
+    assert all(len(v) <= MAX_RECORD_BYTES for v in values)
+    fresh = stage()
+    part = PartitionState()
+    for offset, value in enumerate(values):
+        fresh._apply(0, part, orjson.loads(value), offset)
+    assert fresh.maps["comments"].stores[0] == m.overlays[0]
+    assert part.mark == 99
+
+
+def test_the_expiry_sweep_deletes_from_whichever_partition_holds_the_key() -> None:
+    st = stage()
+    m = st.maps["comments"]
+    m.stores[0]["c:a"] = [1, "h"]
+    m.stores[1]["c:b"] = [2, "h"]
+    assert dict(m.items()) == {"c:a": [1, "h"], "c:b": [2, "h"]} and len(m) == 2
+    del m["c:b"]
+    assert m.stores[1] == {} and m.stores[0] == {"c:a": [1, "h"]}
