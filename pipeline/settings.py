@@ -44,6 +44,9 @@ class Settings:
     # worker from ~1,150 to ~1,450 events/s); the timeout bounds the wait when traffic is low
     batch_size: int = 2000
     batch_timeout_s: float = 0.1
+    # how often Faust commits consumer offsets; only a restart's re-read depends on it (records
+    # below a partition's state mark are skipped, not emitted again)
+    commit_interval_s: float = 1.0
     # Faust's guarantee, for the trend window stage only: the dedup stages commit output, state
     # and input mark in their own transactions whatever this says (pipeline.statelog)
     processing_guarantee: str = "at_least_once"
