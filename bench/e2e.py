@@ -2,7 +2,8 @@
 
 Measured in one invocation, each against a baseline run over the same topics and bytes:
 
-- one worker: time from process start to `newspipe_records_in_total == N + M` (scraped from
+- one worker: time from process start to every input record settled (emitted, dropped as a
+  duplicate or dead-lettered, counted only after its batch's transaction committed; scraped from
   /metrics), and the throughput from the first record counted to the last;
 - the baseline: a bare aiokafka consume-and-produce passthrough (consumer group, getmany,
   produce every record to an output topic, wait for the acks, commit), same raw topics;
