@@ -95,7 +95,7 @@ def _credentials(settings: Settings) -> Any:
 def create_app(settings: Settings | None = None) -> faust.App:
     """Build the app for `settings`; tests build several with their own ids and prefixes."""
     settings = settings or Settings.from_env()
-    names = TopicNames(settings.topic_prefix)
+    names = TopicNames(settings.topic_prefix, settings.app_id)
     _use_read_committed()
     app = faust.App(
         settings.app_id,

@@ -41,10 +41,11 @@ def _cmd_topics(args: argparse.Namespace) -> int:
         created = asyncio.run(create_topics(settings))
         print(f"created {len(created)} topics: {', '.join(created) or '(all existed)'}")
     elif args.action == "delete":
-        asyncio.run(delete_topics(settings, TopicNames(settings.topic_prefix).all()))
+        names = TopicNames(settings.topic_prefix, settings.app_id)
+        asyncio.run(delete_topics(settings, names.all()))
         print("deleted the pipeline's topics")
     else:
-        for name in TopicNames(settings.topic_prefix).all():
+        for name in TopicNames(settings.topic_prefix, settings.app_id).all():
             print(name)
     return 0
 
@@ -69,7 +70,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     from pipeline.topics import TopicNames
 
     settings = Settings.from_env()
-    names = TopicNames(settings.topic_prefix)
+    names = TopicNames(settings.topic_prefix, settings.app_id)
 
     def enough(out: dict) -> bool:
         return len(out[names.clean_articles]) >= args.articles and (

@@ -28,7 +28,7 @@ from pipeline.topics import (
 
 def topic_specs(settings: Settings) -> list[NewTopic]:
     """Partitions and retention per topic; the DLQ keeps longer so rejects can be replayed."""
-    names = TopicNames(settings.topic_prefix)
+    names = TopicNames(settings.topic_prefix, settings.app_id)
     specs = []
     # A state changelog keeps each batch for twice its horizon: what is older can only hold
     # entries the core ignores (see pipeline.statelog).

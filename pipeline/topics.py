@@ -16,7 +16,8 @@ TREND_EVENTS = "trend.events"
 # near-duplicate index sees every article whatever partition it came from
 NEARDUP = "articles.neardup"
 # internal: dedup state changelogs, one record per batch (pipeline.statelog), partitioned like
-# the stage's input
+# the stage's input; named after the app id as well, like Faust's changelogs, because the state
+# belongs to one consumer group (another app reading the same raw topics has its own)
 STATE_ARTICLES = "state.articles"
 STATE_COMMENTS = "state.comments"
 STATE_NEARDUP = "state.neardup"
@@ -36,8 +37,11 @@ class TopicNames:
     """Topic names after the deployment prefix is applied."""
 
     prefix: str = ""
+    app_id: str = "newspipe"
 
     def name(self, base: str) -> str:
+        if base in STATE:
+            return f"{self.prefix}{self.app_id}-{base}"
         return f"{self.prefix}{base}"
 
     @property

@@ -257,6 +257,7 @@ def test_a_failed_send_holds_the_watermark_so_a_resume_sends_it_again():
 
 @pytest.mark.parametrize("topic", ["clean.articles", "p1.clean.comments", "dlq", "x.dlq",
                                    "topic.trends", "newspipe-articles-changelog",
+                                   "newspipe-state.comments", "p.articles.neardup",
                                    "__consumer_offsets", "app-__assignor-__leader",
                                    "p.clean.other"])  # fmt: skip
 def test_refuses_clean_and_internal_topics_unless_forced(topic: str):

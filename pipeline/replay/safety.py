@@ -6,10 +6,11 @@ recovery trust; it is almost always a typo, so it is refused rather than warned 
 
 from __future__ import annotations
 
-from pipeline.topics import CLEAN, DLQ, TOPIC_TRENDS
+from pipeline.topics import CLEAN, DLQ, NEARDUP, STATE, TOPIC_TRENDS, TREND_EVENTS
 
-PROTECTED = (*CLEAN, DLQ, TOPIC_TRENDS)
-INTERNAL_MARKERS = ("-changelog", "-repartition", "__")
+PROTECTED = (*CLEAN, DLQ, TOPIC_TRENDS, TREND_EVENTS, NEARDUP)
+# Faust's changelogs and repartition topics, Kafka's own, and the stages' state changelogs
+INTERNAL_MARKERS = ("-changelog", "-repartition", "__", *(f"-{t}" for t in STATE))
 
 
 class ReplayRefused(Exception):
