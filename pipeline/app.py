@@ -29,7 +29,7 @@ from pipeline.core import ARTICLES, CLEAN, COMMENTS, DLQ, Core, Meta, Result, St
 from pipeline.logs import logging_config, wire_app_logging
 from pipeline.metrics import Metrics
 from pipeline.settings import Settings
-from pipeline.statelog import PartitionedMap, StageState, TransactionFenced
+from pipeline.statelog import PartitionedMap, StageState
 from pipeline.topics import TopicNames
 
 REPLAY_HEADER = "newspipe-replay"
@@ -148,7 +148,9 @@ def create_app(settings: Settings | None = None) -> faust.App:
     )
 
     def txn_producer(**options: Any) -> Any:
-        return kafka_io.producer(settings, **options)
+        # a batch's transaction takes a second or two; one left open by a dead worker holds
+        # back read_committed readers until the broker aborts it, so keep the timeout short
+        return kafka_io.producer(settings, transaction_timeout_ms=20_000, **options)
 
     stages = {
         ARTICLES: StageState(
@@ -188,6 +190,16 @@ def create_app(settings: Settings | None = None) -> faust.App:
             *(run_partition(stage_name, p, evs) for p, evs in by_partition.items())
         )
 
+    def still_owned(stage_name: str, partition: int) -> bool:
+        """Whether this worker is still assigned the stage's input partition."""
+        consumer = app._consumer
+        if consumer is None:
+            return False
+        return any(
+            tp.topic == sources[stage_name] and tp.partition == partition
+            for tp in consumer.assignment()
+        )
+
     async def run_partition(stage_name: str, partition: int, events: list[Any]) -> None:
         stage = stages[stage_name]
         for attempt in range(1, MAX_ATTEMPTS + 1):
@@ -202,14 +214,16 @@ def create_app(settings: Settings | None = None) -> faust.App:
                 for effect in work.effects:
                     effect()
                 return
-            except TransactionFenced:
-                # another worker owns the partition now and processes these records itself;
-                # this worker's offsets for it can no longer be committed
-                metrics.transaction_retries.labels(stage_name, "fenced").inc()
-                log.warning("partition %s of %s moved to another worker", partition, stage_name)
-                return
             except Exception as exc:
-                metrics.transaction_retries.labels(stage_name, "retried").inc()
+                stage.discard(partition)  # nothing of a failed attempt may reach the state
+                if not still_owned(stage_name, partition):
+                    # the partition moved to another worker, which processes these records
+                    # from its own mark; this worker's offsets for it can no longer commit
+                    metrics.child(metrics.transaction_retries, stage_name, "moved").inc()
+                    log.warning("partition %s of %s moved to another worker: %r",
+                                partition, stage_name, exc)  # fmt: skip
+                    return
+                metrics.child(metrics.transaction_retries, stage_name, "retried").inc()
                 log.warning(
                     "batch of %s-%s failed (attempt %d): %r", stage_name, partition, attempt, exc
                 )

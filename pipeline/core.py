@@ -14,6 +14,7 @@ from typing import Any
 
 from pipeline.deadletter import dead_letter
 from pipeline.dedup import Deduper, Outcome
+from pipeline.dedup.deduper import sweep
 from pipeline.errors import Rejected
 from pipeline.normalize import normalize_article, normalize_comment
 from pipeline.normalize.times import iso_of_epoch
@@ -197,8 +198,5 @@ class Core:
         """
         removed = len(self.deduper.expire())
         cutoff = self.deduper.watermark - self.settings.article_horizon_s
-        tags = self.states.article_tags
-        stale = [k for k, v in tags.items() if v.get("t", 0) < cutoff]
-        for key in stale:
-            del tags[key]
+        stale = sweep(self.states.article_tags, lambda v: v.get("t", 0) < cutoff)
         return removed + len(stale)

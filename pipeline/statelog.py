@@ -28,8 +28,10 @@ core and swept again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
+import os
 from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,7 +73,14 @@ class PartitionedMap(MutableMapping[str, Any]):
     def get(self, key: str, default: Any = None) -> Any:
         value = self._overlay.get(key, _MISSING)
         if value is _MISSING:
-            return self._store.get(key, default)
+            value = self._store.get(key, _MISSING)
+            if value is _MISSING:
+                return default
+            # a copy: the core may change what it read before writing it back, and the
+            # committed store must not see that before the batch commits (RocksDB decodes a
+            # fresh object anyway)
+            if type(value) is list or type(value) is dict:
+                return value.copy()
         return value
 
     def __getitem__(self, key: str) -> Any:
@@ -92,6 +101,17 @@ class PartitionedMap(MutableMapping[str, Any]):
             except KeyError:
                 continue
         raise KeyError(key)
+
+    def sweep(self, is_stale: Callable[[Any], bool]) -> list[str]:
+        """Delete stale entries partition by partition (a key can live on several partitions,
+        e.g. a spam text's counter); returns the deleted keys."""
+        removed: list[str] = []
+        for store in list(self.stores.values()):
+            stale = [k for k, v in list(store.items()) if is_stale(v)]
+            for key in stale:
+                del store[key]
+            removed.extend(stale)
+        return removed
 
     def __contains__(self, key: object) -> bool:
         return self.get(key, _MISSING) is not _MISSING  # type: ignore[arg-type]
@@ -116,10 +136,6 @@ class PartitionState:
     mark: int = -1  # last input offset whose batch committed
     producer: AIOKafkaProducer | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-
-class TransactionFenced(Exception):
-    """Another worker owns the partition now (it started the same transactional id)."""
 
 
 class StageState:
@@ -157,11 +173,12 @@ class StageState:
                 producer = self.producer_factory(
                     transactional_id=f"{self.settings.app_id}-{self.stage}-{partition}"
                 )
-                await producer.start()  # init_transactions: fences and aborts the old owner
                 try:
+                    await producer.start()  # init_transactions: fences and aborts the old owner
                     await self._catch_up(partition, part)
                 except BaseException:
-                    await producer.stop()
+                    with contextlib.suppress(Exception):
+                        await producer.stop()
                     raise
                 part.producer = producer
             finally:
@@ -189,7 +206,7 @@ class StageState:
         return RocksState(path)
 
     def _dir(self, partition: int) -> Path:
-        return Path(self.settings.state_dir) / "newspipe" / f"{self.stage}-{partition}"
+        return Path(self.settings.state_dir) / self.settings.app_id / f"{self.stage}-{partition}"
 
     async def release(self, keep: set[int]) -> None:
         """Give up every partition not in `keep` (after a rebalance moved it away)."""
@@ -226,6 +243,12 @@ class StageState:
             consumer.assign([tp])
             start = (await consumer.beginning_offsets([tp]))[tp]
             end = (await consumer.end_offsets([tp]))[tp]  # the last stable offset
+            if part.applied >= end:
+                # the changelog is shorter than what was applied here: it was recreated, so the
+                # local store and mark belong to another life of the topic
+                log.warning("state %s-%s: changelog restarted, local state dropped",
+                            self.stage, partition)  # fmt: skip
+                self._reset(partition, part)
             first = max(start, part.applied + 1)
             if first >= end:
                 return
@@ -244,6 +267,13 @@ class StageState:
                 self.stage, partition, records, part.mark,
             )  # fmt: skip
 
+    def _reset(self, partition: int, part: PartitionState) -> None:
+        for m in self.maps.values():
+            store = m.stores[partition]
+            for key in list(store):
+                del store[key]
+        part.applied = part.mark = -1
+
     def _apply(self, partition: int, part: PartitionState, body: dict, offset: int) -> None:
         for name, entries in body.get("maps", {}).items():
             m = self.maps.get(name)
@@ -259,7 +289,9 @@ class StageState:
 
     def _save_position(self, partition: int, part: PartitionState) -> None:
         saved = self._dir(partition) / "applied.json"
-        saved.write_bytes(orjson.dumps({"applied": part.applied, "mark": part.mark}))
+        tmp = saved.with_suffix(".tmp")
+        tmp.write_bytes(orjson.dumps({"applied": part.applied, "mark": part.mark}))
+        os.replace(tmp, saved)  # never a half-written file after a crash
 
     # -- one batch ------------------------------------------------------------------------
     def select(self, partition: int) -> None:
@@ -303,11 +335,14 @@ class StageState:
                 )
             for value in self.changelog_records(partition, mark):
                 futures.append(await producer.send(self.changelog, value, partition=partition))
+            # aiokafka does not abort a transaction when one of its sends fails for good (too
+            # large, invalid timestamp): it only fails that future. Check them all first.
+            delivered = await asyncio.gather(*futures)
             await producer.commit_transaction()
-            last = await futures[-1]
-        except Exception as exc:
+            last = delivered[-1]
+        except Exception:
             self.discard(partition)
-            await self._abort(producer, partition, exc)
+            await self._abort(producer, partition)
             raise
         # committed: the overlay becomes state
         for m in self.maps.values():
@@ -330,22 +365,17 @@ class StageState:
         for m in self.maps.values():
             m.overlays.get(partition, {}).clear()
 
-    async def _abort(self, producer: AIOKafkaProducer, partition: int, exc: Exception) -> None:
-        from aiokafka.errors import ProducerFenced
-
+    async def _abort(self, producer: AIOKafkaProducer, partition: int) -> None:
+        """Abort the open transaction; a producer that cannot (fenced, fatal) is dropped, so
+        the next attempt starts a new one, which fences whoever holds the id and catches up."""
         part = self.parts.get(partition)
-        if isinstance(exc, ProducerFenced) or "Fenced" in type(exc).__name__:
-            if part is not None:
-                part.producer = None
-            await self.release({p for p in self.parts if p != partition})
-            raise TransactionFenced(f"{self.stage}-{partition}") from exc
         try:
             await producer.abort_transaction()
-        except Exception as abort_exc:  # the producer is unusable: start a new one next time
-            log.warning("abort %s-%s failed: %r", self.stage, partition, abort_exc)
-            if part is not None:
-                part.producer = None
-                try:
-                    await producer.stop()
-                except Exception:
-                    pass
+            if not producer._txn_manager.is_fatal_error():
+                return
+        except Exception as exc:
+            log.warning("abort %s-%s failed: %r", self.stage, partition, exc)
+        if part is not None and part.producer is producer:
+            part.producer = None
+        with contextlib.suppress(Exception):
+            await producer.stop()

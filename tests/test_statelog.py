@@ -77,3 +77,25 @@ def test_the_expiry_sweep_deletes_from_whichever_partition_holds_the_key() -> No
     assert dict(m.items()) == {"c:a": [1, "h"], "c:b": [2, "h"]} and len(m) == 2
     del m["c:b"]
     assert m.stores[1] == {} and m.stores[0] == {"c:a": [1, "h"]}
+
+
+def test_changing_a_value_read_from_the_store_does_not_change_committed_state() -> None:
+    st = stage()
+    m = st.maps["comments"]
+    m.stores[0]["a:1"] = {"t": 1, "h": ["x"], "r": 1}
+    st.select(0)
+    entry = m.get("a:1")
+    entry["r"] = 2  # what the deduper does to a revision before writing it back
+    entry["h"] = ["x", "y"]
+    assert m.stores[0]["a:1"] == {"t": 1, "h": ["x"], "r": 1}
+    st.discard(0)
+    assert m.get("a:1")["r"] == 1
+
+
+def test_the_sweep_judges_a_key_on_each_partition_by_its_own_value() -> None:
+    st = stage()
+    m = st.maps["comments"]
+    m.stores[0]["s:spam"] = [100, 2]  # stale here
+    m.stores[1]["s:spam"] = [900, 5]  # live on the other partition
+    assert m.sweep(lambda v: v[0] < 500) == ["s:spam"]
+    assert "s:spam" not in m.stores[0] and m.stores[1]["s:spam"] == [900, 5]

@@ -376,10 +376,7 @@ class Deduper:
             (self.index, self.article_horizon_s),
         ):
             cutoff = now - horizon
-            stale = [k for k, v in state.items() if _time_of(v) < cutoff]
-            for key in stale:
-                del state[key]
-            removed.extend(stale)
+            removed.extend(sweep(state, lambda v, c=cutoff: _time_of(v) < c))
         return removed
 
     def size(self) -> dict[str, int]:
@@ -389,6 +386,18 @@ class Deduper:
             "comments": len(self.comments),
             "index": len(self.index),
         }
+
+
+def sweep(state: Any, is_stale: Any) -> list[str]:
+    """Delete the entries `is_stale` says are old; returns their keys. A state that spans
+    partitions (the stream shell's) sweeps each partition itself: a key can live on several."""
+    own = getattr(state, "sweep", None)
+    if own is not None:
+        return own(is_stale)
+    stale = [k for k, v in state.items() if is_stale(v)]
+    for key in stale:
+        del state[key]
+    return stale
 
 
 def _is_short(record: dict[str, Any], text: str) -> bool:
