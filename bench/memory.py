@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import gc
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -32,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 from pipeline.core import ARTICLES, COMMENTS, Core, Meta, States  # noqa: E402
 from pipeline.datasets import ag_articles, fox_comments, replicate  # noqa: E402
 from pipeline.dedup import DictState  # noqa: E402
+from pipeline.dedup.state import RocksState  # noqa: E402
 from pipeline.ingest import page_article_id  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 
@@ -57,6 +60,11 @@ def events(n: int, article_every: int) -> Iterator[tuple[str, bytes, bytes]]:
             com = next(coms)
             key = page_article_id({"source": com["source"], "title": com["article_title"]})
             yield COMMENTS, key.encode(), orjson.dumps(com)
+
+
+def dir_mib(path: str) -> float:
+    """On-disk size of a RocksDB directory tree (SST files, WAL, manifest)."""
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file()) / 2**20
 
 
 def state_entries(states: States) -> dict[str, int]:
@@ -86,9 +94,15 @@ def run(
     sample_every: int = 50_000,
     article_every: int = 20,
     expire: bool = True,
+    store: str = "memory",
 ) -> dict[str, Any]:
     settings = replace(Settings(), comment_horizon_s=horizon_s, article_horizon_s=horizon_s)
-    states = States(DictState(), DictState(), DictState(), DictState())
+    tmp = None
+    if store == "rocksdb":
+        tmp = tempfile.mkdtemp(prefix="bench-memory-rocks-")
+        states = States(*(RocksState(Path(tmp) / n) for n in ("a", "c", "i", "t")))
+    else:
+        states = States(DictState(), DictState(), DictState(), DictState())
     core = Core(settings, states)
     gc.collect()
     base_ms = int(time.time() * 1000) - 2 * 24 * 3600 * 1000  # in the past: no future clamp
@@ -117,13 +131,18 @@ def run(
                     "entries": total,
                     "by_table": entries,
                     "state_mb": round(state_bytes(states) / 1e6, 2) if total <= 400_000 else None,
+                    "rocksdb_mib": round(dir_mib(tmp), 1) if tmp else None,
                     "elapsed_s": round(time.perf_counter() - t0, 1),
                 }
             )
     elapsed = time.perf_counter() - t0
     warm = [s for s in samples if s["events"] >= max(n // 5, sample_every)]
+    if tmp:
+        for state in (states.articles, states.comments, states.index, states.article_tags):
+            state.close()  # type: ignore[attr-defined]
+        shutil.rmtree(tmp, ignore_errors=True)
     return {
-        "mode": "in-process Core, DictState",
+        "mode": f"in-process Core, {'RocksState' if tmp else 'DictState'}",
         "events": n,
         "articles_share": 1 / article_every,
         "horizon_s": horizon_s,
@@ -149,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sweep-every", type=int, default=10_000)
     ap.add_argument("--sample-every", type=int, default=50_000)
     ap.add_argument("--no-expire", action="store_true", help="control: never call expire()")
+    ap.add_argument("--store", choices=("memory", "rocksdb"), default="memory")
     ap.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = ap.parse_args(argv)
     res = run(
@@ -157,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         sweep_every=args.sweep_every,
         sample_every=args.sample_every,
         expire=not args.no_expire,
+        store=args.store,
     )
     if args.json:
         print(orjson.dumps(res).decode())
@@ -164,8 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{res['events']:,} events, horizon {res['horizon_s']} s, expire={res['expire']}, "
           f"{res['events_per_s']:,.0f} events/s")  # fmt: skip
     for s in res["samples"]:
+        disk = f"  RocksDB {s['rocksdb_mib']:7.1f} MiB" if s.get("rocksdb_mib") is not None else ""
         print(f"  {s['events']:>9,} events  RSS {s['rss_mib']:7.1f} MiB  "
-              f"{s['entries']:>9,} entries")  # fmt: skip
+              f"{s['entries']:>9,} entries{disk}")  # fmt: skip
     return 0
 
 
