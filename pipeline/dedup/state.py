@@ -50,6 +50,9 @@ class DictState(MutableMapping[str, Any]):
         return len(self.data)
 
 
+WRITE_BUFFER_BYTES = 4 * 1024 * 1024
+
+
 class RocksState(MutableMapping[str, Any]):
     """rocksdict-backed state at `path`, values as orjson bytes (what a JSON Faust table pays).
 
@@ -61,6 +64,11 @@ class RocksState(MutableMapping[str, Any]):
         from rocksdict import Options, Rdict
 
         opts = Options(raw_mode=True)
+        # Bounded memtables: rocksdict's defaults (64 MiB write buffers) let each database's
+        # memory grow by tens of MiB before the first flush, and the worker opens one per
+        # state and partition.
+        opts.set_write_buffer_size(WRITE_BUFFER_BYTES)
+        opts.set_max_write_buffer_number(2)
         self.path = Path(path)
         self.db = Rdict(str(self.path), options=opts)
 
