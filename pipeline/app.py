@@ -116,6 +116,9 @@ def create_app(settings: Settings | None = None) -> faust.App:
         stream_buffer_maxsize=max(4096, settings.batch_size * 4),
         table_cleanup_interval=60.0,
         table_standby_replicas=settings.standby_replicas,
+        # a topic missing when the worker joined (a broker still creating it) is seen within
+        # 30 s instead of aiokafka's default 5 minutes, and the group rebalances onto it
+        consumer_metadata_max_age_ms=30_000,
         broker_credentials=_credentials(settings),
         logging_config=logging_config(settings.log_level),
     )

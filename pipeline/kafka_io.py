@@ -5,6 +5,8 @@ Kept apart from the Faust shell so tools that only produce do not start a Faust 
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Iterable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -59,23 +61,49 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
     return specs
 
 
-async def create_topics(settings: Settings) -> list[str]:
-    """Create the pipeline's topics; existing ones are left as they are. Returns names created."""
+async def create_topics(settings: Settings, ready_timeout_s: float = 60.0) -> list[str]:
+    """Create the pipeline's topics; existing ones are left as they are. Returns names created.
+
+    Returns only once every partition of every topic has a leader: a consumer that joins its
+    group before that is assigned nothing of the missing topic until its next metadata refresh.
+    """
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.bootstrap_servers, **settings.aiokafka_security()
     )
     await admin.start()
     try:
+        specs = topic_specs(settings)
         existing = set(await admin.list_topics())
-        wanted = [s for s in topic_specs(settings) if s.name not in existing]
+        wanted = [s for s in specs if s.name not in existing]
         if wanted:
             try:
                 await admin.create_topics(wanted)
             except TopicAlreadyExistsError:
                 pass
+        await _wait_for_leaders(admin, {s.name: s.num_partitions for s in specs}, ready_timeout_s)
         return [s.name for s in wanted]
     finally:
         await admin.close()
+
+
+async def _wait_for_leaders(
+    admin: AIOKafkaAdminClient, partitions: dict[str, int], timeout_s: float
+) -> None:
+    """Wait until the metadata shows each topic with a leader for `partitions[topic]` partitions
+    (an existing topic may have more); raises TimeoutError naming the topics still not ready."""
+    deadline = time.monotonic() + timeout_s
+    pending = dict(partitions)
+    while True:
+        for desc in await admin.describe_topics(list(pending)):
+            name = desc["topic"]
+            led = [p for p in desc["partitions"] if p["error_code"] == 0 and p["leader"] >= 0]
+            if desc["error_code"] == 0 and len(led) >= pending.get(name, 0):
+                pending.pop(name, None)
+        if not pending:
+            return
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"topics without a leader after {timeout_s:.0f}s: {sorted(pending)}")
+        await asyncio.sleep(0.2)
 
 
 async def delete_topics(settings: Settings, names: Iterable[str]) -> None:

@@ -69,8 +69,16 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return worker_env(settings)
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> object:
+    """Keep each phase's report on the item, so fixtures can tell that their test failed."""
+    rep = yield
+    setattr(item, f"rep_{rep.when}", rep)
+    return rep
+
+
 @pytest.fixture
-def worker_factory(tmp_path: Path) -> Iterator:
+def worker_factory(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator:
     workers: list[WorkerProcess] = []
 
     def make(settings: Settings, name: str = "worker") -> WorkerProcess:
@@ -81,6 +89,13 @@ def worker_factory(tmp_path: Path) -> Iterator:
     yield make
     for w in workers:
         w.stop()
+    rep = getattr(request.node, "rep_call", None)
+    if rep is not None and rep.failed:
+        # a failed stream test is only debuggable with what its workers said
+        for w in workers:
+            lines = w.log.read_text(errors="replace").splitlines() if w.log.exists() else []
+            print(f"\n----- {w.log.name}: last 80 of {len(lines)} lines -----")
+            print("\n".join(lines[-80:]))
 
 
 @pytest.fixture
