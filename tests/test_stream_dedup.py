@@ -55,9 +55,13 @@ async def feed(settings, items: list[tuple[str, bytes, bytes]]) -> None:
         await prod.stop()
 
 
-def read_clean(settings, expected: int, timeout: float = 240) -> dict[str, list[dict[str, Any]]]:
+def read_clean(settings, expected: int, timeout: float = 480) -> dict[str, list[dict[str, Any]]]:
+    """Everything in the clean topics and the DLQ once `expected` clean records arrived and
+    nothing more came for a few seconds; a run slower than `timeout` fails as such, not as a
+    difference in ids."""
     names = TopicNames(settings.topic_prefix)
-    return asyncio.run(
+    started = time.monotonic()
+    out = asyncio.run(
         read_topics(
             settings,
             [names.clean_articles, names.clean_comments, names.dlq],
@@ -66,6 +70,10 @@ def read_clean(settings, expected: int, timeout: float = 240) -> dict[str, list[
             idle=4.0,
         )
     )
+    got = len(out[names.clean_articles]) + len(out[names.clean_comments])
+    if got < expected and time.monotonic() - started >= timeout:
+        raise AssertionError(f"timed out after {timeout:.0f}s with {got} of {expected} records")
+    return out
 
 
 def scrape(settings) -> dict[str, float]:
