@@ -398,35 +398,57 @@ def latency_run(settings: Settings, items: list[Item], rate: float, logdir: Path
     }
 
 
+WRITTEN_KINDS = ("clean", "trends", "neardup", "state changelogs", "trend changelogs")
+
+
 async def records_written(settings: Settings, app_id: str) -> dict[str, int]:
-    """Records in the output, trend and changelog topics (end offsets), grouped by kind."""
+    """Committed records in the output, trend, near-dup and changelog topics, by kind.
+
+    Counted by reading them (read_committed): end offsets would also count the transaction
+    markers, one per partition a transaction touched, and the records of aborted attempts.
+    """
+    from aiokafka import TopicPartition
+
     names = TopicNames(settings.topic_prefix)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
     await consumer.start()
     try:
         cluster = await consumer._client.fetch_all_metadata()
         topics = cluster.topics()
+        state = [t for t in topics if t.startswith(f"{settings.topic_prefix}{app_id}-state.")]
         groups: dict[str, list[str]] = {
             "clean": [names.clean_articles, names.clean_comments, names.dlq],
             "trends": [names.trend_events, names.trends],
-            "changelogs": [t for t in topics if t.startswith(app_id) and "changelog" in t],
+            "neardup": [names.neardup],
+            "state changelogs": state,
+            "trend changelogs": [t for t in topics if t.startswith(app_id) and "changelog" in t],
         }
-        from aiokafka import TopicPartition
-
-        out: dict[str, int] = {}
-        for kind, members in groups.items():
-            tps = [
-                TopicPartition(t, p)
-                for t in members
-                if t in topics
-                for p in cluster.partitions_for_topic(t) or ()
-            ]
-            ends = await consumer.end_offsets(tps) if tps else {}
-            out[kind] = sum(ends.values())
-            if kind == "changelogs":
-                for t in members:
-                    short = t[len(app_id) + 1 :]
-                    out[f"changelog {short}"] = sum(v for tp, v in ends.items() if tp.topic == t)
+        kind_of = {t: kind for kind, members in groups.items() for t in members}
+        tps = [
+            TopicPartition(t, p)
+            for t in kind_of
+            if t in topics
+            for p in cluster.partitions_for_topic(t) or ()
+        ]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)  # the last stable offsets
+        per_topic: dict[str, int] = dict.fromkeys(kind_of, 0)
+        pending = {tp for tp in tps if ends[tp] > 0}
+        deadline = time.monotonic() + 120
+        while pending and time.monotonic() < deadline:
+            batch = await consumer.getmany(*pending, timeout_ms=1000, max_records=20_000)
+            for tp, messages in batch.items():
+                per_topic[tp.topic] += len(messages)
+            pending = {tp for tp in pending if await consumer.position(tp) < ends[tp]}
+        out = {kind: sum(per_topic[t] for t in members) for kind, members in groups.items()}
+        for t in state:
+            out[t[len(settings.topic_prefix) :]] = per_topic[t]
         return out
     finally:
         await consumer.stop()
@@ -505,8 +527,8 @@ def run(
             written = asyncio.run(records_written(base, base.app_id))
             one["records_written"] = written
             one["kafka_records_written_per_input"] = (
-                written["clean"] + written["trends"] + written["changelogs"]
-            ) / total
+                sum(v for k, v in written.items() if k in WRITTEN_KINDS) / total
+            )
             steady = one["steady_events_per_s"]
             log(f"  {one['events_per_s']:,.0f} events/s (steady {steady:,.0f}), "
                 f"{one['start_to_last_s']:.1f} s from start")  # fmt: skip
