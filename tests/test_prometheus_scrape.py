@@ -306,7 +306,7 @@ def test_prometheus_scrapes_counters_that_add_up(topics, worker_factory, prometh
         print(expr, "=>", [(r["metric"], r["value"][1]) for r in prom.query(expr)])
 
 
-# --- the gauges' arithmetic, on a stand-in for Faust's consumer (no broker needed) ------------
+# --- the gauges' arithmetic, on a stand-in for the stages' consumer (no broker needed) --------
 
 
 class _TP(tuple):
@@ -323,12 +323,16 @@ class _Flag:
 
 
 class _FakeConsumer:
-    def __init__(self, highwaters: dict, committed: dict, read: dict) -> None:
-        from collections import defaultdict
+    """What StageRunner reads of an AIOKafkaConsumer: assignment, high watermarks, positions."""
+
+    def __init__(self, highwaters: dict, positions: dict) -> None:
+        from types import SimpleNamespace
 
         self.highwaters = highwaters
-        self._committed_offset = defaultdict(lambda: None, committed)
-        self._read_offset = defaultdict(lambda: None, read)
+        self.positions = positions
+        state = lambda tp: SimpleNamespace(position=self.positions.get(tp))  # noqa: E731
+        assignment = SimpleNamespace(state_value=state)
+        self._subscription = SimpleNamespace(subscription=SimpleNamespace(assignment=assignment))
 
     def assignment(self) -> set:
         return set(self.highwaters)
@@ -338,35 +342,46 @@ class _FakeConsumer:
 
 
 class _FakeApp:
-    def __init__(self, consumer: _FakeConsumer | None) -> None:
+    def __init__(self, runner: Any) -> None:
         from types import SimpleNamespace
 
-        self._consumer = consumer
+        self.newspipe_runner = runner
         self.rebalancing = False
         self.in_recovery = False
         self.tables = SimpleNamespace(
-            changelog_topics={"app-articles-changelog"},
-            actives_ready=True,
-            recovery=SimpleNamespace(completed=_Flag(True)),
+            actives_ready=True, recovery=SimpleNamespace(completed=_Flag(True))
         )
 
 
-def test_lag_gauge_and_readiness_from_faust_consumer_state():
+def _runner(consumer: _FakeConsumer | None) -> Any:
+    from pipeline.metrics import Metrics
+    from pipeline.settings import Settings
+    from pipeline.stages import StageRunner
+
+    runner = StageRunner(Settings(), core=None, stages={}, metrics=Metrics())  # type: ignore[arg-type]
+    runner.consumer = consumer  # type: ignore[assignment]
+    return runner
+
+
+def test_lag_gauge_and_readiness_from_the_stage_consumer():
     from types import SimpleNamespace
 
     from pipeline.app import _is_ready, _update_gauges
     from pipeline.metrics import Metrics
 
-    raw0, raw1, raw2 = _TP(("raw.articles", 0)), _TP(("raw.articles", 1)), _TP(("raw.articles", 2))
-    changelog = _TP(("app-articles-changelog", 0))
-    leader = _TP(("app-__assignor-__leader", 0))
-    unfetched = _TP(("raw.comments", 0))
+    raw0, raw1 = _TP(("raw.articles", 0)), _TP(("raw.articles", 1))
+    neardup, busy = _TP(("articles.neardup", 0)), _TP(("raw.comments", 1))
+    unfetched, unknown = _TP(("raw.comments", 0)), _TP(("raw.articles", 2))
     consumer = _FakeConsumer(
-        highwaters={raw0: 100, raw1: 10, raw2: 7, changelog: 500, leader: 3, unfetched: None},
-        committed={raw0: 60, changelog: 1},
-        read={raw1: 4},  # no commit yet: the position Faust sought to / read up to
+        highwaters={raw0: 100, raw1: 10, neardup: 12, busy: 12, unfetched: None, unknown: 7},
+        positions={raw0: 60, raw1: 4, neardup: 12, busy: 12},
     )
-    app = _FakeApp(consumer)
+    runner = _runner(consumer)
+    # processed up to 59 of raw0, 40 records to go; near-dup and busy both
+    # processed through offset 10, offset 11 being a transaction's commit marker
+    runner.done = {raw0: 60, neardup: 11, busy: 11}
+    runner.in_flight = {busy}  # records of this partition are being processed right now
+    app = _FakeApp(runner)
     metrics = Metrics()
     states = SimpleNamespace(articles={"a": 1}, comments={}, index={}, article_tags={})
     value = metrics.registry.get_sample_value
@@ -376,7 +391,12 @@ def test_lag_gauge_and_readiness_from_faust_consumer_state():
         (s.labels["topic"], s.labels["partition"]): s.value
         for s in metrics.consumer_lag.collect()[0].samples
     }
-    assert lag == {("raw.articles", "0"): 40, ("raw.articles", "1"): 6, ("raw.articles", "2"): 7}
+    assert lag == {
+        ("raw.articles", "0"): 40,
+        ("raw.articles", "1"): 6,  # nothing processed yet: the fetch position
+        ("articles.neardup", "0"): 0,  # only a commit marker after the last record
+        ("raw.comments", "1"): 1,  # the same, but a batch is in flight
+    }
     assert value("newspipe_ready") == 1
     assert value("newspipe_state_entries", {"table": "articles"}) == 1
 
@@ -396,8 +416,12 @@ def test_lag_gauge_and_readiness_from_faust_consumer_state():
     app.tables.recovery.completed.value = False
     assert not _is_ready(app)  # type: ignore[arg-type]
     app.tables.recovery.completed.value = True
-    consumer.highwaters.clear()
+    runner.stages = {"articles": SimpleNamespace(loading=1)}  # state still loading
     assert not _is_ready(app)  # type: ignore[arg-type]
+    runner.stages = {}
+    consumer.highwaters.clear()  # no assignment
+    assert not _is_ready(app)  # type: ignore[arg-type]
+    assert not _is_ready(_FakeApp(_runner(None)))  # type: ignore[arg-type]
     assert not _is_ready(_FakeApp(None))  # type: ignore[arg-type]
     _update_gauges(_FakeApp(None), metrics, states)  # type: ignore[arg-type]
     assert value("newspipe_ready") == 0

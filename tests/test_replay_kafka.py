@@ -23,12 +23,12 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from pipeline.app import REPLAY_HEADER
 from pipeline.datasets import ag_articles, fox_comments, replicate
 from pipeline.kafka_io import create_topics, delete_topics, producer
 from pipeline.replay.events import key_for
 from pipeline.settings import Settings
 from pipeline.show import read_topics
+from pipeline.stages import REPLAY_HEADER
 from pipeline.topics import TopicNames
 from tests.conftest import ROOT, free_port, settings_env
 

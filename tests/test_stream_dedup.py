@@ -175,12 +175,48 @@ def assert_exactly_once(out, settings, expected: set[str]) -> None:
     assert not out[names.dlq]
 
 
-def test_worker_killed_mid_run_emits_each_record_exactly_once(topics, worker_factory):
-    # Faust never commits offsets in this run: the restarted worker reads everything again, and
-    # only the state changelog's marks keep it from emitting the killed worker's output twice
-    from dataclasses import replace
+async def rewind_group(settings, timeout: float = 90) -> None:
+    """Set the stages' consumer group back to offset 0 on every input partition, as if its
+    offsets were lost (expired with `offsets.retention.minutes`, or reset by an operator).
 
-    settings = replace(topics, commit_interval_s=3600.0)
+    Waits for the group to be empty first: a killed member stays until its session times out.
+    """
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from pipeline.stages import GROUP_SUFFIX
+
+    group = settings.app_id + GROUP_SUFFIX
+    names = TopicNames(settings.topic_prefix)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            (described,) = await admin.describe_consumer_groups([group])
+            state = described.groups[0][2]  # (error_code, group, state, ...)
+            if state in ("Empty", "Dead") or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(1)
+        assert state in ("Empty", "Dead"), f"group {group} still {state}"
+    finally:
+        await admin.close()
+    tps = [TopicPartition(names.raw_articles, p) for p in range(settings.partitions)]
+    tps += [TopicPartition(names.raw_comments, p) for p in range(settings.partitions)]
+    tps.append(TopicPartition(names.neardup, 0))
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers, group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        consumer.assign(tps)
+        await consumer.commit({tp: 0 for tp in tps})
+    finally:
+        await consumer.stop()
+
+
+def test_worker_killed_mid_run_emits_each_record_exactly_once(topics, worker_factory):
+    settings = topics
     items = events()
     expected = reference_ids(items)
     asyncio.run(feed(settings, items))
@@ -195,6 +231,32 @@ def test_worker_killed_mid_run_emits_each_record_exactly_once(topics, worker_fac
         time.sleep(0.2)
     assert done < len(items), "worker finished before it could be killed; feed more events"
     worker.kill(signal.SIGKILL)
+
+    restarted = worker_factory(settings, "restarted").start()
+    restarted.wait_ready(timeout=120)
+    out = read_clean(settings, len(expected))
+    assert_exactly_once(out, settings, expected)
+
+
+def test_worker_restarted_with_its_offsets_lost_emits_nothing_twice(topics, worker_factory):
+    # The offsets commit in each batch's transaction, so a restart normally resumes exactly
+    # after the last committed batch. Here the group is set back to offset 0 after a SIGKILL:
+    # only the state changelog's marks keep the restarted worker from emitting again.
+    settings = topics
+    items = events()
+    expected = reference_ids(items)
+    asyncio.run(feed(settings, items))
+    worker = worker_factory(settings, "first").start()
+    worker.wait_ready()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        done = scrape(settings).get("newspipe_records_in", 0)
+        if done >= len(items) * 0.3:
+            break
+        time.sleep(0.2)
+    assert done < len(items), "worker finished before it could be killed; feed more events"
+    worker.kill(signal.SIGKILL)
+    asyncio.run(rewind_group(settings))
 
     restarted = worker_factory(settings, "restarted").start()
     restarted.wait_ready(timeout=120)

@@ -16,7 +16,6 @@ from typing import Any
 
 import orjson
 
-from pipeline.app import REPLAY_HEADER
 from pipeline.replay.archive import install_signals
 from pipeline.replay.bucket import TokenBucket
 from pipeline.replay.checkpoint import Checkpoint
@@ -26,6 +25,7 @@ from pipeline.replay.report import Feedback, Summary
 from pipeline.replay.safety import check_targets
 from pipeline.replay.sources import CountingReader, Item, expand_sources, read_file
 from pipeline.settings import Settings
+from pipeline.stages import REPLAY_HEADER
 from pipeline.topics import TopicNames
 
 
