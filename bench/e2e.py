@@ -380,9 +380,14 @@ def latency_run(settings: Settings, items: list[Item], rate: float, logdir: Path
     lat = sorted(emitted[s] - sent[s] for s in emitted if s in sent)
     if not lat:
         raise RuntimeError("latency run: no clean record joined to a raw one")
+    articles = {sid for stream, _, _, sid in items if stream == "articles"}
+    by_stream = {
+        name: sorted(emitted[s] - sent[s] for s in emitted if s in sent and (s in articles) == is_a)
+        for name, is_a in (("articles", True), ("comments", False))
+    }
 
-    def q(p: float) -> float:
-        return lat[min(len(lat) - 1, int(p * len(lat)))] / 1000
+    def q(p: float, values: list[int] = lat) -> float:
+        return values[min(len(values) - 1, int(p * len(values)))] / 1000 if values else 0.0
 
     return {
         "offered_rate": rate,
@@ -395,6 +400,11 @@ def latency_run(settings: Settings, items: list[Item], rate: float, logdir: Path
         "mean_s": statistics.fmean(lat) / 1000,
         "histogram_p50_s": hist.get("p50"),
         "histogram_p99_s": hist.get("p99"),
+        # articles pass two stages (raw -> near-dup topic -> clean), comments one
+        "by_stream": {
+            name: {"p50_s": q(0.5, values), "p99_s": q(0.99, values), "joined": len(values)}
+            for name, values in by_stream.items()
+        },
     }
 
 

@@ -320,14 +320,8 @@ class StageState:
         part: PartitionState,
         sends: list[tuple[str, bytes | None, bytes, int | None, int | None]],
         mark: int,
-        offsets: dict[TopicPartition, int] | None = None,
-        group_id: str | None = None,
     ) -> None:
-        """Send the batch's output and changelog record in one transaction, then apply it.
-
-        `offsets` (next offset to consume, per input partition) are committed for `group_id` in
-        the same transaction, so the consumer group resumes exactly after the committed batch.
-        """
+        """Send the batch's output and changelog record in one transaction, then apply it."""
         producer = part.producer
         assert producer is not None
         try:
@@ -344,8 +338,6 @@ class StageState:
             # aiokafka does not abort a transaction when one of its sends fails for good (too
             # large, invalid timestamp): it only fails that future. Check them all first.
             delivered = await asyncio.gather(*futures)
-            if offsets and group_id:
-                await producer.send_offsets_to_transaction(offsets, group_id)
             await producer.commit_transaction()
             last = delivered[-1]
         except Exception:
