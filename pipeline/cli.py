@@ -213,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from aiokafka.errors import KafkaError
 
+    from pipeline.kafka_io import TopicLayoutError
+
     kafka_log = logging.getLogger("aiokafka")
     buffer = _KafkaLogBuffer()
     propagate = kafka_log.propagate
@@ -234,6 +236,10 @@ def main(argv: list[str] | None = None) -> int:
             + " ".join(detail.split()),
             file=sys.stderr,
         )
+        return 1
+    except (TopicLayoutError, TimeoutError) as exc:
+        failed = True
+        print(f"newspipe: error: {exc}", file=sys.stderr)
         return 1
     finally:
         kafka_log.removeHandler(buffer)

@@ -12,6 +12,8 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from pipeline.deadletter import dead_letter
 from pipeline.dedup import Deduper, Outcome
 from pipeline.dedup.deduper import sweep
@@ -27,6 +29,25 @@ COMMENTS = "comments"
 CLEAN = "clean"
 DUPLICATE = "duplicate"
 DLQ = "dlq"
+
+# A Kafka record (clean output, near-dup forward) must stay under the producer's and the topics'
+# 1 MiB default; the clean record can be larger than its raw event (a comment keeps both `text`
+# and `own_text`), so a big event is measured before its dedup state is written.
+MAX_OUTPUT_BYTES = 1_000_000
+OUTPUT_HEADROOM_BYTES = 16 * 1024  # tags, near-dup links and the forward's envelope come later
+# a clean record holds each text at most about twice: raw events under a sixth of the limit fit
+OUTPUT_CHECK_BYTES = MAX_OUTPUT_BYTES // 2
+
+
+def _check_output_size(record: dict[str, Any]) -> None:
+    size = len(orjson.dumps(record))
+    if size > MAX_OUTPUT_BYTES - OUTPUT_HEADROOM_BYTES:
+        raise Rejected(
+            "too_large",
+            f"the clean record would be {size} bytes, over the {MAX_OUTPUT_BYTES} bytes a Kafka "
+            "record may hold here",
+            stage="normalize",
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +164,8 @@ class Core:
                 record = normalize_article(raw, event_time=event_time)
             else:
                 record = normalize_comment(raw, event_time=event_time)
+            if payload is not None and len(payload) * 3 > OUTPUT_CHECK_BYTES:
+                _check_output_size(record)
             t2 = clock()
             timings["normalize"] = t2 - t1
             if stream == ARTICLES:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 # code -> one-line meaning (README and the DLQ schema list these)
 ERROR_CODES: dict[str, str] = {
-    "too_large": "the payload is over the size limit (NEWSPIPE_MAX_EVENT_BYTES)",
+    "too_large": "the payload is over the size limit (NEWSPIPE_MAX_EVENT_BYTES), or its clean "
+    "record would be over the 1 MB a Kafka record may hold",
     "empty": "the payload is empty or only whitespace",
     "not_utf8": "the payload is not valid UTF-8",
     "not_json": "the payload is not JSON (or is truncated)",

@@ -32,11 +32,14 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
     """Partitions and retention per topic; the DLQ keeps longer so rejects can be replayed."""
     names = TopicNames(settings.topic_prefix, settings.app_id)
     specs = []
-    # A state changelog keeps each batch for twice its horizon: what is older can only hold
-    # entries the core ignores (see pipeline.statelog).
+    # A state changelog keeps each batch for twice its horizon (what is older can only hold
+    # entries the core ignores, see pipeline.statelog), and at least a day longer than the raw
+    # topics: its last record holds the mark, which must outlive every input it covers, or an
+    # idle partition re-read from lost offsets would be emitted again.
     horizon_s = {t: settings.article_horizon_s for t in STATE}
     horizon_s[STATE_COMMENTS] = settings.comment_horizon_s
-    state_retention = {t: 2 * 1000 * h for t, h in horizon_s.items()}
+    floor_ms = settings.raw_retention_ms + 24 * 3600 * 1000
+    state_retention = {t: max(2 * 1000 * h, floor_ms) for t, h in horizon_s.items()}
     for base in (*RAW, *CLEAN, DLQ, TOPIC_TRENDS, TREND_EVENTS, NEARDUP, *STATE):
         retention = {
             DLQ: settings.dlq_retention_ms,
@@ -80,27 +83,54 @@ async def create_topics(settings: Settings, ready_timeout_s: float = 60.0) -> li
                 await admin.create_topics(wanted)
             except TopicAlreadyExistsError:
                 pass
-        await _wait_for_leaders(admin, {s.name: s.num_partitions for s in specs}, ready_timeout_s)
+        counts = await _wait_for_leaders(
+            admin, {s.name: s.num_partitions for s in specs}, ready_timeout_s
+        )
+        _check_layout(settings, counts)
         return [s.name for s in wanted]
     finally:
         await admin.close()
 
 
+class TopicLayoutError(Exception):
+    """Existing topics whose partition counts break the stages' co-partitioning."""
+
+
+def _check_layout(settings: Settings, counts: dict[str, int]) -> None:
+    """Partition p of the raw comments reads the articles state of partition p, so the raw
+    topics and their state changelogs must have one partition count; the near-dup index must
+    be whole, so its topics have one partition."""
+    names = TopicNames(settings.topic_prefix, settings.app_id)
+    together = [names.raw_articles, names.raw_comments, names.state_articles, names.state_comments]
+    found = {name: counts[name] for name in together if name in counts}
+    if len(set(found.values())) > 1:
+        raise TopicLayoutError(
+            f"these topics must have the same number of partitions: {found} (add partitions to "
+            "the smaller ones with kafka-topics.sh --alter, or start over with new topics)"
+        )
+    for name in (names.neardup, names.state_neardup):
+        if counts.get(name, 1) != 1:
+            raise TopicLayoutError(f"{name} must have 1 partition, it has {counts[name]}")
+
+
 async def _wait_for_leaders(
     admin: AIOKafkaAdminClient, partitions: dict[str, int], timeout_s: float
-) -> None:
+) -> dict[str, int]:
     """Wait until the metadata shows each topic with a leader for `partitions[topic]` partitions
-    (an existing topic may have more); raises TimeoutError naming the topics still not ready."""
+    (an existing topic may have more); returns each topic's partition count. Raises TimeoutError
+    naming the topics still not ready."""
     deadline = time.monotonic() + timeout_s
     pending = dict(partitions)
+    counts: dict[str, int] = {}
     while True:
         for desc in await admin.describe_topics(list(pending)):
             name = desc["topic"]
             led = [p for p in desc["partitions"] if p["error_code"] == 0 and p["leader"] >= 0]
             if desc["error_code"] == 0 and len(led) >= pending.get(name, 0):
                 pending.pop(name, None)
+                counts[name] = len(desc["partitions"])
         if not pending:
-            return
+            return counts
         if time.monotonic() >= deadline:
             raise TimeoutError(f"topics without a leader after {timeout_s:.0f}s: {sorted(pending)}")
         await asyncio.sleep(0.2)

@@ -32,6 +32,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.errors import ConsumerStoppedError
 from mode import Service
 
 from pipeline import trends
@@ -47,6 +48,8 @@ NEARDUP = "neardup"
 GROUP_SUFFIX = ".stages"
 # a partition's batch whose transaction keeps failing is rewound and fetched again
 MAX_ATTEMPTS = 3
+COMMIT_TIMEOUT_S = 10.0
+STAGE_ORDER = {ARTICLES: 0, NEARDUP: 1, COMMENTS: 2}
 
 log = logging.getLogger(__name__)
 worker_log = logging.getLogger("newspipe.worker")
@@ -117,6 +120,8 @@ class StageRunner(Service):
         self.last_commit = time.monotonic()
         self.last_sweep = time.monotonic()
         self.assigning = False
+        self.stopping = False
+        self.loader: asyncio.Future[None] | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
     async def on_start(self) -> None:
@@ -139,11 +144,17 @@ class StageRunner(Service):
         await self.consumer.start()
 
     async def on_stop(self) -> None:
-        # let the batch in flight commit, then leave the group so the others rebalance at once
+        """Let the batch in flight commit, commit offsets, then leave the group so the others
+        rebalance at once. The lock is not held while leaving: aiokafka's stop waits for its
+        coordinator task, which may be inside our rebalance listener."""
+        self.stopping = True
+        if self.loader is not None:
+            self.loader.cancel()
         async with self.lock:
-            if self.consumer is not None:
-                await self.commit_offsets()
-                await self.consumer.stop()
+            await self.commit_offsets()
+        if self.consumer is not None:
+            await self.consumer.stop()
+        async with self.lock:
             for stage in self.stages.values():
                 await stage.close()
 
@@ -152,16 +163,19 @@ class StageRunner(Service):
         consumer = self.consumer
         assert consumer is not None
         timeout_ms = int(self.settings.batch_timeout_s * 1000)
-        while not self.should_stop:
-            batch = await consumer.getmany(
-                timeout_ms=timeout_ms, max_records=self.settings.batch_size
-            )
-            if not batch:
-                continue
-            async with self.lock:
-                if self.should_stop:
-                    return
-                await self.run_batch(batch)
+        while not (self.should_stop or self.stopping):
+            try:
+                batch = await consumer.getmany(
+                    timeout_ms=timeout_ms, max_records=self.settings.batch_size
+                )
+            except ConsumerStoppedError:
+                return
+            if batch:
+                async with self.lock:
+                    if self.stopping:
+                        return
+                    await self.run_batch(batch)
+            # also when idle: the group's offsets must not stay behind a burst for long
             if time.monotonic() - self.last_commit >= self.settings.commit_interval_s:
                 await self.commit_offsets()
 
@@ -179,41 +193,61 @@ class StageRunner(Service):
         if consumer is None or not offsets:
             return
         try:
-            await consumer.commit(offsets)
+            # aiokafka retries a commit while the coordinator is away: do not wait forever
+            await asyncio.wait_for(consumer.commit(offsets), COMMIT_TIMEOUT_S)
             self.committed.update(offsets)
         except Exception as exc:  # a rebalance under way: the next owner re-reads a little
             log.warning("committing offsets failed: %r", exc)
 
     # -- rebalance ------------------------------------------------------------------------
     async def on_revoked(self, revoked: set[TopicPartition]) -> None:
+        if self.loader is not None:
+            self.loader.cancel()  # a load still running is for the old assignment
+        if self.stopping:
+            return
         async with self.lock:  # the batch in flight commits first
             await self.commit_offsets()
         self._log_rebalance("partitions_revoked", revoked)
 
     async def on_assigned(self, assigned: set[TopicPartition]) -> None:
-        """Give up the state of partitions that moved away, and load the new ones before the
-        first fetch: fencing the previous owner and replaying the changelog then delays no
-        record, and /readyz says ready only once the state is loaded."""
-        self.assigning = True
-        try:
-            async with self.lock:
-                owned = {name: {tp.partition for tp in assigned if tp.topic == topic}
-                         for name, topic in self.sources.items()}  # fmt: skip
-                for name, stage in self.stages.items():
-                    await stage.release(owned[name])
-                for tp in [tp for tp in self.done if tp not in assigned]:
-                    del self.done[tp]
-                self.committed.clear()  # another owner may have committed since
-                opened = await asyncio.gather(
-                    *(self.stages[name].open(p) for name, ps in owned.items() for p in ps),
-                    return_exceptions=True,
-                )
-                for failed in [r for r in opened if isinstance(r, BaseException)]:
-                    # the partition's first batch tries again
-                    log.warning("loading state after a rebalance failed: %r", failed)
-        finally:
-            self.assigning = False
+        """Give up the state of partitions that moved away; load the new ones in the background.
+
+        aiokafka sends no heartbeats until this returns, and loading (fencing the previous
+        owner, replaying a changelog of up to twice the horizon) can take longer than the
+        session timeout: so the new partitions are paused, loaded by a task, then resumed.
+        The first record is not processed before its state is there, and /readyz says ready
+        only once everything is loaded."""
+        if self.stopping:
+            return
+        async with self.lock:
+            owned = {name: {tp.partition for tp in assigned if tp.topic == topic}
+                     for name, topic in self.sources.items()}  # fmt: skip
+            for name, stage in self.stages.items():
+                await stage.release(owned[name])
+            for tp in [tp for tp in self.done if tp not in assigned]:
+                del self.done[tp]
+            self.committed.clear()  # another owner may have committed since
         self._log_rebalance("partitions_assigned", assigned)
+        if self.consumer is not None and assigned:
+            self.consumer.pause(*assigned)
+            self.assigning = True
+            self.loader = asyncio.ensure_future(self._load(owned, assigned))
+
+    async def _load(self, owned: dict[str, set[int]], assigned: set[TopicPartition]) -> None:
+        try:
+            opened = await asyncio.gather(
+                *(self.stages[name].open(p) for name, ps in owned.items() for p in ps),
+                return_exceptions=True,
+            )
+            for failed in [r for r in opened if isinstance(r, BaseException)]:
+                # the partition's first batch tries again
+                log.warning("loading state after a rebalance failed: %r", failed)
+        finally:
+            if asyncio.current_task() is self.loader:  # not a load cancelled by a rebalance
+                self.assigning = False
+        if self.consumer is not None and not self.stopping:
+            current = self.assignment()
+            self.consumer.resume(*(tp for tp in assigned if tp in current))
 
     def _log_rebalance(self, event: str, tps: set[TopicPartition]) -> None:
         log_event(worker_log, logging.INFO, event, group=self.group_id, count=len(tps),
@@ -266,10 +300,11 @@ class StageRunner(Service):
             self.last_sweep = time.monotonic()
             self.core.expire()
         self.in_flight = set(batch)
+        # articles first: each partition's processing runs up to its first send before the next
+        # one starts, so a comment sees the tags of an article that came in the same batch
+        order = sorted(batch.items(), key=lambda item: STAGE_ORDER[self.stage_of[item[0].topic]])
         try:
-            await asyncio.gather(
-                *(self.run_partition(tp, records) for tp, records in batch.items())
-            )
+            await asyncio.gather(*(self.run_partition(tp, records) for tp, records in order))
         finally:
             self.in_flight = set()
 

@@ -89,3 +89,20 @@ def test_a_bug_in_a_stage_becomes_an_internal_dead_letter_not_a_crash() -> None:
     assert res.status == DLQ and res.reason == "internal"
     assert "KeyError" in res.record["error_message"]
     assert res.record["payload"]
+
+
+def test_a_comment_whose_clean_record_would_not_fit_in_a_kafka_record_is_a_too_large_dead_letter():
+    # 200,000 three-byte characters: a 600 KB event passes the door, but the clean record holds
+    # the text twice (`text`, `own_text`), 1.2 MB, over what a Kafka record may hold
+    core = Core()
+    big = orjson.loads(comment(1, "2026-11-01T10:01:00Z"))
+    big["text"] = "新闻" * 100_000
+    res = core.process(COMMENTS, orjson.dumps(big), Meta("raw.comments", 0, 7))
+    assert (res.status, res.reason) == (DLQ, "too_large")
+    assert res.record["stage"] == "normalize" and res.record["offset"] == 7
+    # nothing of it reached the dedup state: the same event is rejected again, not a duplicate
+    again = core.process(COMMENTS, orjson.dumps(big), Meta("raw.comments", 0, 8))
+    assert (again.status, again.reason) == (DLQ, "too_large")
+    # a big event that does fit is clean
+    big["text"] = "新闻" * 40_000
+    assert core.process(COMMENTS, orjson.dumps(big), Meta("raw.comments", 0, 9)).status == CLEAN
