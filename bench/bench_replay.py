@@ -24,7 +24,6 @@ sys.path.insert(0, str(ROOT))
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: E402
 
-from pipeline.app import REPLAY_HEADER  # noqa: E402
 from pipeline.datasets import ag_articles, fox_comments, replicate  # noqa: E402
 from pipeline.kafka_io import delete_topics, producer  # noqa: E402
 from pipeline.replay.archive import ArchiveWriter, archive_line  # noqa: E402
@@ -32,6 +31,7 @@ from pipeline.replay.events import Event, key_for  # noqa: E402
 from pipeline.replay.runner import ReplayOptions, replay  # noqa: E402
 from pipeline.replay.sources import read_file  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
+from pipeline.stages import REPLAY_HEADER  # noqa: E402
 
 
 def write_archive(root: Path, n: int) -> Path:

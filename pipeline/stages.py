@@ -23,6 +23,7 @@ state of partitions that moved away; the new owner's producer fences any straggl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -153,7 +154,11 @@ class StageRunner(Service):
         async with self.lock:
             await self.commit_offsets()
         if self.consumer is not None:
-            await self.consumer.stop()
+            await self.consumer.stop()  # no listener call after this
+        if self.loader is not None:
+            self.loader.cancel()
+            with contextlib.suppress(BaseException):
+                await self.loader
         async with self.lock:
             for stage in self.stages.values():
                 await stage.close()
@@ -214,9 +219,12 @@ class StageRunner(Service):
 
         aiokafka sends no heartbeats until this returns, and loading (fencing the previous
         owner, replaying a changelog of up to twice the horizon) can take longer than the
-        session timeout: so the new partitions are paused, loaded by a task, then resumed.
-        The first record is not processed before its state is there, and /readyz says ready
-        only once everything is loaded."""
+        session timeout: so each partition whose state is not loaded yet stays paused until a
+        task has loaded it. No record is processed before its state is there, and /readyz says
+        ready only once everything is loaded."""
+        consumer = self.consumer
+        if consumer is not None and assigned:
+            consumer.pause(*assigned)  # before any await: aiokafka may fetch them already
         if self.stopping:
             return
         async with self.lock:
@@ -227,27 +235,41 @@ class StageRunner(Service):
             for tp in [tp for tp in self.done if tp not in assigned]:
                 del self.done[tp]
             self.committed.clear()  # another owner may have committed since
+        if self.stopping or consumer is None:
+            return
         self._log_rebalance("partitions_assigned", assigned)
-        if self.consumer is not None and assigned:
-            self.consumer.pause(*assigned)
+        loaded = {tp for tp in assigned if self._loaded(tp)}
+        consumer.resume(*loaded)
+        if assigned - loaded:
             self.assigning = True
-            self.loader = asyncio.ensure_future(self._load(owned, assigned))
+            self.loader = asyncio.ensure_future(self._load(assigned - loaded))
 
-    async def _load(self, owned: dict[str, set[int]], assigned: set[TopicPartition]) -> None:
+    def _loaded(self, tp: TopicPartition) -> bool:
+        name = self.stage_of[tp.topic]
+        ready = self.stages[name].is_open(tp.partition)
+        if name == COMMENTS:  # comments read their article's tags
+            ready = ready and self.stages[ARTICLES].is_open(tp.partition)
+        return ready
+
+    async def _load(self, partitions: set[TopicPartition]) -> None:
         try:
-            opened = await asyncio.gather(
-                *(self.stages[name].open(p) for name, ps in owned.items() for p in ps),
-                return_exceptions=True,
-            )
-            for failed in [r for r in opened if isinstance(r, BaseException)]:
-                # the partition's first batch tries again
-                log.warning("loading state after a rebalance failed: %r", failed)
+            await asyncio.gather(*(self._load_one(tp) for tp in partitions))
         finally:
             if asyncio.current_task() is self.loader:  # not a load cancelled by a rebalance
                 self.assigning = False
-        if self.consumer is not None and not self.stopping:
-            current = self.assignment()
-            self.consumer.resume(*(tp for tp in assigned if tp in current))
+
+    async def _load_one(self, tp: TopicPartition) -> None:
+        """Load one partition's state, then let its records in (also when loading failed: its
+        first batch tries again)."""
+        name = self.stage_of[tp.topic]
+        try:
+            await self.stages[name].open(tp.partition)
+            if name == COMMENTS:
+                await self.stages[ARTICLES].open(tp.partition)
+        except Exception as exc:
+            log.warning("loading the state of %s failed: %r", tp, exc)
+        if self.consumer is not None and not self.stopping and tp in self.assignment():
+            self.consumer.resume(tp)
 
     def _log_rebalance(self, event: str, tps: set[TopicPartition]) -> None:
         log_event(worker_log, logging.INFO, event, group=self.group_id, count=len(tps),

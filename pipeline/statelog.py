@@ -185,6 +185,11 @@ class StageState:
                 self.loading -= 1
         return part
 
+    def is_open(self, partition: int) -> bool:
+        """Owned here: producer started and state caught up."""
+        part = self.parts.get(partition)
+        return part is not None and part.producer is not None
+
     def _new_part(self, partition: int) -> PartitionState:
         part = PartitionState()
         self.parts[partition] = part
