@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -71,24 +71,27 @@ def make_events(n_comments: int, n_articles: int, tag: str = "") -> list[Item]:
     return out
 
 
-async def preload(settings: Settings, items: list[Item]) -> float:
-    """Produce all items to the raw topics; returns events/s of the load."""
+async def preload(settings: Settings, items: Iterable[Item]) -> float:
+    """Produce all items (a list, or a generator for runs too big to hold) to the raw topics;
+    returns events/s of the load."""
     names = TopicNames(settings.topic_prefix)
     topic = {"articles": names.raw_articles, "comments": names.raw_comments}
     prod = producer(settings, linger_ms=20)
     await prod.start()
     t0 = time.perf_counter()
+    n = 0
     try:
         pending = []
         for stream, key, value, _ in items:
             pending.append(await prod.send(topic[stream], value, key=key))
+            n += 1
             if len(pending) >= 10_000:
                 await asyncio.gather(*pending)
                 pending.clear()
         await asyncio.gather(*pending)
     finally:
         await prod.stop()
-    return len(items) / (time.perf_counter() - t0)
+    return n / (time.perf_counter() - t0)
 
 
 # -- workers ------------------------------------------------------------------------------------

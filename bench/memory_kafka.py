@@ -29,11 +29,11 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.e2e import Worker, counter, free_port, settled  # noqa: E402
+from bench.e2e import Worker, counter, free_port, preload, settled  # noqa: E402
 from pipeline import broker  # noqa: E402
 from pipeline.datasets import ag_articles, fox_comments, replicate  # noqa: E402
 from pipeline.ingest import page_article_id  # noqa: E402
-from pipeline.kafka_io import create_topics, delete_topics, producer  # noqa: E402
+from pipeline.kafka_io import create_topics, delete_topics  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 from pipeline.topics import TopicNames  # noqa: E402
 
@@ -41,7 +41,7 @@ BASE = datetime(2016, 5, 1, 10, 0, tzinfo=UTC)  # in the past: the watermark ign
 
 
 def timed_events(n: int, article_every: int = 20, step_ms: int = 10) -> Iterator[tuple]:
-    """(topic kind, key, value) for n events whose event times advance `step_ms` each, lazily."""
+    """(stream, key, value, source id) for n events, event times `step_ms` apart, lazily."""
     n_art = n // article_every
     arts = replicate(ag_articles(), n_art, "source_id")
     coms = replicate(fox_comments(), n - n_art, "source_comment_id")
@@ -51,31 +51,12 @@ def timed_events(n: int, article_every: int = 20, step_ms: int = 10) -> Iterator
             art = next(arts)
             art.pop("label", None)
             art["published_at"] = when
-            yield "articles", page_article_id(art).encode(), orjson.dumps(art)
+            yield "articles", page_article_id(art).encode(), orjson.dumps(art), art["source_id"]
         else:
             com = next(coms)
             com["posted_at"] = when
             key = page_article_id({"source": com["source"], "title": com["article_title"]})
-            yield "comments", key.encode(), orjson.dumps(com)
-
-
-async def preload(settings: Settings, n: int) -> float:
-    names = TopicNames(settings.topic_prefix)
-    topic = {"articles": names.raw_articles, "comments": names.raw_comments}
-    prod = producer(settings, linger_ms=20)
-    await prod.start()
-    t0 = time.perf_counter()
-    try:
-        pending = []
-        for kind, key, value in timed_events(n):
-            pending.append(await prod.send(topic[kind], value, key=key))
-            if len(pending) >= 10_000:
-                await asyncio.gather(*pending)
-                pending.clear()
-        await asyncio.gather(*pending)
-    finally:
-        await prod.stop()
-    return n / (time.perf_counter() - t0)
+            yield "comments", key.encode(), orjson.dumps(com), com["source_comment_id"]
 
 
 def dir_mib(path: Path) -> float:
@@ -101,7 +82,7 @@ def run(n: int, store: str, timeout: float) -> dict[str, Any]:
         asyncio.run(create_topics(settings))
         try:
             print(f"memory through Kafka: pre-loading {n:,} events", flush=True)
-            rate = asyncio.run(preload(settings, n))
+            rate = asyncio.run(preload(settings, timed_events(n)))
             worker = Worker(settings, Path(tmp) / "worker.log").start()
             samples: list[dict[str, float]] = []
             t0 = time.monotonic()

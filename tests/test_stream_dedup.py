@@ -175,6 +175,21 @@ def assert_exactly_once(out, settings, expected: set[str]) -> None:
     assert not out[names.dlq]
 
 
+def feed_and_kill_midway(settings, items, worker_factory) -> None:
+    """Feed `items`, start a worker, and SIGKILL it once it has read ~30% of them."""
+    asyncio.run(feed(settings, items))
+    worker = worker_factory(settings, "first").start()
+    worker.wait_ready()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        done = scrape(settings).get("newspipe_records_in", 0)
+        if done >= len(items) * 0.3:
+            break
+        time.sleep(0.2)
+    assert done < len(items), "worker finished before it could be killed; feed more events"
+    worker.kill(signal.SIGKILL)
+
+
 async def rewind_group(settings, timeout: float = 90) -> None:
     """Set the stages' consumer group back to offset 0 on every input partition, as if its
     offsets were lost (expired with `offsets.retention.minutes`, or reset by an operator).
@@ -219,18 +234,7 @@ def test_worker_killed_mid_run_emits_each_record_exactly_once(topics, worker_fac
     settings = topics
     items = events()
     expected = reference_ids(items)
-    asyncio.run(feed(settings, items))
-    worker = worker_factory(settings, "first").start()
-    worker.wait_ready()
-    # let it get part of the way, then crash it hard
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        done = scrape(settings).get("newspipe_records_in", 0)
-        if done >= len(items) * 0.3:
-            break
-        time.sleep(0.2)
-    assert done < len(items), "worker finished before it could be killed; feed more events"
-    worker.kill(signal.SIGKILL)
+    feed_and_kill_midway(settings, items, worker_factory)
 
     restarted = worker_factory(settings, "restarted").start()
     restarted.wait_ready(timeout=120)
@@ -245,17 +249,7 @@ def test_worker_restarted_with_its_offsets_lost_emits_nothing_twice(topics, work
     settings = topics
     items = events()
     expected = reference_ids(items)
-    asyncio.run(feed(settings, items))
-    worker = worker_factory(settings, "first").start()
-    worker.wait_ready()
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        done = scrape(settings).get("newspipe_records_in", 0)
-        if done >= len(items) * 0.3:
-            break
-        time.sleep(0.2)
-    assert done < len(items), "worker finished before it could be killed; feed more events"
-    worker.kill(signal.SIGKILL)
+    feed_and_kill_midway(settings, items, worker_factory)
     asyncio.run(rewind_group(settings))
 
     restarted = worker_factory(settings, "restarted").start()
