@@ -2,7 +2,7 @@
 
 The stages (articles, comments, near-dup) run in `pipeline.stages.StageRunner`, a service of this
 app fed in batches by its own consumer: one Kafka transaction per input partition and batch
-holds the output, the state changelog record and the consumer offset. Faust keeps the worker's
+holds the output and the state changelog record with its input mark. Faust keeps the worker's
 lifecycle, the trend windows (an agent over the trend events, windowed tables) and the web
 endpoints (/metrics, /healthz, /readyz, /trends). Values stay bytes end to end (raw serializer,
 orjson), so Faust never builds model objects.
@@ -34,9 +34,9 @@ log = logging.getLogger(__name__)
 
 
 def _use_read_committed() -> None:
-    """Faust's consumer reads read_committed only in its own exactly_once mode; the stages'
-    internal topics (near-dup, trend events) are written in transactions, so always read them
-    committed: an aborted attempt must not reach the next stage."""
+    """Faust's consumer reads read_committed only in its own exactly_once mode; the trend
+    events it reads are written in the stages' transactions, so always read them committed: an
+    aborted attempt must not be counted."""
     from faust.transport.drivers import aiokafka as driver
 
     thread = driver.AIOKafkaConsumerThread
@@ -140,7 +140,6 @@ def create_app(settings: Settings | None = None) -> faust.App:
             NEARDUP, {"index": states.index}, names.state_neardup, settings, txn_producer
         ),
     }  # fmt: skip
-    app.newspipe_stages = stages  # type: ignore[attr-defined]
     core = Core(settings, states)
     runner = StageRunner(
         settings, core, stages, metrics, on_dead_letter=lambda c, s: dlq_log.note(c, s)
