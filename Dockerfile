@@ -24,18 +24,11 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 COPY README.md ./
 COPY pipeline ./pipeline
 COPY schemas ./schemas
-COPY kafka/pom.xml ./kafka/pom.xml
+# The event contracts are package data of the wheel (`schemas/` becomes `pipeline.schemas`); the
+# check below fails the build when one is missing.
 RUN pip install --no-cache-dir --no-deps . \
-    && pip check
-# Two files the code reads relative to the repository root (`<package dir>/..`), which for an
-# installed package is site-packages: the event contracts (pipeline/contracts.py) and the Kafka
-# version (pipeline/broker.py: kafka/pom.xml). Drop these copies once both ship as package data.
-# The venv, these included, is what the runtime stage copies; a missing file fails the build.
-RUN SITE="$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
-    && cp -r schemas "$SITE/schemas" \
-    && mkdir -p "$SITE/kafka" && cp kafka/pom.xml "$SITE/kafka/pom.xml" \
+    && pip check \
     && python -c "import pipeline.contracts as c; [c.load_schema(n) for n in c.SCHEMA_NAMES]" \
-    && python -c "from pipeline.broker import kafka_version; print('kafka', kafka_version())" \
     && newspipe --version
 
 FROM ${PYTHON_IMAGE} AS runtime

@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 NEWSPIPE := $(VENV)/bin/newspipe
-SEED ?= ../shared/data/seed/000_ab5b4fd25105b7c2.txt
+SEED ?= data/seed/000_ab5b4fd25105b7c2.txt
 DEMO_ENV := NEWSPIPE_APP_ID=newspipe-demo NEWSPIPE_TOPIC_PREFIX=demo. NEWSPIPE_STATE_DIR=.cache/demo-state
 
 .PHONY: install demo test test-unit lint bench eval-topics broker-start broker-stop tools clean
@@ -36,10 +36,11 @@ test-unit: install
 	$(PY) -m pytest -ra -m "not kafka" $(PYTEST_ARGS)
 
 lint: install
-	$(VENV)/bin/ruff check pipeline tests bench scripts
+	$(VENV)/bin/ruff check pipeline devtools tests bench scripts
+	$(VENV)/bin/ruff format --check pipeline devtools tests bench scripts
 
 eval-topics: install
-	$(PY) -m pipeline.tagging.eval
+	$(PY) -m devtools.tagging_eval
 
 bench: install
 	$(PY) -m bench.run

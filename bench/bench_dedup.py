@@ -23,9 +23,9 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.datasets import ag_articles, fox_comments, replicate
+from devtools.datasets import ag_articles, fox_comments, replicate
+from devtools.samples import clean_article, clean_comment
 from pipeline.dedup import Deduper, DictState, RocksState
-from pipeline.dedup.samples import clean_article, clean_comment
 from pipeline.settings import Settings
 
 N_COMMENTS = 20_000

@@ -15,7 +15,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.datasets import ag_articles, fox_comments
+from devtools.datasets import ag_articles, fox_comments
 from pipeline.normalize import normalize_article, normalize_comment
 
 NOW = "2026-11-26T10:00:00Z"
@@ -38,10 +38,26 @@ def main() -> None:
     comment_bytes = [orjson.dumps(c) for c in comments]
     article_bytes = [orjson.dumps(a) for a in articles]
     rows = [
-        ("comments: orjson loads+dumps (floor)", per_event_us(lambda b: orjson.dumps(orjson.loads(b)), comment_bytes), len(comments)),  # noqa: E501
-        ("comments: normalize_comment", per_event_us(lambda c: normalize_comment(c, now=NOW), comments), len(comments)),  # noqa: E501
-        ("articles: orjson loads+dumps (floor)", per_event_us(lambda b: orjson.dumps(orjson.loads(b)), article_bytes), len(articles)),  # noqa: E501
-        ("articles: normalize_article", per_event_us(lambda a: normalize_article(a, now=NOW), articles), len(articles)),  # noqa: E501
+        (
+            "comments: orjson loads+dumps (floor)",
+            per_event_us(lambda b: orjson.dumps(orjson.loads(b)), comment_bytes),
+            len(comments),
+        ),
+        (
+            "comments: normalize_comment",
+            per_event_us(lambda c: normalize_comment(c, now=NOW), comments),
+            len(comments),
+        ),
+        (
+            "articles: orjson loads+dumps (floor)",
+            per_event_us(lambda b: orjson.dumps(orjson.loads(b)), article_bytes),
+            len(articles),
+        ),
+        (
+            "articles: normalize_article",
+            per_event_us(lambda a: normalize_article(a, now=NOW), articles),
+            len(articles),
+        ),
     ]
     for name, us, n in rows:
         print(f"{name:<40} {us:8.2f} us/event  {1e6 / us:>10,.0f} ev/s  (n={n})")

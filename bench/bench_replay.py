@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: E402
 
-from pipeline.datasets import ag_articles, fox_comments, replicate  # noqa: E402
+from devtools.datasets import ag_articles, fox_comments, replicate  # noqa: E402
 from pipeline.kafka_io import delete_topics, producer  # noqa: E402
 from pipeline.replay.archive import ArchiveWriter, archive_line  # noqa: E402
 from pipeline.replay.events import Event, key_for  # noqa: E402

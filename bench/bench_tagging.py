@@ -20,10 +20,9 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from devtools.paths import FOX_COMMENTS as FOX  # noqa: E402
+from devtools.tagging_eval import DEFAULT_CSV, load  # noqa: E402
 from pipeline.tagging import Tagger  # noqa: E402
-from pipeline.tagging.eval import DEFAULT_CSV, load  # noqa: E402
-
-FOX = ROOT.parent / "shared" / "data" / "fox-news-comments" / "fox-news-comments.json"
 
 
 def _median_us(fn: Callable[[], int], runs: int) -> tuple[float, float]:

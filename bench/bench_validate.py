@@ -20,8 +20,8 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from devtools.datasets import ag_articles, fox_comments, replicate
 from pipeline.contracts import validator
-from pipeline.datasets import ag_articles, fox_comments, replicate
 from pipeline.settings import Settings
 from pipeline.validate import DoorValidator
 

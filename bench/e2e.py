@@ -41,12 +41,12 @@ sys.path.insert(0, str(ROOT))
 from aiokafka import AIOKafkaConsumer  # noqa: E402
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: E402
 
-from pipeline.datasets import ag_articles, fox_comments, replicate  # noqa: E402
+from devtools.datasets import ag_articles, fox_comments, replicate  # noqa: E402
+from devtools.workerproc import WorkerProcess  # noqa: E402
 from pipeline.ingest import page_article_id  # noqa: E402
 from pipeline.kafka_io import create_topics, producer  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 from pipeline.topics import TopicNames  # noqa: E402
-from pipeline.workerproc import WorkerProcess  # noqa: E402
 
 Item = tuple[str, bytes, bytes, str]  # stream, key, value, source id
 

@@ -30,8 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.e2e import Worker, counter, free_port, preload, settled  # noqa: E402
-from pipeline import broker  # noqa: E402
-from pipeline.datasets import ag_articles, fox_comments, replicate  # noqa: E402
+from devtools import broker  # noqa: E402
+from devtools.datasets import ag_articles, fox_comments, replicate  # noqa: E402
 from pipeline.ingest import page_article_id  # noqa: E402
 from pipeline.kafka_io import create_topics, delete_topics  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402

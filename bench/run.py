@@ -42,9 +42,9 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline import broker  # noqa: E402
+from devtools import broker  # noqa: E402
+from devtools.datasets import ag_articles, fox_comments, replicate  # noqa: E402
 from pipeline.core import ARTICLES, COMMENTS, Core, Meta, States  # noqa: E402
-from pipeline.datasets import ag_articles, fox_comments, replicate  # noqa: E402
 from pipeline.dedup import DictState, RocksState  # noqa: E402
 from pipeline.ingest import page_article_id  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402

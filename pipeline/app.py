@@ -21,7 +21,6 @@ from aiohttp import web
 from faust.streams import _current_event
 
 from pipeline import __version__, kafka_io, trends
-from pipeline.broker import kafka_version
 from pipeline.core import ARTICLES, COMMENTS, Core, States
 from pipeline.logs import logging_config, wire_app_logging
 from pipeline.metrics import Metrics
@@ -98,7 +97,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
         broker_credentials=_credentials(settings),
         logging_config=logging_config(settings.log_level),
     )
-    metrics = Metrics(kafka_version=kafka_version())
+    metrics = Metrics()
     app.newspipe_metrics = metrics  # type: ignore[attr-defined]
     app.newspipe_settings = settings  # type: ignore[attr-defined]
 

@@ -97,8 +97,21 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_broker(args: argparse.Namespace) -> int:
-    from pipeline import broker
-
+    """The local development broker lives in the checkout's `devtools`, not in the wheel: an
+    editable install (`make install`) finds it beside `pipeline/`; an installed wheel does not."""
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "devtools" / "broker.py").is_file() and str(checkout) not in sys.path:
+        sys.path.append(str(checkout))
+    try:
+        from devtools import broker
+    except ImportError:
+        print(
+            "newspipe broker: error: the local development broker is not installed; run it from "
+            "a source checkout (python -m devtools.broker start) or point NEWSPIPE_BROKER at a "
+            "Kafka cluster",
+            file=sys.stderr,
+        )
+        return 2
     return broker.main([args.action, *args.rest])
 
 

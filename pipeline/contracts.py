@@ -14,13 +14,14 @@ import functools
 import json
 import re
 from collections.abc import Callable
-from pathlib import Path
+from importlib import resources
+from importlib.resources.abc import Traversable
 from typing import Any
 
 import fastjsonschema
 
-SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
-EXAMPLES_DIR = SCHEMA_DIR / "examples"
+# Package data of the wheel (pyproject maps the repository's `schemas/` to `pipeline.schemas`).
+SCHEMAS: Traversable = resources.files("pipeline.schemas")
 SCHEMA_NAMES = (
     "raw-article",
     "raw-comment",
@@ -46,10 +47,10 @@ class ContractError(ValueError):
         self.message = message
 
 
-def schema_path(name: str) -> Path:
+def schema_path(name: str) -> Traversable:
     if name not in SCHEMA_NAMES:
         raise KeyError(f"unknown schema {name!r}; known: {', '.join(SCHEMA_NAMES)}")
-    return SCHEMA_DIR / f"{name}.schema.json"
+    return SCHEMAS / f"{name}.schema.json"
 
 
 @functools.cache

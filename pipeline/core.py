@@ -161,6 +161,10 @@ class Core:
             timings["validate"] = t1 - t0
             event_time = _iso(meta.timestamp_ms)
             if stream == ARTICLES:
+                if raw.get("html") and not raw.get("body"):
+                    from pipeline.extract.html import fill_from_html  # lazy: trafilatura
+
+                    raw = fill_from_html(raw)
                 record = normalize_article(raw, event_time=event_time)
             else:
                 record = normalize_comment(raw, event_time=event_time)

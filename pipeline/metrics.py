@@ -19,7 +19,7 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 class Metrics:
     """One registry per worker (tests make their own, so nothing leaks between them)."""
 
-    def __init__(self, registry: CollectorRegistry | None = None, kafka_version: str = "") -> None:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
@@ -82,10 +82,8 @@ class Metrics:
         self.ready = Gauge(
             "newspipe_ready", "1 when partitions are assigned and recovered", registry=r
         )
-        self.worker_info = Gauge(
-            "newspipe_worker_info", "Worker build", ["version", "kafka_version"], registry=r
-        )
-        self.worker_info.labels(__version__, kafka_version or "unknown").set(1)
+        self.worker_info = Gauge("newspipe_worker_info", "Worker build", ["version"], registry=r)
+        self.worker_info.labels(__version__).set(1)
 
     def child(self, metric: Any, *labels: str) -> Any:
         """`metric.labels(*labels)`, cached: `labels()` validates and hashes its arguments on

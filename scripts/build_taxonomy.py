@@ -1,7 +1,7 @@
-"""Regenerate pipeline/data/taxonomy.json from the IPTC Media Topics release in ../shared.
+"""Regenerate pipeline/data/taxonomy.json from the IPTC Media Topics release in data/.
 
 The tagger ships a compact copy (no retired concepts, only the fields it uses) so it runs
-offline and does not depend on the shared folder at run time.
+offline and does not read data/ at run time.
 
 Usage: python scripts/build_taxonomy.py [--src PATH] [--out PATH]
 """
@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SRC = ROOT.parent / "shared" / "data" / "iptc-media-topics" / "mediatopics-en-GB.json"
+SRC = ROOT / "data" / "iptc-media-topics" / "mediatopics-en-GB.json"
 OUT = ROOT / "pipeline" / "data" / "taxonomy.json"
 ATTRIBUTION = "IPTC Media Topics, (c) IPTC, CC BY 4.0"
 LEVEL_KEYS = [f"Level{i}/NewsCode" for i in range(1, 7)]

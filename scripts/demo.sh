@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make demo: broker -> topics -> worker -> ingest the seed page -> print the clean topics -> stop.
 set -euo pipefail
-seed="${1:-../shared/data/seed/000_ab5b4fd25105b7c2.txt}"
+seed="${1:-data/seed/000_ab5b4fd25105b7c2.txt}"
 cd "$(dirname "$0")/.."
 export NEWSPIPE_APP_ID="newspipe-demo-$(date +%s)"
 export NEWSPIPE_TOPIC_PREFIX="demo-$(date +%s)."

@@ -16,13 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import broker
+from devtools import broker, paths
+from devtools.workerproc import WorkerProcess, worker_env
 from pipeline.settings import Settings
-from pipeline.workerproc import WorkerProcess, worker_env
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
-SEED = SHARED / "data" / "seed" / "000_ab5b4fd25105b7c2.txt"
+SEED = paths.SEED
 
 
 @pytest.fixture(scope="session")

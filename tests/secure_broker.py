@@ -1,6 +1,6 @@
 """A second, throw-away Kafka broker with a SASL_SSL client listener, for test_secure_kafka.py.
 
-It runs the same jars as the shared local broker (`pipeline.broker.DEFAULT_HOME / "libs"`) from
+It runs the same jars as the shared local broker (`devtools.broker.DEFAULT_HOME / "libs"`) from
 its own temporary directory and free ports, so it never touches the shared broker on 9092.
 
 * TLS: a CA and a server certificate for 127.0.0.1 / localhost are generated with `cryptography`
@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from pipeline import broker
+from devtools import broker
 from pipeline.settings import Settings
 
 TEMPLATE = broker.KAFKA_DIR / "server-sasl.properties"

@@ -47,7 +47,7 @@ GAUGES = {
     "newspipe_consumer_lag": {"topic", "partition"},
     "newspipe_state_entries": {"table"},
     "newspipe_ready": set(),
-    "newspipe_worker_info": {"version", "kafka_version"},
+    "newspipe_worker_info": {"version"},
 }
 TARGET_LABELS = {"job", "instance"}
 METRIC_LABELS: dict[str, set[str]] = {**COUNTERS, **GAUGES}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import broker
+from devtools import broker
 
 pytestmark = pytest.mark.kafka
 ROOT = Path(__file__).resolve().parent.parent
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.broker", *args],
+        [sys.executable, "-m", "devtools.broker", *args],
         capture_output=True,
         text=True,
         cwd=ROOT,

@@ -11,10 +11,10 @@ import fastjsonschema
 import pytest
 from jsonschema import Draft202012Validator
 
+from devtools.paths import SCHEMA_EXAMPLES as EXAMPLES_DIR
+from devtools.paths import SCHEMAS as SCHEMA_DIR
 from pipeline import contracts
 from pipeline.contracts import (
-    EXAMPLES_DIR,
-    SCHEMA_DIR,
     SCHEMA_NAMES,
     ContractError,
     load_schema,

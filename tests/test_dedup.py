@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
-from pipeline.datasets import fox_comments
+from devtools.datasets import fox_comments
+from devtools.neardup_eval import build_articles, load_items, wire_copy
+from devtools.samples import clean_article, clean_comment
 from pipeline.dedup import (
     DUPLICATE_COMMENT,
     DUPLICATE_EXACT,
@@ -24,8 +26,6 @@ from pipeline.dedup import (
     DictState,
     RocksState,
 )
-from pipeline.dedup.neardup_eval import build_articles, load_items, wire_copy
-from pipeline.dedup.samples import clean_article, clean_comment
 from pipeline.settings import Settings
 
 SETTINGS = Settings(near_dup_threshold=0.3)

@@ -23,7 +23,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from pipeline import broker
+from devtools import broker
 from pipeline.settings import PREFIX, Settings
 
 ROOT = Path(__file__).resolve().parent.parent

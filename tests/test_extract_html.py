@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.extract import detect_format, extract_file, extract_html
+from pipeline.extract.html import fill_from_html
 from pipeline.normalize import normalize_article, normalize_comment
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "html"
@@ -80,10 +81,11 @@ def test_page_without_comments_gives_none_and_keeps_subheading():
         assert junk not in page.article["body"]
 
 
-def test_raw_event_with_html_is_extracted_by_normalize_article():
+def test_raw_event_with_html_is_filled_by_extraction_then_normalized():
     html = PLAIN.read_text()
     assert extract_html(html, None)["title"] == "Grain prices fall as harvest forecasts improve"
-    clean = normalize_article({"schema_version": "1.0", "source": "html", "html": html}, now=NOW)
+    raw = fill_from_html({"schema_version": "1.0", "source": "html", "html": html})
+    clean = normalize_article(raw, now=NOW)
     assert clean["title"] == "Grain prices fall as harvest forecasts improve"
     assert clean["canonical_url"] == "https://farmbusiness.example/markets/grain-prices-fall-2023"
     assert "One good forecast does not make a harvest," in clean["quotes"]

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
+from devtools.paths import SEED
 from pipeline.extract import detect_format, extract_file
 from pipeline.normalize import normalize_article, normalize_comment
 
-SEED = Path(__file__).resolve().parent.parent.parent / "shared/data/seed/000_ab5b4fd25105b7c2.txt"
 NOW = "2026-11-26T10:00:00Z"
 FURNITURE = [
     "rate this", "Comment number", "Jump to comments pagination",
@@ -151,8 +150,9 @@ def test_seed_normalizes_to_a_clean_english_article(page):
     article = normalize_article(page.article, now=NOW)
     assert article["language"] == "en"
     assert article["paragraphs"][0].startswith("South Korea has offered")
-    assert "The government wants talks to be held at the truce village of Panmunjom," in (
-        article["quotes"]
+    assert (
+        "The government wants talks to be held at the truce village of Panmunjom,"
+        in (article["quotes"])
     )
     assert article["pagination"] == {"page": 1, "pages": 2}
     assert len(article["fact_boxes"][0]["items"]) == 4

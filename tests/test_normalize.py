@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.datasets import ag_articles, fox_comments
+from devtools.datasets import ag_articles, fox_comments
 from pipeline.errors import Rejected
 from pipeline.normalize import (
     detect_language,
@@ -123,7 +123,10 @@ def test_unparseable_time_is_rejected_as_time_invalid():
     with pytest.raises(Rejected) as err:
         normalize_article(_article(title="t", published_at="last Tuesday"), now=NOW)
     assert (err.value.code, err.value.field, err.value.stage) == (
-        "time.invalid", "published_at", "normalize")
+        "time.invalid",
+        "published_at",
+        "normalize",
+    )
 
 
 @pytest.mark.parametrize("value", ["2031-01-01T00:00:00Z", "1970-01-01T00:00:00Z"])
@@ -150,9 +153,11 @@ def test_event_time_prefers_published_then_captured_then_given():
     given_time = "2026-11-26T09:00:00Z"
     raw = _article(title="t", captured_at="2026-11-25T08:00:00Z")
     assert normalize_article(raw, event_time=given_time, now=NOW)["event_time"] == (
-        "2026-11-25T08:00:00Z")
+        "2026-11-25T08:00:00Z"
+    )
     assert normalize_article(_article(title="t"), event_time=given_time, now=NOW)["event_time"] == (
-        given_time)
+        given_time
+    )
 
 
 def test_content_hash_ignores_whitespace_and_entity_differences():

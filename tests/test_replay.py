@@ -46,7 +46,11 @@ def test_archive_line_keeps_json_objects_and_round_trips_the_exact_bytes():
     event = parse_line(line, "f", 1)
     assert isinstance(event, Event)
     assert (event.stream, event.value, event.key, event.timestamp_ms) == (
-        COMMENTS, raw, b"a-1", 1795687200123)
+        COMMENTS,
+        raw,
+        b"a-1",
+        1795687200123,
+    )
     assert event.headers == [("x", b"1")]
 
 
@@ -76,7 +80,8 @@ def test_archive_writer_partitions_by_topic_and_date_and_rotates(tmp_path: Path)
     assert len(parts) > 1 and parts[0].name == "part-0000.jsonl.gz"
     events = [e for p in parts for e in read_file(p)]
     assert [orjson.loads(e.value)["source_comment_id"] for e in events] == [
-        str(i) for i in range(300)]
+        str(i) for i in range(300)
+    ]
     # a second writer never appends to existing parts
     again = ArchiveWriter(tmp_path)
     again.write("raw.comments", archived(COMMENT), 1795687200000)
@@ -98,7 +103,10 @@ def test_reader_reports_bad_lines_with_file_line_and_reason_and_reads_the_rest(t
     bad = [i for i in items if isinstance(i, BadLine)]
     good = [i for i in items if isinstance(i, Event)]
     assert [(b.where, b.code) for b in bad] == [
-        (f"{path}:2", "not_json"), (f"{path}:4", "not_object"), (f"{path}:6", "archive.bad_field")]
+        (f"{path}:2", "not_json"),
+        (f"{path}:4", "not_object"),
+        (f"{path}:6", "archive.bad_field"),
+    ]
     assert [(e.position, e.stream) for e in good] == [(1, COMMENTS), (5, COMMENTS), (7, ARTICLES)]
 
 
@@ -289,7 +297,7 @@ def test_replay_refuses_before_reading_anything(tmp_path: Path):
 
 
 def _fox_and_ag(n_articles: int = 60, n_comments: int = 300) -> list[tuple[str, dict]]:
-    from pipeline.datasets import ag_articles, fox_comments, replicate
+    from devtools.datasets import ag_articles, fox_comments, replicate
 
     items = []
     for art in replicate(ag_articles(), n_articles, "source_id"):
@@ -331,8 +339,9 @@ def test_offline_replay_writes_exactly_what_the_core_returns(tmp_path: Path):
     expected: dict[str, list[dict]] = {"articles": [], "comments": [], "dlq": []}
     for i, (stream, rec) in enumerate(items):
         topic = "raw.articles" if stream == ARTICLES else "raw.comments"
-        res = core.process(stream, orjson.dumps(rec), Meta(topic, None, None,
-                                                           key_for(stream, rec), [], ts + i))
+        res = core.process(
+            stream, orjson.dumps(rec), Meta(topic, None, None, key_for(stream, rec), [], ts + i)
+        )
         if res.status == "clean":
             expected[stream].append(_strip(res.record))
         elif res.status == "dlq":
@@ -363,11 +372,11 @@ def test_dry_run_counts_and_reports_invalid_events_with_file_and_line(tmp_path: 
 
 
 def test_captured_pages_replay_as_ingest_sends_them():
-    from pipeline.datasets import SHARED_DATA
+    from devtools.paths import SEED
     from pipeline.extract import extract_file
     from pipeline.ingest import page_events
 
-    seed = SHARED_DATA / "seed" / "000_ab5b4fd25105b7c2.txt"
+    seed = SEED
     aid, article, comments = page_events(extract_file(seed))
     items = list(read_file(seed))
     assert all(isinstance(i, Event) for i in items)

@@ -23,7 +23,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from pipeline.datasets import ag_articles, fox_comments, replicate
+from devtools.datasets import ag_articles, fox_comments, replicate
 from pipeline.kafka_io import create_topics, delete_topics, producer
 from pipeline.replay.events import key_for
 from pipeline.settings import Settings
@@ -269,7 +269,7 @@ def test_replaying_into_the_live_pipeline_again_adds_nothing_and_counts_replay_d
     topics, worker_factory, tmp_path: Path
 ):
     live = topics
-    items = events()[: 1200]
+    items = events()[:1200]
     worker = worker_factory(live, "live").start()
     worker.wait_ready()
     asyncio.run(feed(live, items))

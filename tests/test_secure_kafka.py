@@ -220,7 +220,7 @@ def _help_commands() -> list[list[str]]:
                     walk(sub, [*prefix, name])
 
     walk(build_parser(), [])
-    # `newspipe broker ACTION --help` is handled by pipeline.broker's own parser
+    # `newspipe broker ACTION --help` is handled by devtools.broker's own parser
     commands.append(["broker", "status", "--help"])
     return commands
 

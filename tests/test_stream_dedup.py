@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 import pytest
 
-from pipeline.datasets import ag_articles, fox_comments, replicate
+from devtools.datasets import ag_articles, fox_comments, replicate
 from pipeline.ingest import page_article_id
 from pipeline.kafka_io import producer
 from pipeline.show import read_topics

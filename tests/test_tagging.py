@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
+from devtools.paths import IPTC_MEDIA_TOPICS, SEED
 from pipeline.tagging import Tagger, Taxonomy
 from pipeline.tagging.taxonomy import TAXONOMY_PATH
 
-ROOT = Path(__file__).resolve().parent.parent
-SEED = ROOT.parent / "shared" / "data" / "seed" / "000_ab5b4fd25105b7c2.txt"
-IPTC_SRC = ROOT.parent / "shared" / "data" / "iptc-media-topics" / "mediatopics-en-GB.json"
+IPTC_SRC = IPTC_MEDIA_TOPICS
 
 POLITICS = "medtop:11000000"
 ECONOMY = "medtop:04000000"

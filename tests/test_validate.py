@@ -14,9 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from devtools.datasets import ag_articles, fox_comments
+from devtools.paths import SCHEMA_EXAMPLES as EXAMPLES_DIR
 from pipeline import __version__
-from pipeline.contracts import EXAMPLES_DIR, validate_record
-from pipeline.datasets import ag_articles, fox_comments
+from pipeline.contracts import validate_record
 from pipeline.deadletter import DLQ_PAYLOAD_JSON_BYTES, dead_letter
 from pipeline.errors import ERROR_CODES, Rejected
 from pipeline.settings import Settings

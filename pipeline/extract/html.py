@@ -114,6 +114,21 @@ def _parse(html: str, url: str | None) -> tuple[dict[str, Any], list[dict[str, A
     return article, _comments(tree)
 
 
+def fill_from_html(raw: dict[str, Any]) -> dict[str, Any]:
+    """A raw article event that came as a whole page (`html`, no `body`) with title, body and
+    the rest filled in by extraction; the event's own fields win. Others come back unchanged.
+
+    Extraction runs before normalization (the core calls this), so `pipeline.normalize` never
+    needs the extractor."""
+    if not raw.get("html") or raw.get("body"):
+        return raw
+    extracted = extract_html(raw["html"], raw.get("url"))
+    merged = dict(extracted)
+    merged.update({k: v for k, v in raw.items() if v not in (None, "", [])})
+    merged["body"] = extracted.get("body", "")
+    return merged
+
+
 def extract_html(html: str, url: str | None = None) -> dict[str, Any]:
     """A raw article event from a whole HTML page (the worker calls this for events with `html`)."""
     article, _ = _parse(html, url)

@@ -50,17 +50,6 @@ def direct_quotes(text: str) -> list[str]:
     return found
 
 
-def _body_from_html(raw: dict[str, Any]) -> dict[str, Any]:
-    """Fill title/body/etc. from `html` (trafilatura); the raw event's own fields win."""
-    from pipeline.extract import extract_html  # lazy: keeps trafilatura off the comment path
-
-    extracted = extract_html(raw["html"], raw.get("url"))
-    merged = dict(extracted)
-    merged.update({k: v for k, v in raw.items() if v not in (None, "", [])})
-    merged["body"] = extracted.get("body", "")
-    return merged
-
-
 def _paragraphs(body: str) -> list[str]:
     """Normalized body paragraphs minus page furniture ("rate this", "Page 1 of 2", ...)."""
     if not body:
@@ -72,8 +61,6 @@ def normalize_article(
     raw: dict[str, Any], *, event_time: str | None = None, now: str | None = None
 ) -> dict[str, Any]:
     """A clean article (schemas/README.md "clean article"); raises Rejected on bad content."""
-    if raw.get("html") and not raw.get("body"):
-        raw = _body_from_html(raw)
     now = now or utc_now()
     source = str(raw.get("source") or "unknown")
     url = _str_or_none(raw.get("url"))

@@ -215,7 +215,12 @@ async def run_archive(
             for tp, messages in batch.items():
                 for msg in messages:
                     line, event_ms = archive_line(
-                        tp.topic, tp.partition, msg.offset, msg.timestamp, msg.key, msg.headers,
+                        tp.topic,
+                        tp.partition,
+                        msg.offset,
+                        msg.timestamp,
+                        msg.key,
+                        msg.headers,
                         msg.value,
                     )
                     writer.write(tp.topic, line, event_ms)

@@ -1,4 +1,4 @@
-"""Real texts from ../shared/data turned into raw events, replicated with fresh ids.
+"""Real texts from data/ (devtools.paths) turned into raw events, replicated with fresh ids.
 
 Used by the benchmarks, the dedup proofs and the replay tests: one loader so every measurement
 and test feeds the pipeline the same shape of events.
@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import orjson
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = ROOT.parent / "shared" / "data"
-FOX = SHARED_DATA / "fox-news-comments" / "fox-news-comments.json"
-AG_NEWS = SHARED_DATA / "ag-news" / "test.csv"
+from devtools.paths import AG_NEWS, FOX_COMMENTS
+
+FOX = FOX_COMMENTS
 
 
 def fox_comments() -> list[dict[str, Any]]:

@@ -53,7 +53,7 @@ def clean_article(aid: str, title: str, body: str, *, offset_s: float = 0.0,
 
 
 def clean_comment(raw: dict[str, Any], *, offset_s: float = 0.0) -> dict[str, Any]:
-    """A clean comment from a raw comment event (pipeline.datasets.fox_comments shape)."""
+    """A clean comment from a raw comment event (devtools.datasets.fox_comments shape)."""
     aid = raw.get("article_id") or article_id(source=raw["source"], title=raw["article_title"])
     text = " ".join((raw.get("text") or "").split())
     return {

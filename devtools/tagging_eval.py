@@ -1,8 +1,8 @@
 """Evaluate the tagger on AG News (the yardstick only: never tune term lists on its items).
 
-Usage: python -m pipeline.tagging.eval [--csv PATH]
+Usage: python -m devtools.tagging_eval [--csv PATH]
 
-Mapping (../shared/README.md): Sports -> medtop:15000000, Business -> medtop:04000000,
+Mapping (data/README.md): Sports -> medtop:15000000, Business -> medtop:04000000,
 Sci/Tech -> medtop:13000000, World -> any other top-level topic. Prediction = the top-scoring
 top-level tag. Headline figures are *strict*: an untagged item counts as wrong. A second line shows
 the documented fallback "untagged -> World" (World is AG's catch-all for everything else), so the
@@ -19,10 +19,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from devtools.paths import AG_NEWS
 from pipeline.tagging.tagger import Tagger
 
-ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_CSV = ROOT.parent / "shared" / "data" / "ag-news" / "test.csv"
+DEFAULT_CSV = AG_NEWS
 CLASSES = ["World", "Sports", "Business", "Sci/Tech"]
 CODE_TO_CLASS = {
     "medtop:15000000": "Sports",

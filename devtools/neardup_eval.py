@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from devtools.paths import AG_NEWS
+from devtools.samples import strip_markup
 from pipeline.dedup.deduper import BANDS, NEAR_DUPLICATE, NUM_PERM, ROWS, Deduper
 from pipeline.dedup.fingerprint import (
     MinHasher,
@@ -44,10 +46,8 @@ from pipeline.dedup.fingerprint import (
     simhash_similarity,
     words,
 )
-from pipeline.dedup.samples import strip_markup
 from pipeline.ids import short_hash
 
-AG_NEWS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ag-news" / "test.csv"
 ARTICLE_ITEMS = 6
 SEED = 20261127
 AGENCIES = ["(Reuters) - ", "LONDON (AP) - ", "NEW YORK (Reuters) - ", "(AFP) - ", "WASHINGTON - "]
