@@ -32,11 +32,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from devtools.datasets import ag_articles, fox_comments, replicate  # noqa: E402
-from pipeline.core import ARTICLES, COMMENTS, Core, Meta, States  # noqa: E402
+from pipeline.core import Core, Meta, States  # noqa: E402
 from pipeline.dedup import DictState  # noqa: E402
 from pipeline.dedup.state import RocksState  # noqa: E402
 from pipeline.ingest import page_article_id  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
+from pipeline.topics import ARTICLES, COMMENTS  # noqa: E402
 
 
 def rss_mib() -> float:

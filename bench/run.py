@@ -44,11 +44,12 @@ sys.path.insert(0, str(ROOT))
 
 from devtools import broker  # noqa: E402
 from devtools.datasets import ag_articles, fox_comments, replicate  # noqa: E402
-from pipeline.core import ARTICLES, COMMENTS, Core, Meta, States  # noqa: E402
+from pipeline.core import Core, Meta, States  # noqa: E402
 from pipeline.dedup import DictState, RocksState  # noqa: E402
 from pipeline.ingest import page_article_id  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 from pipeline.tagging import Tagger  # noqa: E402
+from pipeline.topics import ARTICLES, COMMENTS  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 STAGES = ("validate", "normalize", "dedup", "tag", "neardup", "serialize")

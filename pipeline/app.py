@@ -21,13 +21,13 @@ from aiohttp import web
 from faust.streams import _current_event
 
 from pipeline import __version__, kafka_io, trends
-from pipeline.core import ARTICLES, COMMENTS, Core, States
+from pipeline.core import Core, States
 from pipeline.logs import logging_config, wire_app_logging
 from pipeline.metrics import Metrics
 from pipeline.settings import Settings
 from pipeline.stages import NEARDUP, StageRunner
 from pipeline.statelog import PartitionedMap, StageState
-from pipeline.topics import TopicNames
+from pipeline.topics import ARTICLES, COMMENTS, TopicNames
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +98,6 @@ def create_app(settings: Settings | None = None) -> faust.App:
         logging_config=logging_config(settings.log_level),
     )
     metrics = Metrics()
-    app.newspipe_metrics = metrics  # type: ignore[attr-defined]
-    app.newspipe_settings = settings  # type: ignore[attr-defined]
 
     def topic(name: str) -> faust.TopicT:
         return app.topic(

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from pipeline import __version__
-from pipeline.settings import Settings
+from pipeline.settings import Settings, SettingsError
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
@@ -213,6 +213,12 @@ class _KafkaLogBuffer(logging.Handler):
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        Settings.from_env()
+    except SettingsError as exc:
+        for line in exc.problems:
+            print(f"newspipe: error: {line}", file=sys.stderr)
+        return 2
     if args.command == "worker":
         # Faust's worker reads sys.argv itself; hand it only the program name.
         sys.argv = sys.argv[:1]

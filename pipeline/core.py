@@ -1,8 +1,8 @@
 """The pure core: one raw record in, exactly one decision out (clean, duplicate or dead letter).
 
-No Kafka or Faust here. The stream shell (pipeline.app) and the replay tool's offline mode call
-the same `Core`, so what the tests and benchmarks measure is what runs in production. State is
-passed in as plain mappings (a Faust table, a rocksdict Rdict or a dict all fit).
+No Kafka or Faust here. The stream stages (`pipeline.stages`) and the replay tool's offline mode
+call the same `Core`, so what the tests and benchmarks measure is what runs in production. State
+is passed in as plain mappings (a dict, or a RocksDB store from `pipeline.statelog`).
 """
 
 from __future__ import annotations
@@ -22,10 +22,9 @@ from pipeline.normalize import normalize_article, normalize_comment
 from pipeline.normalize.times import iso_of_epoch
 from pipeline.settings import Settings
 from pipeline.tagging import Tagger
+from pipeline.topics import ARTICLES
 from pipeline.validate import DoorValidator
 
-ARTICLES = "articles"
-COMMENTS = "comments"
 CLEAN = "clean"
 DUPLICATE = "duplicate"
 DLQ = "dlq"
@@ -106,7 +105,7 @@ class Core:
         states: States | None = None,
         tagger: Tagger | None = None,
     ) -> None:
-        self.settings = settings or Settings()
+        self.settings = settings if settings is not None else Settings.from_env()
         self.states = states or States()
         self.validator = DoorValidator(self.settings)
         self.tagger = tagger or Tagger.load()

@@ -14,7 +14,6 @@ because Faust's worker replaces the root logger's handlers when it starts.
 from __future__ import annotations
 
 import logging
-import logging.config
 import time
 import traceback
 from collections import Counter, OrderedDict
@@ -121,11 +120,6 @@ def logging_config(level: str = "info") -> dict[str, Any]:
         },
         "root": {"level": logging.getLevelName(root_level), "handlers": ["json"]},
     }
-
-
-def configure_logging(level: str = "info") -> None:
-    """Install the JSON formatter on the root logger (replacing its handlers)."""
-    logging.config.dictConfig(logging_config(level))
 
 
 def log_event(logger: logging.Logger, level: int | str, event: str, /, **fields: Any) -> None:

@@ -1,7 +1,9 @@
 """All runtime settings, read once from the environment (prefix ``NEWSPIPE_``).
 
-One frozen object so that the worker, the CLI, the replay tool and the deploy manifests agree on
-names; `tests/test_deploy.py` checks every env name used in deploy/ exists here.
+One frozen, typed object so that the worker, the CLI, the replay tool and the deploy manifests
+agree on names and values; `tests/test_deploy.py` checks every env name used in deploy/ exists
+here. A bad value is refused when the settings are built, with one line per variable, before
+anything connects to Kafka.
 """
 
 from __future__ import annotations
@@ -10,8 +12,34 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Literal, get_args
 
 PREFIX = "NEWSPIPE_"
+
+Store = Literal["memory://", "rocksdb://"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+Guarantee = Literal["at_least_once", "exactly_once"]
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+# the allowed values of the enumerated settings, from their Literal types
+CHOICES: dict[str, tuple[str, ...]] = {
+    "store": get_args(Store),
+    "log_level": get_args(LogLevel),
+    "processing_guarantee": get_args(Guarantee),
+    "kafka_security_protocol": get_args(SecurityProtocol),
+    "kafka_sasl_mechanism": get_args(SaslMechanism),
+}
+# numeric settings that may be zero (everything else numeric must be above zero)
+ZERO_ALLOWED = frozenset({"standby_replicas", "web_port"})
+
+
+class SettingsError(ValueError):
+    """One or more settings are wrong; the message has one line per variable."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
 
 
 @dataclass(frozen=True)
@@ -27,21 +55,21 @@ class Settings:
     dlq_retention_ms: int = 30 * 24 * 3600 * 1000
     app_id: str = "newspipe"
     state_dir: Path = Path(".state")
-    store: str = "memory://"
+    store: Store = "memory://"
     web_host: str = "127.0.0.1"
     web_port: int = 6066
-    log_level: str = "info"
+    log_level: LogLevel = "info"
     max_event_bytes: int = 1024 * 1024
     max_field_chars: int = 200_000
     max_json_depth: int = 64
     article_horizon_s: int = 7 * 24 * 3600
     comment_horizon_s: int = 2 * 24 * 3600
     expiry_sweep_s: float = 60.0
-    # chosen by scripts/near_dup_eval.py (held-out precision 0.999, recall 0.976)
+    # chosen on labelled pairs by scripts/near_dup_eval.py
     near_dup_threshold: float = 0.3
     drop_near_duplicates: bool = False
-    # one transaction per partition per batch: larger batches amortize it (500 -> 2000 took one
-    # worker from ~1,150 to ~1,450 events/s); the timeout bounds the wait when traffic is low
+    # one transaction per partition per batch: larger batches amortize it; the timeout bounds
+    # the wait when traffic is low
     batch_size: int = 2000
     batch_timeout_s: float = 0.1
     # how often Faust commits consumer offsets; only a restart's re-read depends on it (records
@@ -49,19 +77,23 @@ class Settings:
     commit_interval_s: float = 1.0
     # Faust's guarantee, for the trend window stage only: the dedup stages commit output, state
     # and input mark in their own transactions whatever this says (pipeline.statelog)
-    processing_guarantee: str = "at_least_once"
+    processing_guarantee: Guarantee = "at_least_once"
     # standby copies of the trend window tables on other workers (faster failover, more reads);
     # the dedup state has none: a new owner reads its changelog (pipeline.statelog)
     standby_replicas: int = 0
     # Kafka security: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL; SASL PLAIN or SCRAM-SHA-256/512.
-    kafka_security_protocol: str = "PLAINTEXT"
-    kafka_sasl_mechanism: str = ""
+    kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: SaslMechanism = ""
     kafka_sasl_username: str = ""
     kafka_sasl_password: str = field(default="", repr=False)
     kafka_ssl_cafile: str = ""
     kafka_ssl_certfile: str = ""
     kafka_ssl_keyfile: str = ""
-    secrets: frozenset[str] = field(default=frozenset(), repr=False)
+
+    def __post_init__(self) -> None:
+        problems = [p for f in fields(self) if (p := _check(f.name, getattr(self, f.name)))]
+        if problems:
+            raise SettingsError(problems)
 
     def aiokafka_security(self) -> dict[str, object]:
         """Connection options for aiokafka clients (ingest, replay, tools); empty for PLAINTEXT."""
@@ -91,8 +123,6 @@ class Settings:
         """These settings as NEWSPIPE_* variables, for starting workers and tools as processes."""
         env = {}
         for f in fields(self):
-            if f.name == "secrets":
-                continue
             value = getattr(self, f.name)
             env[PREFIX + f.name.upper()] = (
                 str(value).lower() if isinstance(value, bool) else str(value)
@@ -101,37 +131,78 @@ class Settings:
 
     @classmethod
     def env_names(cls) -> list[str]:
-        return [PREFIX + f.name.upper() for f in fields(cls) if f.name != "secrets"]
+        return [PREFIX + f.name.upper() for f in fields(cls)]
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Settings from NEWSPIPE_* variables; every bad one is named in one SettingsError."""
         env = os.environ if env is None else env
         values: dict[str, object] = {}
+        problems: list[str] = []
         for f in fields(cls):
-            if f.name == "secrets":
-                continue
             raw = env.get(PREFIX + f.name.upper())
             if raw is None or raw == "":
                 continue
-            values[f.name] = _convert(f.name, raw, type(getattr(cls, f.name)))
-        return cls(**values)  # type: ignore[arg-type]
+            try:
+                values[f.name] = _convert(raw, type(getattr(cls, f.name)))
+            except ValueError as exc:
+                problems.append(f"{PREFIX}{f.name.upper()}={raw}: {exc}")
+        if problems:
+            raise SettingsError(problems)
+        try:
+            return cls(**values)  # type: ignore[arg-type]
+        except SettingsError as exc:
+            shown = [_with_value(line, env) for line in exc.problems]
+            raise SettingsError(shown) from None
 
 
-def _convert(name: str, raw: str, kind: type) -> object:
-    try:
-        if kind is bool:
-            lowered = raw.strip().lower()
-            if lowered not in {"1", "0", "true", "false", "yes", "no", "on", "off"}:
-                raise ValueError(raw)
-            return lowered in {"1", "true", "yes", "on"}
-        if kind is int:
-            return int(raw)
-        if kind is float:
-            return float(raw)
-        if issubclass(kind, Path):
-            return Path(raw)
-        return raw
-    except ValueError:
-        raise ValueError(
-            f"{PREFIX}{name.upper()}: cannot read {raw!r} as {kind.__name__}"
-        ) from None
+def _convert(raw: str, kind: type) -> object:
+    """The text of one variable as the field's type; ValueError says what was expected."""
+    text = raw.strip()
+    if kind is bool:
+        lowered = text.lower()
+        if lowered not in {"1", "0", "true", "false", "yes", "no", "on", "off"}:
+            raise ValueError("not a boolean (true/false)")
+        return lowered in {"1", "true", "yes", "on"}
+    if kind is int:
+        try:
+            return int(text.replace("_", ""))
+        except ValueError:
+            raise ValueError("not an integer") from None
+    if kind is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError("not a number") from None
+    if issubclass(kind, Path):
+        return Path(text)
+    return text
+
+
+def _check(name: str, value: object) -> str | None:
+    """What is wrong with one field's value (a line naming its variable), or None."""
+    var = PREFIX + name.upper()
+    if name in CHOICES:
+        if value not in CHOICES[name]:
+            allowed = ", ".join(repr(c) if c == "" else c for c in CHOICES[name])
+            return f"{var}: {value!r} is not one of {allowed}"
+        return None
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return f"{var}: {value} is not a finite number"
+        if value < 0 or (value == 0 and name not in ZERO_ALLOWED):
+            return f"{var}: {value} must be above zero"
+        if name == "web_port" and value > 65535:
+            return f"{var}: {value} is not a port number"
+        if name == "near_dup_threshold" and value > 1:
+            return f"{var}: {value} must be at most 1"
+    return None
+
+
+def _with_value(line: str, env: Mapping[str, str]) -> str:
+    """`NEWSPIPE_X: ...` -> `NEWSPIPE_X=value: ...`, as the operator typed it."""
+    var, _, rest = line.partition(": ")
+    raw = env.get(var)
+    return f"{var}={raw}: {rest}" if raw is not None else line

@@ -1,18 +1,16 @@
 """The processing stages (articles, comments, near-dup), fed in batches by their own consumer.
 
-Why a plain aiokafka consumer and not Faust agents: a Faust agent receives records one at a
-time, through a per-record chain (fetcher loop, `wait_first`, conductor, channel queue, stream
-processors, `take_events` buffer). Profiled, that chain cost more CPU than the whole core (see
-docs/performance.md), and its rebalance bookkeeping (read offsets, gap acks) is where Faust's
-lost-offset bug reports live. Here `getmany` hands over up to `batch_size` records at once, and
-each input partition's share of the batch commits in ONE Kafka transaction: clean records, dead
-letters, trend events, near-dup forwards and the state changelog record (pipeline.statelog),
+Why a plain aiokafka consumer and not Faust agents: an agent receives records one at a time
+through a per-record chain (fetcher, conductor, queue, stream processors) that cost more CPU
+than the core, and its rebalance bookkeeping is where Faust's lost-offset reports live
+(docs/architecture.md). Here `getmany` hands over up to `batch_size` records at once, and each
+input partition's share of the batch commits in ONE Kafka transaction: clean records, dead
+letters, trend events, near-dup forwards and the state changelog record (`pipeline.statelog`),
 which carries the batch's last input offset (the mark). Input at or below the mark is skipped,
-so the consumer group's own offsets only say where to resume reading: they are committed every
-`commit_interval_s` and at each rebalance, outside the transactions. (Committing them inside,
-with `send_offsets_to_transaction`, adds two round trips and a partition to every transaction:
-measured on 22,000 events, p50/p99 latency at half load went from 118/358 ms to 190/870 ms.)
-Faust still runs the worker: the trend windows, the web endpoints, startup and shutdown.
+so the group's own offsets only say where to resume reading: they are committed every
+`commit_interval_s` and at each rebalance, outside the transactions (inside, they cost latency
+for no gain; docs/performance.md). Faust still runs the worker: trend windows, web endpoints,
+startup and shutdown.
 
 Ownership: the group (`<app_id>.stages`) uses the range assignor, so partition `p` of the raw
 articles and of the raw comments go to the same worker (comments read their article's tags from
@@ -37,12 +35,12 @@ from aiokafka.errors import ConsumerStoppedError
 from mode import Service
 
 from pipeline import trends
-from pipeline.core import ARTICLES, CLEAN, COMMENTS, DLQ, Core, Meta, Result
+from pipeline.core import CLEAN, DLQ, Core, Meta, Result
 from pipeline.logs import log_event, partitions_summary
 from pipeline.metrics import Metrics
 from pipeline.settings import Settings
 from pipeline.statelog import StageState
-from pipeline.topics import TopicNames
+from pipeline.topics import ARTICLES, COMMENTS, TopicNames
 
 REPLAY_HEADER = "newspipe-replay"
 NEARDUP = "neardup"

@@ -1,8 +1,8 @@
 """Dedup state for the stream shell: one store per partition, logged to Kafka once per batch,
 in the same Kafka transaction as the batch's output.
 
-Why not Faust tables: every table write is its own changelog record (8.3 Kafka records per input
-event were measured, 43 per article), and Faust's at-least-once commit cannot tie state, output
+Why not Faust tables: every table write is its own changelog record (many Kafka records per
+input event; docs/performance.md), and Faust's at-least-once commit cannot tie state, output
 and input position together, so a crash repeated output. Here each stage (articles, comments,
 near-dup) and input partition `p` has:
 

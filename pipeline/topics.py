@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# The two streams: every raw event is an article or a comment (topic pairs and stage names).
+ARTICLES = "articles"
+COMMENTS = "comments"
+
 RAW_ARTICLES = "raw.articles"
 RAW_COMMENTS = "raw.comments"
 CLEAN_ARTICLES = "clean.articles"

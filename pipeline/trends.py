@@ -1,9 +1,10 @@
 """Topic trends: counts of clean records per top-level IPTC topic in tumbling event-time windows.
 
-Pure helpers; the Faust shell (pipeline.app) re-keys each clean record's top-level topics to an
-internal topic (`trend.events`, key `<stream>|<code>`) so each topic is counted by one worker in
-a windowed table, and emits the running count of a window to `topic.trends` whenever it changes.
-The latest record per key (`<window>|<stream>|<code>|<window start>`) is the window's count.
+Pure helpers. The stages (`pipeline.stages`) write each clean record's top-level topics to an
+internal topic (`trend.events`, key `<stream>|<code>`) so each topic is counted by one worker;
+the Faust agent in `pipeline.app` keeps the windowed counts and emits a window's running count to
+`topic.trends` whenever it changes. The latest record per key
+(`<window>|<stream>|<code>|<window start>`) is the window's count.
 """
 
 from __future__ import annotations

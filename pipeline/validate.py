@@ -49,10 +49,9 @@ from fastjsonschema import JsonSchemaValueException
 from pipeline import contracts
 from pipeline.errors import Rejected
 from pipeline.settings import Settings
+from pipeline.topics import ARTICLES, COMMENTS
 
 MAX_KEY_BYTES = 1024
-ARTICLES = "articles"
-COMMENTS = "comments"
 
 _loads = orjson.loads
 _dumps = orjson.dumps
@@ -101,7 +100,7 @@ class DoorValidator:
     """Decodes and checks raw events; one per worker (holds the compiled schemas and limits)."""
 
     def __init__(self, settings: Settings | None = None) -> None:
-        settings = settings or Settings()
+        settings = settings if settings is not None else Settings()
         self.max_event_bytes = settings.max_event_bytes
         self.max_field_chars = settings.max_field_chars
         self.max_json_depth = settings.max_json_depth

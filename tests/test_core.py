@@ -7,8 +7,9 @@ from dataclasses import replace
 
 import orjson
 
-from pipeline.core import ARTICLES, CLEAN, COMMENTS, DLQ, DUPLICATE, Core, Meta
+from pipeline.core import CLEAN, DLQ, DUPLICATE, Core, Meta
 from pipeline.settings import Settings
+from pipeline.topics import ARTICLES, COMMENTS
 
 
 def article(n: int, when: str) -> bytes:

@@ -15,10 +15,11 @@ import pytest
 from pipeline.replay.archive import ArchiveWriter, archive_line, date_of
 from pipeline.replay.bucket import TokenBucket
 from pipeline.replay.checkpoint import Checkpoint
-from pipeline.replay.events import ARTICLES, COMMENTS, BadLine, Event
+from pipeline.replay.events import BadLine, Event
 from pipeline.replay.filters import EventFilter
 from pipeline.replay.safety import ReplayRefused, check_targets, protected_reason
 from pipeline.replay.sources import expand_sources, parse_line, read_file
+from pipeline.topics import ARTICLES, COMMENTS
 
 COMMENT = {"schema_version": "1.0", "source": "foxnews", "article_title": "T", "text": "hi",
            "source_comment_id": "1", "posted_at": "2026-11-26T10:00:00Z"}  # fmt: skip

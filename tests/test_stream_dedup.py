@@ -147,7 +147,8 @@ def scrape_until(settings, n_in: int, timeout: float = 240) -> dict[str, float]:
 
 def reference_ids(items) -> set[str]:
     """The ids a clean, uninterrupted run emits: the same core, offline, on the same events."""
-    from pipeline.core import ARTICLES, COMMENTS, Core, Meta
+    from pipeline.core import Core, Meta
+    from pipeline.topics import ARTICLES, COMMENTS
 
     core = Core()
     ids = set()

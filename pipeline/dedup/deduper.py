@@ -17,11 +17,10 @@ Articles (state `articles`, key = article id):
   * new id -> MinHash-LSH lookup (`near_dup_threshold` on the estimated Jaccard of word
     3-shingles of title + standfirst + body; 128 values, 42 bands x 3 rows). Chosen over
     SimHash by scripts/near_dup_eval.py: better precision and recall at the same cost, and LSH
-    band keys give the index a natural partition key. The measured threshold is ~0.3 (wire
-    copies of real articles keep 0.3-0.95 of their shingles; different stories share < 0.1);
-    0.8 misses most copies (recall 0.26). A match -> `near_duplicate`, emitted with
-    duplicate_of = the matched (earlier) article and cluster_id = that article's cluster_id, or
-    its own id when it has none: the first article of a cluster keeps cluster_id null, so group by
+    band keys give the index a natural partition key. The threshold is chosen on labelled pairs
+    by scripts/near_dup_eval.py (docs/performance.md has the figures). A match ->
+    `near_duplicate`, emitted with duplicate_of = the matched (earlier) article and cluster_id =
+    that article's cluster_id, or its own id when it has none: the first article of a cluster keeps cluster_id null, so group by
     `cluster_id or article_id`. With `drop_near_duplicates` -> `duplicate.near`, dropped (still
     remembered, so its redelivery is `duplicate.exact`). No match -> `new`.
 Comments (state `comments`; comments are keyed by article id, so all of an article's comments
@@ -60,36 +59,16 @@ index:    ``b:<band>:<12 hex of xxh3 of the band's rows>`` -> [t, first article_
           ``g:<article_id>`` -> [t, base64 low-16-bit MinHash signature (256 B),
                                  cluster_id | null, duplicate_of | null, content_hash]
 Per article: 1 + 42 + 1 entries, ~2 KB serialized (the 42 band keys are most of it); per
-comment: up to 3 entries, ~130 B together. `bench/bench_dedup.py` prints the measured sizes.
+comment: up to 3 entries. `bench/bench_dedup.py` prints the measured sizes.
 Key prefixes differ across the three states, so `expire()` can return one flat key list.
 
 Across Kafka partitions
 -----------------------
 `check_article` = `check_article_exact` (articles state only) + `check_near_duplicate` (index
-state only), so the two can run in different stages. Exact and revision checks are
-partition-local: raw events are keyed by article id, so every copy of an article, and every
-comment of it, meets on one partition with its state. The spam counter `s:` is partition-local
-too, so a text spread over many articles is counted only among the articles on the same
-partition (an undercount; a bot posting on 12 articles over 6 partitions is still flagged from
-about its second post per partition). A syndicated copy has another id and usually lands on
-another partition, so the near-dup `index` must be shared. Options:
-
-1. Recommended: articles are low-volume (check_article ~200 us in memory, ~5,000 articles/s on
-   one core, see bench/bench_dedup.py). Run `check_article_exact` on the article-keyed
-   partitions, forward new/revised articles to a ONE-partition internal topic (constant key)
-   and run `check_near_duplicate` there with the index table. One worker owns the whole index:
-   deterministic, race-free, no cross-worker reads, and a replay gives the same clusters.
-2. Simple alternative: `index` as a Faust GlobalTable (every worker reads all band keys). Two
-   copies arriving within the changelog round trip on different workers can both miss each
-   other (and both claim a band: last write wins), and every worker holds the whole index
-   (~2 KB per article in the horizon); only one worker (e.g. the owner of partition 0) should
-   run the index expiry sweep.
-3. At large scale: re-key by band key (`b:<band>:<hash>` as the Kafka key) so each partition
-   owns a slice of the bands, and join the per-band answers back by article id. Scales out, but
-   adds a hop and a 42-way join per article; not worth it at news-article volume.
-The spam counter can likewise be made exact by re-keying comments by content_hash into a
-counting stage; the partition-local approximation is the recommendation until data says
-otherwise.
+state only), so the two run in different stages. Exact, revision, double-post and spam checks
+are partition-local (raw events are keyed by article id); a syndicated copy has another id, so
+the near-dup index lives on ONE partition that every article is forwarded to. Why, and the
+alternatives considered: docs/architecture.md ("Near-duplicates across partitions").
 """
 
 from __future__ import annotations
@@ -110,6 +89,7 @@ from pipeline.dedup.fingerprint import (
 )
 from pipeline.dedup.state import DictState, StateMap
 from pipeline.ids import short_hash
+from pipeline.settings import Settings
 
 NEW = "new"
 REVISION = "revision"
@@ -158,7 +138,7 @@ class Deduper:
 
     def __init__(
         self,
-        settings: Any = None,
+        settings: Settings | None = None,
         articles: StateMap | None = None,
         comments: StateMap | None = None,
         index: StateMap | None = None,
@@ -167,10 +147,11 @@ class Deduper:
         bands: int = BANDS,
         rows: int = ROWS,
     ) -> None:
-        self.article_horizon_s = float(getattr(settings, "article_horizon_s", 7 * 24 * 3600))
-        self.comment_horizon_s = float(getattr(settings, "comment_horizon_s", 2 * 24 * 3600))
-        self.threshold = float(getattr(settings, "near_dup_threshold", 0.8))
-        self.drop_near = bool(getattr(settings, "drop_near_duplicates", False))
+        settings = settings if settings is not None else Settings()
+        self.article_horizon_s = float(settings.article_horizon_s)
+        self.comment_horizon_s = float(settings.comment_horizon_s)
+        self.threshold = settings.near_dup_threshold
+        self.drop_near = settings.drop_near_duplicates
         self.articles: StateMap = DictState() if articles is None else articles
         self.comments: StateMap = DictState() if comments is None else comments
         self.index: StateMap = DictState() if index is None else index

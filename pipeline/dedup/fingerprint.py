@@ -1,7 +1,7 @@
 """Near-duplicate fingerprints of article text: word 3-shingles -> MinHash (and SimHash, for
 comparison in the eval and benchmark).
 
-Cost notes (see ../shared/notes/cost-floors.md): each word is hashed once with xxh32 and the
+Shaped for cost (docs/performance.md): each word is hashed once with xxh32 and the
 3-shingle hashes are combined in numpy, so no shingle string is ever built; the MinHash
 permutations are generated once per process from a fixed seed (datasketch's default constructor
 regenerates them per event). Hashes must be stable across processes and restarts because
@@ -41,7 +41,7 @@ def shingle_hashes(tokens: list[bytes]) -> np.ndarray:
     # uint64 array arithmetic wraps silently (only numpy scalars warn): no errstate needed.
     s = t[:-2] * _K1 + t[1:-1] * _K2 + t[2:] * _K3 if len(t) >= 3 else t * _K1
     s = (s ^ (s >> _S29)) * _K2
-    # Repeated shingles are left in: MinHash ignores them and np.unique costs 15 us here.
+    # Repeated shingles are left in: MinHash ignores them and np.unique would cost more.
     return (s >> _S32).astype(np.uint32)
 
 
@@ -51,8 +51,8 @@ class MinHasher:
     every bit of x).
 
     All permutations are computed at once as one (num_perm x shingles) uint32 matrix. uint32
-    instead of the classic 61-bit-prime arithmetic in uint64 is 3x faster here (44 vs 137 us on
-    a 190-word article) with the same precision/recall in scripts/near_dup_eval.py.
+    instead of the classic 61-bit-prime arithmetic in uint64 is several times faster with the
+    same precision/recall in scripts/near_dup_eval.py.
     """
 
     def __init__(self, num_perm: int = 128, seed: int = 1) -> None:

@@ -1,9 +1,9 @@
 """State backends for the deduper: any `MutableMapping[str, value]` fits.
 
 The deduper only needs `get`, `__setitem__`, `__delitem__` and key iteration (for the expiry
-sweep), so a Faust table (via `pipeline.app.TableState`), a rocksdict `Rdict` or a plain dict all
-work. Values are small JSON-able lists/dicts of str/int (never bytes), because the Faust tables
-serialize values as JSON; `RocksState` stores them as orjson bytes to pay the same cost.
+sweep), so a dict, a rocksdict `Rdict` or the stream shell's per-partition stores
+(`pipeline.statelog`) all work. Values are small JSON-able lists/dicts of str/int (never bytes),
+because the state changelog serializes them as JSON; `RocksState` stores them as orjson bytes.
 """
 
 from __future__ import annotations

@@ -13,8 +13,6 @@ from typing import Any, Protocol
 
 from pipeline.normalize.boilerplate import BOILERPLATE_PATTERNS
 
-SCHEMA_VERSION = "1.0"
-
 
 @dataclass
 class Page:

@@ -7,8 +7,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from pipeline.contracts import SCHEMA_VERSION
 from pipeline.extract.base import (
-    SCHEMA_VERSION,
     TEXT_SOURCES,
     Page,
     TextRules,

@@ -14,7 +14,8 @@ from typing import Any
 import lxml.html
 import trafilatura
 
-from pipeline.extract.base import SCHEMA_VERSION, Page, register_format
+from pipeline.contracts import SCHEMA_VERSION
+from pipeline.extract.base import Page, register_format
 from pipeline.extract.quotes import mark_quotes
 from pipeline.ids import article_id
 

@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from pipeline import __version__
+from pipeline.contracts import SCHEMA_VERSION
 from pipeline.errors import Rejected
 from pipeline.ids import article_id as make_article_id
 from pipeline.ids import canonical_url, comment_id, short_hash
@@ -19,7 +20,6 @@ from pipeline.normalize.language import detect_language
 from pipeline.normalize.text import normalize_text
 from pipeline.normalize.times import parse_time, utc_now
 
-SCHEMA_VERSION = "1.0"
 STAGE = "normalize"
 
 # Direct quotes: straight or curly double quotes, 3..600 chars, no paragraph break inside.

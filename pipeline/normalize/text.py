@@ -2,7 +2,7 @@
 
 Order matters: entity remnants are decoded first (they can hide non-ASCII, e.g. `#151;` is an em
 dash), ftfy runs only when the decoded text is non-ASCII *and* looks like mojibake (ftfy on every
-text costs 3-4x the rest, see shared/notes/cost-floors.md), then markup and line escapes go,
+text would cost several times the rest), then markup and line escapes go,
 invisible characters are removed with one `str.translate`, NFC, and whitespace is collapsed last.
 Curly quotes and dashes are kept: folding them to ASCII loses meaning and changes quotes in body.
 """

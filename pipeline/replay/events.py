@@ -6,9 +6,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-ARTICLES = "articles"
-COMMENTS = "comments"
-STREAMS = (ARTICLES, COMMENTS)
+from pipeline.topics import ARTICLES, COMMENTS
+
 # Event-time fields in the raw contracts (schemas/README.md), best first.
 TIME_FIELDS = ("published_at", "posted_at", "captured_at")
 

@@ -19,14 +19,14 @@ import orjson
 from pipeline.replay.archive import install_signals
 from pipeline.replay.bucket import TokenBucket
 from pipeline.replay.checkpoint import Checkpoint
-from pipeline.replay.events import ARTICLES, COMMENTS, BadLine, Event, guess_stream, stream_of_topic
+from pipeline.replay.events import BadLine, Event, guess_stream, stream_of_topic
 from pipeline.replay.filters import EventFilter
 from pipeline.replay.report import Feedback, Summary
 from pipeline.replay.safety import check_targets
 from pipeline.replay.sources import CountingReader, Item, expand_sources, read_file
 from pipeline.settings import Settings
 from pipeline.stages import REPLAY_HEADER
-from pipeline.topics import TopicNames
+from pipeline.topics import ARTICLES, COMMENTS, TopicNames
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Topic tagging with IPTC Media Topics: weighted term lists matched by one Aho-Corasick automaton.
 
-Pure core (no Kafka/Faust imports) so agents, tests and benches share the same code path.
+Pure core (no Kafka or Faust) so the stages, the CLI, the tests and the benchmarks share one path.
 """
 
 from pipeline.tagging.tagger import Tag, Tagger
