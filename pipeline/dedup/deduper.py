@@ -20,8 +20,8 @@ Articles (state `articles`, key = article id):
     band keys give the index a natural partition key. The threshold is chosen on labelled pairs
     by scripts/near_dup_eval.py (docs/performance.md has the figures). A match ->
     `near_duplicate`, emitted with duplicate_of = the matched (earlier) article and cluster_id =
-    that article's cluster_id, or its own id when it has none: the first article of a cluster keeps cluster_id null, so group by
-    `cluster_id or article_id`. With `drop_near_duplicates` -> `duplicate.near`, dropped (still
+    that article's cluster_id, or its own id when it has none: the first article of a cluster
+    keeps cluster_id null, so group by `cluster_id or article_id`. With `drop_near_duplicates` -> `duplicate.near`, dropped (still
     remembered, so its redelivery is `duplicate.exact`). No match -> `new`.
 Comments (state `comments`; comments are keyed by article id, so all of an article's comments
 meet on one partition):
