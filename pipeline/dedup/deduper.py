@@ -14,15 +14,15 @@ Articles (state `articles`, key = article id):
   * same id, new hash -> `revision`, emitted with revision = previous + 1 and
     previous_content_hash = the last emitted hash. A revision keeps the duplicate_of/cluster_id
     its first version got (it is not re-judged), but refreshes the near-dup index.
-  * new id -> MinHash-LSH lookup (`near_dup_threshold` on the estimated Jaccard of word
-    3-shingles of title + standfirst + body; 128 values, 42 bands x 3 rows). Chosen over
-    SimHash by scripts/near_dup_eval.py: better precision and recall at the same cost, and LSH
-    band keys give the index a natural partition key. The threshold is chosen on labelled pairs
-    by scripts/near_dup_eval.py (docs/performance.md has the figures). A match ->
-    `near_duplicate`, emitted with duplicate_of = the matched (earlier) article and cluster_id =
-    that article's cluster_id, or its own id when it has none: the first article of a cluster
-    keeps cluster_id null, so group by `cluster_id or article_id`. With `drop_near_duplicates` -> `duplicate.near`, dropped (still
-    remembered, so its redelivery is `duplicate.exact`). No match -> `new`.
+  * new id -> MinHash-LSH lookup (`near_dup_threshold` on the estimated Jaccard of word 3-shingles
+    of title + standfirst + body; 128 values, 42 bands x 3 rows). Chosen over SimHash by
+    scripts/near_dup_eval.py: better precision and recall at the same cost, and LSH band keys give
+    the index a natural partition key. The threshold is chosen on labelled pairs by
+    scripts/near_dup_eval.py (docs/performance.md has the figures). A match -> `near_duplicate`,
+    emitted with duplicate_of = the matched (earlier) article and cluster_id = that article's
+    cluster_id, or its own id when it has none: the first article of a cluster keeps cluster_id
+    null, so group by `cluster_id or article_id`. With `drop_near_duplicates` -> `duplicate.near`,
+    dropped (still remembered, so its redelivery is `duplicate.exact`). No match -> `new`.
 Comments (state `comments`; comments are keyed by article id, so all of an article's comments
 meet on one partition):
   * same comment id and hash -> `duplicate.exact`; same id, new hash (an edit, a moderator
