@@ -21,10 +21,10 @@ tools: install
 	bash scripts/install_tools.sh
 
 broker-start: install
-	$(NEWSPIPE) broker start
+	$(PY) -m devtools.broker start
 
 broker-stop:
-	@test -x $(NEWSPIPE) && $(NEWSPIPE) broker stop || true
+	@test -x $(PY) && $(PY) -m devtools.broker stop || true
 
 demo: install
 	@bash scripts/demo.sh "$(SEED)"

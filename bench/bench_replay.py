@@ -31,7 +31,7 @@ from pipeline.replay.events import Event, key_for  # noqa: E402
 from pipeline.replay.runner import ReplayOptions, replay  # noqa: E402
 from pipeline.replay.sources import read_file  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
-from pipeline.stages import REPLAY_HEADER  # noqa: E402
+from pipeline.topics import REPLAY_HEADER  # noqa: E402
 
 
 def write_archive(root: Path, n: int) -> Path:

@@ -1,8 +1,9 @@
 """The stream shell: a Faust worker that hosts the stages and counts trends. Nothing more.
 
-The stages (articles, comments, near-dup) run in `pipeline.stages.StageRunner`, a service of this
-app fed in batches by its own consumer: one Kafka transaction per input partition and batch
-holds the output and the state changelog record with its input mark. Faust keeps the worker's
+The stages (articles, near-dup, comments; `pipeline.stream.topology`) run in
+`pipeline.stream.runner.StageRunner`, a service of this app fed in batches by its own consumer:
+one Kafka transaction per input partition and batch holds the output and the state changelog
+record with its input mark. Faust keeps the worker's
 lifecycle, the trend windows (an agent over the trend events, windowed tables) and the web
 endpoints (/metrics, /healthz, /readyz, /trends). Values stay bytes end to end (raw serializer,
 orjson), so Faust never builds model objects.
@@ -21,13 +22,12 @@ from aiohttp import web
 from faust.streams import _current_event
 
 from pipeline import __version__, kafka_io, trends
-from pipeline.core import Core, States
+from pipeline.core import Core
 from pipeline.logs import logging_config, wire_app_logging
 from pipeline.metrics import Metrics
 from pipeline.settings import Settings
-from pipeline.stages import NEARDUP, StageRunner
-from pipeline.statelog import PartitionedMap, StageState
-from pipeline.topics import ARTICLES, COMMENTS, TopicNames
+from pipeline.stream.runner import StageRunner
+from pipeline.topics import TopicNames
 
 log = logging.getLogger(__name__)
 
@@ -111,36 +111,15 @@ def create_app(settings: Settings | None = None) -> faust.App:
 
     trend_events_topic = topic(names.trend_events)
 
-    states = States(
-        articles=PartitionedMap("articles"),
-        comments=PartitionedMap("comments"),
-        index=PartitionedMap("index"),
-        article_tags=PartitionedMap("article_tags"),
-    )
-
     def txn_producer(**options: Any) -> Any:
         # a batch's transaction takes a second or two; one left open by a dead worker holds
         # back read_committed readers until the broker aborts it, so keep the timeout short
         return kafka_io.producer(settings, transaction_timeout_ms=20_000, **options)
 
-    stages = {
-        ARTICLES: StageState(
-            ARTICLES,
-            {"articles": states.articles, "article_tags": states.article_tags},
-            names.state_articles, settings, txn_producer,
-        ),
-        COMMENTS: StageState(
-            COMMENTS, {"comments": states.comments}, names.state_comments, settings, txn_producer
-        ),
-        # the near-dup index sees every article: it lives with the one-partition near-dup stage
-        NEARDUP: StageState(
-            NEARDUP, {"index": states.index}, names.state_neardup, settings, txn_producer
-        ),
-    }  # fmt: skip
-    core = Core(settings, states)
     runner = StageRunner(
-        settings, core, stages, metrics, on_dead_letter=lambda c, s: dlq_log.note(c, s)
-    )
+        settings, Core(settings), metrics, txn_producer,
+        on_dead_letter=lambda c, s: dlq_log.note(c, s),
+    )  # fmt: skip
     app.newspipe_runner = runner  # type: ignore[attr-defined]
 
     @app.task
@@ -210,7 +189,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
     async def metrics_page(web_: Any, request: Any) -> Any:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-        _update_gauges(app, metrics, states)
+        _update_gauges(app, metrics)
         return web.Response(
             body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
         )
@@ -233,7 +212,7 @@ def _is_ready(app: faust.App) -> bool:
     """Ready when the stages own input partitions whose state is loaded, and Faust's trend
     tables are recovered.
 
-    The stages' state (pipeline.statelog) loads when a partition's first batch arrives;
+    The stages' state (pipeline.stream.state) loads when a partition's first batch arrives;
     `loading` is non-zero meanwhile. Faust's own flags: `app.rebalancing` (on_rebalance_start ..
     on_rebalance_end), `app.in_recovery` (changelog replay running), `app.tables.actives_ready`
     (reset at every rebalance start, set when active tables are recovered) and
@@ -257,24 +236,26 @@ def _is_ready(app: faust.App) -> bool:
 STATE_COUNT_INTERVAL_S = 30.0
 
 
-def _update_gauges(app: faust.App, metrics: Metrics, states: States) -> None:
-    # Counting a RocksDB table walks every key: do it at most every 30 s, not on every scrape.
+def _update_gauges(app: faust.App, metrics: Metrics) -> None:
+    runner = getattr(app, "newspipe_runner", None)
+    # Counting a RocksDB store walks every key: do it at most every 30 s, not on every scrape.
     now = time.monotonic()
     if (
-        now - getattr(metrics, "state_counted_at", -STATE_COUNT_INTERVAL_S)
+        runner is not None
+        and now - getattr(metrics, "state_counted_at", -STATE_COUNT_INTERVAL_S)
         >= STATE_COUNT_INTERVAL_S
     ):
         metrics.state_counted_at = now  # type: ignore[attr-defined]
+        try:
+            sizes = runner.state_sizes()
+        except Exception:  # a store closing mid-rebalance has no size to report
+            sizes = {}
         for name in ("articles", "comments", "index", "article_tags"):
-            try:
-                metrics.state_entries.labels(name).set(len(getattr(states, name)))
-            except Exception:  # a table mid-rebalance has no size to report
-                pass
+            metrics.state_entries.labels(name).set(sizes.get(name, 0))
     metrics.ready.set(1 if _is_ready(app) else 0)
     # Lag per input partition of the stages (raw topics and the near-dup topic): log end offset
     # minus the next offset to process. Partitions lost in a rebalance are removed, so no stale
     # value stays exported.
-    runner = getattr(app, "newspipe_runner", None)
     lags = runner.lags() if runner is not None else {}
     metrics.consumer_lag.clear()
     for tp, lag in lags.items():

@@ -1,14 +1,16 @@
 """The pure core: one raw record in, exactly one decision out (clean, duplicate or dead letter).
 
-No Kafka or Faust here. The stream stages (`pipeline.stages`) and the replay tool's offline mode
+No Kafka or Faust here. The stream stages (`pipeline.stream`) and the replay tool's offline mode
 call the same `Core`, so what the tests and benchmarks measure is what runs in production. State
-is passed in as plain mappings (a dict, or a RocksDB store from `pipeline.statelog`).
+is passed in as plain mappings: the core's own dicts, or one partition's maps per batch
+(`process_batch`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import MutableMapping
+from collections.abc import Iterable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +21,7 @@ from pipeline.dedup import Deduper, Outcome
 from pipeline.dedup.deduper import sweep
 from pipeline.errors import Rejected
 from pipeline.normalize import normalize_article, normalize_comment
-from pipeline.normalize.times import iso_of_epoch
+from pipeline.normalize.times import iso_of_epoch, utc_now
 from pipeline.settings import Settings
 from pipeline.tagging import Tagger
 from pipeline.topics import ARTICLES
@@ -113,6 +115,34 @@ class Core:
             self.settings, self.states.articles, self.states.comments, self.states.index
         )
 
+    @contextlib.contextmanager
+    def using(self, states: States) -> Iterator[None]:
+        """Run the core over `states` (one partition's maps) for the duration of a synchronous
+        call; the stream shell passes each partition's state explicitly this way."""
+        saved = self.states
+        dd = self.deduper
+        self.states = states
+        dd.articles, dd.comments, dd.index = states.articles, states.comments, states.index
+        try:
+            yield
+        finally:
+            self.states = saved
+            dd.articles, dd.comments, dd.index = saved.articles, saved.comments, saved.index
+
+    def process_batch(
+        self, stream: str, items: Sequence[tuple[bytes | None, Meta]], states: States
+    ) -> list[Result]:
+        """`process_local` over one partition's records, in order, against that partition's
+        state. Work that does not depend on the record (the processing time) is done once."""
+        now = utc_now()
+        with self.using(states):
+            return [self.process_local(stream, payload, meta, now=now) for payload, meta in items]
+
+    def finish_batch(self, staged: Sequence[Result], states: States) -> list[Result]:
+        """`finish_article` over the articles forwarded to the near-dup stage, in order."""
+        with self.using(states):
+            return [self.finish_article(result) for result in staged]
+
     def process(self, stream: str, payload: bytes | None, meta: Meta) -> Result:
         """The whole chain for one record (offline replay, tests, benchmarks).
 
@@ -139,7 +169,9 @@ class Core:
         status = CLEAN if outcome.emit else DUPLICATE
         return Result(ARTICLES, status, outcome.kind, result.source, outcome.record, timings)
 
-    def process_local(self, stream: str, payload: bytes | None, meta: Meta) -> Result:
+    def process_local(
+        self, stream: str, payload: bytes | None, meta: Meta, now: str | None = None
+    ) -> Result:
         """Everything that state on the record's own partition can decide.
 
         For articles a clean result still has to pass `finish_article` before it is emitted.
@@ -164,9 +196,9 @@ class Core:
                     from pipeline.extract.html import fill_from_html  # lazy: trafilatura
 
                     raw = fill_from_html(raw)
-                record = normalize_article(raw, event_time=event_time)
+                record = normalize_article(raw, event_time=event_time, now=now)
             else:
-                record = normalize_comment(raw, event_time=event_time)
+                record = normalize_comment(raw, event_time=event_time, now=now)
             if payload is not None and len(payload) * 3 > OUTPUT_CHECK_BYTES:
                 _check_output_size(record)
             t2 = clock()
@@ -217,12 +249,20 @@ class Core:
             inherited = entry["tags"] if entry else None
             record["tags"] = self.tagger.tag_comment(record["text"], inherited)
 
-    def expire(self) -> int:
+    def expire(self, partitions: Iterable[States] = ()) -> int:
         """Forget state older than the horizons (event time); returns how many entries went.
 
-        A full scan: the shell calls it every minute or so, not per event.
+        Sweeps the core's own states, or each partition's states the shell passes. A full scan:
+        the shell calls it every minute or so, not per event.
         """
-        removed = len(self.deduper.expire())
+        removed = 0
         cutoff = self.deduper.watermark - self.settings.article_horizon_s
-        stale = sweep(self.states.article_tags, lambda v: v.get("t", 0) < cutoff)
-        return removed + len(stale)
+
+        def stale(entry: Any) -> bool:
+            return entry.get("t", 0) < cutoff
+
+        for states in list(partitions) or [self.states]:
+            with self.using(states):
+                removed += len(self.deduper.expire())
+            removed += len(sweep(states.article_tags, stale))
+        return removed

@@ -33,7 +33,7 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
     names = TopicNames(settings.topic_prefix, settings.app_id)
     specs = []
     # A state changelog keeps each batch for twice its horizon (what is older can only hold
-    # entries the core ignores, see pipeline.statelog), and at least a day longer than the raw
+    # entries the core ignores, see pipeline.stream.state), and at least a day longer than the raw
     # topics: its last record holds the mark, which must outlive every input it covers, or an
     # idle partition re-read from lost offsets would be emitted again.
     horizon_s = {t: settings.article_horizon_s for t in STATE}

@@ -76,10 +76,10 @@ class Settings:
     # below a partition's state mark are skipped, not emitted again)
     commit_interval_s: float = 1.0
     # Faust's guarantee, for the trend window stage only: the dedup stages commit output, state
-    # and input mark in their own transactions whatever this says (pipeline.statelog)
+    # and input mark in their own transactions whatever this says (pipeline.stream.state)
     processing_guarantee: Guarantee = "at_least_once"
     # standby copies of the trend window tables on other workers (faster failover, more reads);
-    # the dedup state has none: a new owner reads its changelog (pipeline.statelog)
+    # the dedup state has none: a new owner reads its changelog (pipeline.stream.state)
     standby_replicas: int = 0
     # Kafka security: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL; SASL PLAIN or SCRAM-SHA-256/512.
     kafka_security_protocol: SecurityProtocol = "PLAINTEXT"

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 # The two streams: every raw event is an article or a comment (topic pairs and stage names).
 ARTICLES = "articles"
 COMMENTS = "comments"
+# the header the replay tool stamps on every record it sends (value: the run id)
+REPLAY_HEADER = "newspipe-replay"
 
 RAW_ARTICLES = "raw.articles"
 RAW_COMMENTS = "raw.comments"
@@ -19,7 +21,7 @@ TREND_EVENTS = "trend.events"
 # internal: articles that passed the partition-local checks, on ONE partition, so the
 # near-duplicate index sees every article whatever partition it came from
 NEARDUP = "articles.neardup"
-# internal: dedup state changelogs, one record per batch (pipeline.statelog), partitioned like
+# internal: dedup state changelogs, one record per batch (pipeline.stream.state), partitioned like
 # the stage's input; named after the app id as well, like Faust's changelogs, because the state
 # belongs to one consumer group (another app reading the same raw topics has its own)
 STATE_ARTICLES = "state.articles"

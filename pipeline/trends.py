@@ -1,6 +1,6 @@
 """Topic trends: counts of clean records per top-level IPTC topic in tumbling event-time windows.
 
-Pure helpers. The stages (`pipeline.stages`) write each clean record's top-level topics to an
+Pure helpers. The stages (`pipeline.stream`) write each clean record's top-level topics to an
 internal topic (`trend.events`, key `<stream>|<code>`) so each topic is counted by one worker;
 the Faust agent in `pipeline.app` keeps the windowed counts and emits a window's running count to
 `topic.trends` whenever it changes. The latest record per key

@@ -14,4 +14,4 @@ start=$(date +%s)
 (cd "$work/newspipe" && make demo) 2>&1 | tee "$work/demo.log"
 echo "clone_demo: make demo in a fresh clone took $(( $(date +%s) - start )) s"
 grep -qF "$HEADLINE" "$work/demo.log" || { echo "clone_demo: headline not printed" >&2; exit 1; }
-echo "clone_demo: ok (seed headline printed, no ../shared)"
+echo "clone_demo: ok (seed headline printed from a clone with nothing beside it)"

@@ -4,6 +4,7 @@ and how the runtime package's folders may import each other."""
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 import zipfile
@@ -126,3 +127,20 @@ def test_cli_broker_without_checkout_says_it_is_a_development_tool(tmp_path: Pat
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().startswith("newspipe broker: error: the local development broker")
     assert "Traceback" not in proc.stderr
+
+
+def test_nothing_in_the_repository_reads_a_shared_folder_beside_it() -> None:
+    """A plain clone has no ../shared: code, tests, scripts and the Makefile read data/."""
+    pattern = re.compile(r"""(\.\./shared|parent\s*/\s*["']shared["']|/shared/data)""")
+
+    def reads_shared(path: Path) -> bool:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        return any(pattern.search(line) for line in lines if not line.lstrip().startswith("#"))
+
+    files = [ROOT / "Makefile"] + [
+        path
+        for folder in ("pipeline", "devtools", "tests", "bench", "scripts", ".ci")
+        for path in (ROOT / folder).rglob("*")
+        if path.is_file() and path.suffix in {".py", ".sh", ""} and path != Path(__file__)
+    ]
+    assert not [str(p.relative_to(ROOT)) for p in files if reads_shared(p)]

@@ -356,15 +356,14 @@ class _FakeApp:
 def _runner(consumer: _FakeConsumer | None) -> Any:
     from pipeline.metrics import Metrics
     from pipeline.settings import Settings
-    from pipeline.stages import StageRunner
+    from pipeline.stream.runner import StageRunner
 
-    runner = StageRunner(Settings(), core=None, stages={}, metrics=Metrics())  # type: ignore[arg-type]
+    runner = StageRunner(Settings(), None, Metrics(), lambda **_: None)  # type: ignore[arg-type]
     runner.consumer = consumer  # type: ignore[assignment]
     return runner
 
 
 def test_lag_gauge_and_readiness_from_the_stage_consumer():
-    from types import SimpleNamespace
 
     from pipeline.app import _is_ready, _update_gauges
     from pipeline.metrics import Metrics
@@ -383,10 +382,10 @@ def test_lag_gauge_and_readiness_from_the_stage_consumer():
     runner.in_flight = {busy}  # records of this partition are being processed right now
     app = _FakeApp(runner)
     metrics = Metrics()
-    states = SimpleNamespace(articles={"a": 1}, comments={}, index={}, article_tags={})
+    runner.state_sizes = lambda: {"articles": 1}  # type: ignore[method-assign]
     value = metrics.registry.get_sample_value
 
-    _update_gauges(app, metrics, states)  # type: ignore[arg-type]
+    _update_gauges(app, metrics)  # type: ignore[arg-type]
     lag = {
         (s.labels["topic"], s.labels["partition"]): s.value
         for s in metrics.consumer_lag.collect()[0].samples
@@ -402,7 +401,7 @@ def test_lag_gauge_and_readiness_from_the_stage_consumer():
 
     # a rebalance takes raw0 away: its value disappears instead of going stale
     del consumer.highwaters[raw0]
-    _update_gauges(app, metrics, states)  # type: ignore[arg-type]
+    _update_gauges(app, metrics)  # type: ignore[arg-type]
     assert value("newspipe_consumer_lag", {"topic": "raw.articles", "partition": "0"}) is None
 
     assert _is_ready(app)  # type: ignore[arg-type]
@@ -416,12 +415,12 @@ def test_lag_gauge_and_readiness_from_the_stage_consumer():
     app.tables.recovery.completed.value = False
     assert not _is_ready(app)  # type: ignore[arg-type]
     app.tables.recovery.completed.value = True
-    runner.stages = {"articles": SimpleNamespace(loading=1)}  # state still loading
+    runner.states["articles"].loading = 1  # state still loading
     assert not _is_ready(app)  # type: ignore[arg-type]
-    runner.stages = {}
+    runner.states["articles"].loading = 0
     consumer.highwaters.clear()  # no assignment
     assert not _is_ready(app)  # type: ignore[arg-type]
     assert not _is_ready(_FakeApp(_runner(None)))  # type: ignore[arg-type]
     assert not _is_ready(_FakeApp(None))  # type: ignore[arg-type]
-    _update_gauges(_FakeApp(None), metrics, states)  # type: ignore[arg-type]
+    _update_gauges(_FakeApp(None), metrics)  # type: ignore[arg-type]
     assert value("newspipe_ready") == 0

@@ -28,8 +28,7 @@ from pipeline.kafka_io import create_topics, delete_topics, producer
 from pipeline.replay.events import key_for
 from pipeline.settings import Settings
 from pipeline.show import read_topics
-from pipeline.stages import REPLAY_HEADER
-from pipeline.topics import TopicNames
+from pipeline.topics import REPLAY_HEADER, TopicNames
 from tests.conftest import ROOT, free_port, settings_env
 
 pytestmark = pytest.mark.kafka

@@ -200,7 +200,7 @@ async def rewind_group(settings, timeout: float = 90) -> None:
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from aiokafka.admin import AIOKafkaAdminClient
 
-    from pipeline.stages import GROUP_SUFFIX
+    from pipeline.stream.runner import GROUP_SUFFIX
 
     group = settings.app_id + GROUP_SUFFIX
     names = TopicNames(settings.topic_prefix)

@@ -370,11 +370,7 @@ class Deduper:
 
 
 def sweep(state: Any, is_stale: Any) -> list[str]:
-    """Delete the entries `is_stale` says are old; returns their keys. A state that spans
-    partitions (the stream shell's) sweeps each partition itself: a key can live on several."""
-    own = getattr(state, "sweep", None)
-    if own is not None:
-        return own(is_stale)
+    """Delete the entries `is_stale` says are old; returns their keys."""
     stale = [k for k, v in state.items() if is_stale(v)]
     for key in stale:
         del state[key]

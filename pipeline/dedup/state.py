@@ -2,7 +2,7 @@
 
 The deduper only needs `get`, `__setitem__`, `__delitem__` and key iteration (for the expiry
 sweep), so a dict, a rocksdict `Rdict` or the stream shell's per-partition stores
-(`pipeline.statelog`) all work. Values are small JSON-able lists/dicts of str/int (never bytes),
+(`pipeline.stream.state`) all work. Values are small JSON-able lists/dicts of str/int (never bytes),
 because the state changelog serializes them as JSON; `RocksState` stores them as orjson bytes.
 """
 

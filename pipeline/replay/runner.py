@@ -25,8 +25,7 @@ from pipeline.replay.report import Feedback, Summary
 from pipeline.replay.safety import check_targets
 from pipeline.replay.sources import CountingReader, Item, expand_sources, read_file
 from pipeline.settings import Settings
-from pipeline.stages import REPLAY_HEADER
-from pipeline.topics import ARTICLES, COMMENTS, TopicNames
+from pipeline.topics import ARTICLES, COMMENTS, REPLAY_HEADER, TopicNames
 
 
 @dataclass

@@ -1,17 +1,17 @@
-"""Dedup state for the stream shell: one store per partition, logged to Kafka once per batch,
-in the same Kafka transaction as the batch's output.
+"""Each stage's state per partition, logged to Kafka once per batch in the batch's transaction.
 
 Why not Faust tables: every table write is its own changelog record (many Kafka records per
 input event; docs/performance.md), and Faust's at-least-once commit cannot tie state, output
-and input position together, so a crash repeated output. Here each stage (articles, comments,
-near-dup) and input partition `p` has:
+and input position together, so a crash repeated output. Here each stage and input partition
+`p` has a `PartitionState`:
 
-- a store (dict, or RocksDB via rocksdict) of committed state, and an overlay of the current
-  batch's writes that reaches the store only after the batch's transaction committed;
+- one `OverlayMap` per state map it owns: the committed store (a dict, or RocksDB via
+  rocksdict) under an overlay of the current batch's writes, which reaches the store only after
+  the batch's transaction committed;
 - a changelog partition (`state.<stage>`, partition `p`) holding one record per batch: the
   overlay and the input offset the batch ends at (the *mark*);
-- a transactional producer, id `<app_id>-<stage>-<p>`: the batch's clean records, dead letters,
-  trend events and its changelog record commit together or not at all.
+- a transactional producer, id `<app_id>-<stage>-<p>`: the batch's output and its changelog
+  record commit together or not at all.
 
 A new owner of `p` (a restarted worker, or another worker after a rebalance) first starts the
 producer, which fences the previous owner and aborts its open transaction, then reads the
@@ -32,10 +32,10 @@ import contextlib
 import logging
 import math
 import os
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -50,30 +50,34 @@ _MISSING = object()
 MAX_RECORD_BYTES = 900_000
 
 
-class PartitionedMap(MutableMapping[str, Any]):
-    """One of the core's state mappings, split by partition; the shell selects the partition.
+class OutRecord(NamedTuple):
+    """One record a batch sends in its transaction."""
 
-    Reads see the current batch's overlay first, then the committed store. Keys are
-    co-partitioned with the records (an article and its comments share a key), so a lookup on the
-    record's own partition finds every entry that can matter.
+    topic: str
+    key: bytes | None
+    value: bytes
+    partition: int | None = None  # None: the producer's partitioner decides by key
+    timestamp_ms: int | None = None  # None: now
+
+
+class OverlayMap(MutableMapping[str, Any]):
+    """One state map of one partition: the committed store under the current batch's writes.
+
+    Reads see the overlay first, then the store. Keys are co-partitioned with the records (an
+    article and its comments share a key), so the record's own partition holds every entry that
+    can matter for it.
     """
 
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.stores: dict[int, MutableMapping[str, Any]] = {}
-        self.overlays: dict[int, dict[str, Any]] = {}
-        self._store: MutableMapping[str, Any] = {}
-        self._overlay: dict[str, Any] = {}
+    __slots__ = ("overlay", "store")
 
-    def select(self, partition: int) -> None:
-        """Make `partition` current; called before a run of records of that partition."""
-        self._store = self.stores[partition]
-        self._overlay = self.overlays[partition]
+    def __init__(self, store: MutableMapping[str, Any] | None = None) -> None:
+        self.store: MutableMapping[str, Any] = {} if store is None else store
+        self.overlay: dict[str, Any] = {}
 
     def get(self, key: str, default: Any = None) -> Any:
-        value = self._overlay.get(key, _MISSING)
+        value = self.overlay.get(key, _MISSING)
         if value is _MISSING:
-            value = self._store.get(key, _MISSING)
+            value = self.store.get(key, _MISSING)
             if value is _MISSING:
                 return default
             # a copy: the core may change what it read before writing it back, and the
@@ -90,67 +94,145 @@ class PartitionedMap(MutableMapping[str, Any]):
         return value
 
     def __setitem__(self, key: str, value: Any) -> None:
-        self._overlay[key] = value
+        self.overlay[key] = value
 
     def __delitem__(self, key: str) -> None:
-        # expiry sweep: local, on whichever partition holds the key (see the module docstring)
-        for store in self.stores.values():
-            try:
-                del store[key]
-                return
-            except KeyError:
-                continue
-        raise KeyError(key)
-
-    def sweep(self, is_stale: Callable[[Any], bool]) -> list[str]:
-        """Delete stale entries partition by partition (a key can live on several partitions,
-        e.g. a spam text's counter); returns the deleted keys."""
-        removed: list[str] = []
-        for store in list(self.stores.values()):
-            stale = [k for k, v in list(store.items()) if is_stale(v)]
-            for key in stale:
-                del store[key]
-            removed.extend(stale)
-        return removed
+        # only the expiry sweep deletes: locally, from the committed store (module docstring)
+        self.overlay.pop(key, None)
+        del self.store[key]
 
     def __contains__(self, key: object) -> bool:
         return self.get(key, _MISSING) is not _MISSING  # type: ignore[arg-type]
 
     def __iter__(self) -> Iterator[str]:
-        for store in list(self.stores.values()):
-            yield from list(store)
+        return iter(list(self.store))
 
     def items(self) -> Iterator[tuple[str, Any]]:  # type: ignore[override]
-        for store in list(self.stores.values()):
-            yield from list(store.items())
+        return iter(list(self.store.items()))
 
     def __len__(self) -> int:
-        return sum(len(store) for store in self.stores.values())
+        return len(self.store)
+
+    def apply(self) -> None:
+        """The batch committed: its writes become state."""
+        if not self.overlay:
+            return
+        if isinstance(self.store, dict):
+            self.store.update(self.overlay)
+        else:
+            for key, value in self.overlay.items():
+                self.store[key] = value
+        self.overlay.clear()
+
+
+class NotOwned(MutableMapping[str, Any]):
+    """The maps a stage neither owns nor reads: empty, and a write is a topology bug."""
+
+    def __init__(self, stage: str, name: str) -> None:
+        self.stage, self.name = stage, name
+
+    def __getitem__(self, key: str) -> Any:
+        raise KeyError(key)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        raise RuntimeError(f"stage {self.stage} wrote to {self.name}, which it does not own")
+
+    def __delitem__(self, key: str) -> None:
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
 
 
 @dataclass
 class PartitionState:
-    """What one stage knows about one partition: changelog position, mark and producer."""
+    """What one stage holds of one partition: its maps, changelog position, mark and producer."""
 
+    maps: dict[str, OverlayMap]
     applied: int = -1  # offset of the last changelog record applied to the stores
     mark: int = -1  # last input offset whose batch committed
     producer: AIOKafkaProducer | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
+    def changelog_records(self, mark: int) -> list[bytes]:
+        """The batch's writes as changelog values, split to stay under the size limit."""
+        writes = {name: m.overlay for name, m in self.maps.items()}
+        value = orjson.dumps({"mark": mark, "maps": {n: e for n, e in writes.items() if e}})
+        if len(value) <= MAX_RECORD_BYTES:
+            return [value]
+        chunks = math.ceil(len(value) / (MAX_RECORD_BYTES * 0.8))
+        out = []
+        for name, entries in writes.items():
+            items = list(entries.items())
+            step = max(1, math.ceil(len(items) / chunks))
+            for i in range(0, len(items), step):
+                out.append(orjson.dumps({"mark": mark, "maps": {name: dict(items[i : i + step])}}))
+        return out
+
+    def apply_changelog(self, body: dict[str, Any], offset: int) -> None:
+        """Replay one changelog record (recovery): its entries and mark become state."""
+        for name, entries in body.get("maps", {}).items():
+            m = self.maps.get(name)
+            if m is None:
+                continue
+            for key, value in entries.items():
+                m.store[key] = value
+        self.mark = max(self.mark, int(body.get("mark", -1)))
+        self.applied = offset
+
+    def committed(self, mark: int, changelog_offset: int) -> None:
+        """The batch's transaction committed: apply its writes and move the mark."""
+        for m in self.maps.values():
+            m.apply()
+        self.mark = max(self.mark, mark)
+        self.applied = changelog_offset
+
+    def discard(self) -> None:
+        """Forget the writes of a batch that did not commit."""
+        for m in self.maps.values():
+            m.overlay.clear()
+
+    def reset(self) -> None:
+        """Forget everything (the changelog was recreated: local state is from another life)."""
+        for m in self.maps.values():
+            for key in list(m.store):
+                del m.store[key]
+            m.overlay.clear()
+        self.applied = self.mark = -1
+
+
+async def send_in_transaction(producer: AIOKafkaProducer, records: Sequence[OutRecord]) -> Any:
+    """Send `records` in one transaction and commit it; returns the last record's metadata.
+
+    aiokafka does not abort a transaction when one of its sends fails for good (too large, bad
+    timestamp): it only fails that future. So every send is checked before the commit."""
+    await producer.begin_transaction()
+    futures = [
+        await producer.send(r.topic, r.value, key=r.key, partition=r.partition,
+                            timestamp_ms=r.timestamp_ms)
+        for r in records
+    ]  # fmt: skip
+    delivered = await asyncio.gather(*futures)
+    await producer.commit_transaction()
+    return delivered[-1]
+
 
 class StageState:
-    """The state of one stage (its maps) over the partitions this worker owns."""
+    """One stage's partitions on this worker: owning them (fence, catch up), committing a batch."""
 
     def __init__(
         self,
         stage: str,
-        maps: dict[str, PartitionedMap],
+        maps: Sequence[str],
         changelog_topic: str,
         settings: Settings,
         producer_factory: Callable[..., AIOKafkaProducer],
     ) -> None:
         self.stage = stage
-        self.maps = maps
+        self.map_names = tuple(maps)
         self.changelog = changelog_topic
         self.settings = settings
         self.producer_factory = producer_factory
@@ -191,23 +273,21 @@ class StageState:
         return part is not None and part.producer is not None
 
     def _new_part(self, partition: int) -> PartitionState:
-        part = PartitionState()
+        part = PartitionState({})
+        if self.rocks:
+            saved = self._dir(partition) / "applied.json"
+            if saved.exists():
+                got = orjson.loads(saved.read_bytes())
+                part.applied, part.mark = int(got["applied"]), int(got["mark"])
+        part.maps = {name: OverlayMap(self._store(name, partition)) for name in self.map_names}
         self.parts[partition] = part
-        for name, m in self.maps.items():
-            m.overlays.setdefault(partition, {})
-            if partition not in m.stores:
-                m.stores[partition] = self._store(name, partition, part)
         return part
 
-    def _store(self, name: str, partition: int, part: PartitionState) -> MutableMapping[str, Any]:
+    def _store(self, name: str, partition: int) -> MutableMapping[str, Any]:
         if not self.rocks:
             return {}
         path = self._dir(partition) / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        saved = self._dir(partition) / "applied.json"
-        if saved.exists():
-            got = orjson.loads(saved.read_bytes())
-            part.applied, part.mark = int(got["applied"]), int(got["mark"])
         return RocksState(path)
 
     def _dir(self, partition: int) -> Path:
@@ -222,11 +302,9 @@ class StageState:
                     await part.producer.stop()
                 except Exception as exc:  # a fenced producer may fail to stop cleanly
                     log.warning("stopping producer of %s-%s: %r", self.stage, partition, exc)
-            for m in self.maps.values():
-                store = m.stores.pop(partition, None)
-                m.overlays.pop(partition, None)
-                if isinstance(store, RocksState):
-                    store.close()  # the files stay: a later owner here catches up from them
+            for m in part.maps.values():
+                if isinstance(m.store, RocksState):
+                    m.store.close()  # the files stay: a later owner here catches up from them
 
     async def close(self) -> None:
         await self.release(set())
@@ -253,7 +331,7 @@ class StageState:
                 # local store and mark belong to another life of the topic
                 log.warning("state %s-%s: changelog restarted, local state dropped",
                             self.stage, partition)  # fmt: skip
-                self._reset(partition, part)
+                part.reset()
             first = max(start, part.applied + 1)
             if first >= end:
                 return
@@ -263,34 +341,16 @@ class StageState:
                 for msg in batch.get(tp, ()):
                     if msg.offset >= end:
                         break
-                    self._apply(partition, part, orjson.loads(msg.value), msg.offset)
+                    part.apply_changelog(orjson.loads(msg.value), msg.offset)
                     records += 1
+            if self.rocks:
+                self._save_position(partition, part)
         finally:
             await consumer.stop()
             log.info(
                 "state %s-%s recovered: %d changelog records, mark %d",
                 self.stage, partition, records, part.mark,
             )  # fmt: skip
-
-    def _reset(self, partition: int, part: PartitionState) -> None:
-        for m in self.maps.values():
-            store = m.stores[partition]
-            for key in list(store):
-                del store[key]
-        part.applied = part.mark = -1
-
-    def _apply(self, partition: int, part: PartitionState, body: dict, offset: int) -> None:
-        for name, entries in body.get("maps", {}).items():
-            m = self.maps.get(name)
-            if m is None:
-                continue
-            store = m.stores[partition]
-            for key, value in entries.items():
-                store[key] = value
-        part.mark = max(part.mark, int(body.get("mark", -1)))
-        part.applied = offset
-        if self.rocks:
-            self._save_position(partition, part)
 
     def _save_position(self, partition: int, part: PartitionState) -> None:
         saved = self._dir(partition) / "applied.json"
@@ -299,76 +359,26 @@ class StageState:
         os.replace(tmp, saved)  # never a half-written file after a crash
 
     # -- one batch ------------------------------------------------------------------------
-    def select(self, partition: int) -> None:
-        for m in self.maps.values():
-            m.select(partition)
-
-    def changelog_records(self, partition: int, mark: int) -> list[bytes]:
-        """The batch's overlay as changelog values, split to stay under the size limit."""
-        maps = {name: m.overlays[partition] for name, m in self.maps.items()}
-        value = orjson.dumps({"mark": mark, "maps": {n: e for n, e in maps.items() if e}})
-        if len(value) <= MAX_RECORD_BYTES:
-            return [value]
-        chunks = math.ceil(len(value) / (MAX_RECORD_BYTES * 0.8))
-        out = []
-        for name, entries in maps.items():
-            items = list(entries.items())
-            step = max(1, math.ceil(len(items) / chunks))
-            for i in range(0, len(items), step):
-                part = dict(items[i : i + step])
-                out.append(orjson.dumps({"mark": mark, "maps": {name: part}}))
-        return out
-
     async def commit(
-        self,
-        partition: int,
-        part: PartitionState,
-        sends: list[tuple[str, bytes | None, bytes, int | None, int | None]],
-        mark: int,
+        self, partition: int, part: PartitionState, output: Sequence[OutRecord], mark: int
     ) -> None:
-        """Send the batch's output and changelog record in one transaction, then apply it."""
+        """The batch's output and its changelog record in one transaction; then its writes
+        become state. On failure nothing of the batch stays (overlay dropped, aborted)."""
         producer = part.producer
         assert producer is not None
+        changelog = [
+            OutRecord(self.changelog, None, value, partition)
+            for value in part.changelog_records(mark)
+        ]
         try:
-            await producer.begin_transaction()
-            futures = []
-            for topic, key, value, to_partition, ts_ms in sends:
-                futures.append(
-                    await producer.send(
-                        topic, value, key=key, partition=to_partition, timestamp_ms=ts_ms
-                    )
-                )
-            for value in self.changelog_records(partition, mark):
-                futures.append(await producer.send(self.changelog, value, partition=partition))
-            # aiokafka does not abort a transaction when one of its sends fails for good (too
-            # large, invalid timestamp): it only fails that future. Check them all first.
-            delivered = await asyncio.gather(*futures)
-            await producer.commit_transaction()
-            last = delivered[-1]
+            last = await send_in_transaction(producer, [*output, *changelog])
         except Exception:
-            self.discard(partition)
+            part.discard()
             await self._abort(producer, partition)
             raise
-        # committed: the overlay becomes state
-        for m in self.maps.values():
-            overlay = m.overlays[partition]
-            if overlay:
-                store = m.stores[partition]
-                if isinstance(store, dict):
-                    store.update(overlay)
-                else:
-                    for key, value in overlay.items():
-                        store[key] = value
-                overlay.clear()
-        part.mark = max(part.mark, mark)
-        part.applied = last.offset
+        part.committed(mark, last.offset)
         if self.rocks:
             self._save_position(partition, part)
-
-    def discard(self, partition: int) -> None:
-        """Forget the uncommitted writes of the current batch."""
-        for m in self.maps.values():
-            m.overlays.get(partition, {}).clear()
 
     async def _abort(self, producer: AIOKafkaProducer, partition: int) -> None:
         """Abort the open transaction; a producer that cannot (fenced, fatal) is dropped, so

@@ -1,21 +1,16 @@
-"""The processing stages (articles, comments, near-dup), fed in batches by their own consumer.
+"""The stages' consumer: polls batches, hands each input partition's records to the pure batch
+step (`pipeline.stream.batch`), commits each partition's share in ONE Kafka transaction with its
+state changelog record (`pipeline.stream.state`), and follows rebalances.
 
-Why a plain aiokafka consumer and not Faust agents: an agent receives records one at a time
-through a per-record chain (fetcher, conductor, queue, stream processors) that cost more CPU
-than the core, and its rebalance bookkeeping is where Faust's lost-offset reports live
-(docs/architecture.md). Here `getmany` hands over up to `batch_size` records at once, and each
-input partition's share of the batch commits in ONE Kafka transaction: clean records, dead
-letters, trend events, near-dup forwards and the state changelog record (`pipeline.statelog`),
-which carries the batch's last input offset (the mark). Input at or below the mark is skipped,
-so the group's own offsets only say where to resume reading: they are committed every
-`commit_interval_s` and at each rebalance, outside the transactions (inside, they cost latency
-for no gain; docs/performance.md). Faust still runs the worker: trend windows, web endpoints,
-startup and shutdown.
+Why a plain aiokafka consumer and not Faust agents: docs/architecture.md. Input at or below a
+partition's mark is skipped, so the group's own offsets only say where to resume reading: they
+are committed every `commit_interval_s` and at each rebalance, outside the transactions. Faust
+still runs the worker (`pipeline.app`): trend windows, web endpoints, startup and shutdown.
 
 Ownership: the group (`<app_id>.stages`) uses the range assignor, so partition `p` of the raw
-articles and of the raw comments go to the same worker (comments read their article's tags from
-the articles state of `p`). A rebalance waits for the batch in flight (`lock`), then gives up the
-state of partitions that moved away; the new owner's producer fences any straggler.
+articles and of the raw comments go to the same worker (a stage's `reads` in the topology). A
+rebalance waits for the batch in flight (`lock`), then gives up the state of partitions that
+moved away; the new owner's producer fences any straggler.
 """
 
 from __future__ import annotations
@@ -24,51 +19,30 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from typing import Any
 
-import orjson
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import ConsumerStoppedError
 from mode import Service
 
-from pipeline import trends
-from pipeline.core import CLEAN, DLQ, Core, Meta, Result
+from pipeline.core import CLEAN, DLQ, Core, States
 from pipeline.logs import log_event, partitions_summary
 from pipeline.metrics import Metrics
 from pipeline.settings import Settings
-from pipeline.statelog import StageState
-from pipeline.topics import ARTICLES, COMMENTS, TopicNames
+from pipeline.stream.batch import InRecord, Tally, process_batch, state_view
+from pipeline.stream.state import OverlayMap, StageState
+from pipeline.stream.topology import BY_NAME, ORDER, STAGES, Stage
+from pipeline.topics import TopicNames
 
-REPLAY_HEADER = "newspipe-replay"
-NEARDUP = "neardup"
 GROUP_SUFFIX = ".stages"
 # a partition's batch whose transaction keeps failing is rewound and fetched again
 MAX_ATTEMPTS = 3
 COMMIT_TIMEOUT_S = 10.0
-STAGE_ORDER = {ARTICLES: 0, NEARDUP: 1, COMMENTS: 2}
 
 log = logging.getLogger(__name__)
 worker_log = logging.getLogger("newspipe.worker")
-
-Send = tuple[str, bytes | None, bytes, int | None, int | None]
-
-
-@dataclass
-class Work:
-    """One partition's share of a batch: what to send, and the counters to move once sent."""
-
-    sends: list[Send] = field(default_factory=list)
-    effects: list[Callable[[], None]] = field(default_factory=list)
-    last_offset: int = -1
-
-
-def _headers(record: Any) -> list[tuple[str, bytes]]:
-    raw = record.headers or []
-    items = raw.items() if isinstance(raw, dict) else raw
-    return [(k if isinstance(k, str) else k.decode("utf-8", "replace"), v or b"") for k, v in items]
 
 
 class _Listener(ConsumerRebalanceListener):
@@ -90,8 +64,8 @@ class StageRunner(Service):
         self,
         settings: Settings,
         core: Core,
-        stages: dict[str, StageState],
         metrics: Metrics,
+        producer_factory: Callable[..., AIOKafkaProducer],
         on_dead_letter: Callable[[str, str], None] = lambda code, stream: None,
         **kwargs: Any,
     ) -> None:
@@ -99,15 +73,16 @@ class StageRunner(Service):
         self.settings = settings
         self.names = TopicNames(settings.topic_prefix, settings.app_id)
         self.core = core
-        self.stages = stages
         self.metrics = metrics
         self.on_dead_letter = on_dead_letter
-        self.sources = {
-            ARTICLES: self.names.raw_articles,
-            COMMENTS: self.names.raw_comments,
-            NEARDUP: self.names.neardup,
+        self.states: dict[str, StageState] = {
+            stage.name: StageState(
+                stage.name, stage.owns, stage.changelog(self.names), settings, producer_factory
+            )
+            for stage in STAGES
         }
-        self.stage_of = {topic: stage for stage, topic in self.sources.items()}
+        self.sources = {stage.name: stage.source(self.names) for stage in STAGES}
+        self.stage_of = {topic: BY_NAME[name] for name, topic in self.sources.items()}
         self.group_id = f"{settings.app_id}{GROUP_SUFFIX}"
         self.consumer: AIOKafkaConsumer | None = None
         self.lock = asyncio.Lock()
@@ -158,8 +133,8 @@ class StageRunner(Service):
             with contextlib.suppress(BaseException):
                 await self.loader
         async with self.lock:
-            for stage in self.stages.values():
-                await stage.close()
+            for state in self.states.values():
+                await state.close()
 
     @Service.task
     async def _consume(self) -> None:
@@ -226,10 +201,9 @@ class StageRunner(Service):
         if self.stopping:
             return
         async with self.lock:
-            owned = {name: {tp.partition for tp in assigned if tp.topic == topic}
-                     for name, topic in self.sources.items()}  # fmt: skip
-            for name, stage in self.stages.items():
-                await stage.release(owned[name])
+            for name, topic in self.sources.items():
+                await self.states[name].release({tp.partition for tp in assigned
+                                                 if tp.topic == topic})  # fmt: skip
             for tp in [tp for tp in self.done if tp not in assigned]:
                 del self.done[tp]
             self.committed.clear()  # another owner may have committed since
@@ -242,12 +216,13 @@ class StageRunner(Service):
             self.assigning = True
             self.loader = asyncio.ensure_future(self._load(assigned - loaded))
 
+    def _needs(self, stage: Stage) -> tuple[str, ...]:
+        """The stages whose state of a partition must be loaded before `stage` processes it."""
+        return (stage.name, *stage.reads)
+
     def _loaded(self, tp: TopicPartition) -> bool:
-        name = self.stage_of[tp.topic]
-        ready = self.stages[name].is_open(tp.partition)
-        if name == COMMENTS:  # comments read their article's tags
-            ready = ready and self.stages[ARTICLES].is_open(tp.partition)
-        return ready
+        stage = self.stage_of[tp.topic]
+        return all(self.states[name].is_open(tp.partition) for name in self._needs(stage))
 
     async def _load(self, partitions: set[TopicPartition]) -> None:
         try:
@@ -259,11 +234,10 @@ class StageRunner(Service):
     async def _load_one(self, tp: TopicPartition) -> None:
         """Load one partition's state, then let its records in (also when loading failed: its
         first batch tries again)."""
-        name = self.stage_of[tp.topic]
+        stage = self.stage_of[tp.topic]
         try:
-            await self.stages[name].open(tp.partition)
-            if name == COMMENTS:
-                await self.stages[ARTICLES].open(tp.partition)
+            for name in self._needs(stage):
+                await self.states[name].open(tp.partition)
         except Exception as exc:
             log.warning("loading the state of %s failed: %r", tp, exc)
         if self.consumer is not None and not self.stopping and tp in self.assignment():
@@ -282,7 +256,17 @@ class StageRunner(Service):
             return set()
 
     def loading(self) -> bool:
-        return self.assigning or any(stage.loading for stage in self.stages.values())
+        return self.assigning or any(state.loading for state in self.states.values())
+
+    def state_sizes(self) -> dict[str, int]:
+        """Entries per state map over the partitions this worker owns (a RocksDB count walks
+        every key: the caller rate-limits it)."""
+        sizes: dict[str, int] = {}
+        for state in self.states.values():
+            for part in list(state.parts.values()):
+                for name, m in part.maps.items():
+                    sizes[name] = sizes.get(name, 0) + len(m)
+        return sizes
 
     def lags(self) -> dict[TopicPartition, int]:
         """Records behind the log end per assigned partition: high watermark minus the next
@@ -314,153 +298,92 @@ class StageRunner(Service):
             return None
 
     # -- one batch ------------------------------------------------------------------------
+    def _owned_views(self) -> Iterator[States]:
+        """Each owned partition's maps of each stage, for the expiry sweep."""
+        for name, state in self.states.items():
+            for part in list(state.parts.values()):
+                yield state_view(BY_NAME[name], part.maps)
+
     async def run_batch(self, batch: dict[TopicPartition, list[Any]]) -> None:
         """Each input partition's records as their own transaction, the partitions side by side."""
         if time.monotonic() - self.last_sweep >= self.settings.expiry_sweep_s:
             self.last_sweep = time.monotonic()
-            self.core.expire()
+            self.core.expire(self._owned_views())
         self.in_flight = set(batch)
-        # articles first: each partition's processing runs up to its first send before the next
-        # one starts, so a comment sees the tags of an article that came in the same batch
-        order = sorted(batch.items(), key=lambda item: STAGE_ORDER[self.stage_of[item[0].topic]])
+        # in topology order: each partition's batch step runs (synchronously) before the next
+        # partition's starts, so a comment sees the tags of an article in the same batch
+        order = sorted(batch.items(), key=lambda item: ORDER[self.stage_of[item[0].topic].name])
         try:
             await asyncio.gather(*(self.run_partition(tp, records) for tp, records in order))
         finally:
             self.in_flight = set()
 
-    async def run_partition(self, tp: TopicPartition, records: list[Any]) -> None:
-        stage_name = self.stage_of[tp.topic]
-        stage = self.stages[stage_name]
+    async def run_partition(self, tp: TopicPartition, records: list[InRecord]) -> None:
+        stage = self.stage_of[tp.topic]
+        state = self.states[stage.name]
         partition = tp.partition
         metrics = self.metrics
         for attempt in range(1, MAX_ATTEMPTS + 1):
+            part = None
             try:
-                part = await stage.open(partition)
-                if stage_name == COMMENTS:  # comments read their article's tags
-                    await self.stages[ARTICLES].open(partition)
-                work = self.process_partition(stage_name, stage, partition, part.mark, records)
-                if work.last_offset >= 0:
-                    await stage.commit(partition, part, work.sends, work.last_offset)
-                for effect in work.effects:
-                    effect()
+                part = await state.open(partition)
+                maps: dict[str, OverlayMap] = dict(part.maps)
+                for name in stage.reads:
+                    maps.update((await self.states[name].open(partition)).maps)
+                output = process_batch(
+                    stage, self.core, state_view(stage, maps), part.mark, records, self.names
+                )
+                if output.already_committed:
+                    metrics.child(metrics.already_committed, stage.stream).inc(
+                        output.already_committed
+                    )
+                if output.last_offset >= 0:
+                    await state.commit(partition, part, output.records, output.last_offset)
+                for tally in output.tallies:
+                    self.count(tally)
                 self.done[tp] = records[-1].offset + 1
                 return
             except Exception as exc:
-                stage.discard(partition)  # nothing of a failed attempt may reach the state
+                if part is not None:
+                    part.discard()  # nothing of a failed attempt may reach the state
                 if tp not in self.assignment():
                     # moved to another worker, which resumes from the committed offset
-                    metrics.child(metrics.transaction_retries, stage_name, "moved").inc()
+                    metrics.child(metrics.transaction_retries, stage.name, "moved").inc()
                     log.warning("partition %s of %s moved to another worker: %r",
-                                partition, stage_name, exc)  # fmt: skip
+                                partition, stage.name, exc)  # fmt: skip
                     return
-                metrics.child(metrics.transaction_retries, stage_name, "retried").inc()
+                metrics.child(metrics.transaction_retries, stage.name, "retried").inc()
                 log.warning(
-                    "batch of %s-%s failed (attempt %d): %r", stage_name, partition, attempt, exc
+                    "batch of %s-%s failed (attempt %d): %r", stage.name, partition, attempt, exc
                 )
                 await asyncio.sleep(0.2 * attempt)
         # nothing of it committed: fetch the same records again rather than skip them
-        metrics.child(metrics.transaction_retries, stage_name, "rewound").inc()
+        metrics.child(metrics.transaction_retries, stage.name, "rewound").inc()
         log.error("batch of %s-%s failed %d times; rewinding to offset %d",
-                  stage_name, partition, MAX_ATTEMPTS, records[0].offset)  # fmt: skip
+                  stage.name, partition, MAX_ATTEMPTS, records[0].offset)  # fmt: skip
         if self.consumer is not None and tp in self.assignment():
             self.consumer.seek(tp, records[0].offset)
 
-    def process_partition(
-        self, stage_name: str, stage: StageState, partition: int, mark: int, records: list[Any]
-    ) -> Work:
-        """The synchronous part: the core over one partition's records, with no await inside,
-        so the selected partition of the shared state maps cannot change under it."""
-        names = self.names
-        metrics = self.metrics
-        core = self.core
-        stage.select(partition)
-        if stage_name == COMMENTS:
-            self.stages[ARTICLES].maps["article_tags"].select(partition)
-        work = Work()
-        counts = trends.BatchCounts()
-        for rec in records:
-            if rec.offset <= mark:
-                stream = ARTICLES if stage_name == NEARDUP else stage_name
-                metrics.child(metrics.already_committed, stream).inc()
-                continue
-            work.last_offset = max(work.last_offset, rec.offset)
-            ts_s = rec.timestamp / 1000 if rec.timestamp else None
-            if stage_name == NEARDUP:
-                item = orjson.loads(rec.value)
-                staged = Result(ARTICLES, CLEAN, item["reason"], item["source"], item["record"])
-                result = core.finish_article(staged)
-                self.emit(work, counts, result, names.clean_articles, item["mode"], item["ts"],
-                          counted=True)  # fmt: skip
-                continue
-            headers = _headers(rec)
-            mode = "replay" if any(k == REPLAY_HEADER for k, _ in headers) else "live"
-            result = core.process_local(
-                stage_name,
-                rec.value,
-                Meta(rec.topic, rec.partition, rec.offset, rec.key, headers, rec.timestamp),
-            )
-            if stage_name == ARTICLES and result.status == CLEAN:
-                # on to the one-partition near-dup stage, which emits or drops it
-                work.effects.append(lambda r=result, m=mode: self.count_in(r, m))
-                forward = {"reason": result.reason, "source": result.source, "mode": mode,
-                           "ts": ts_s, "partition": rec.partition,
-                           "record": result.record}  # fmt: skip
-                key = result.record["article_id"].encode()
-                work.sends.append((names.neardup, key, orjson.dumps(forward), None, None))
-                continue
-            clean_topic = names.clean_articles if stage_name == ARTICLES else names.clean_comments
-            self.emit(work, counts, result, clean_topic, mode, ts_s, partition)
-        for tkey, minute, label, n in counts.drain():
-            # the Kafka timestamp carries the event time: the windowed table counts by it
-            value = orjson.dumps({"label": label, "n": n})
-            work.sends.append((names.trend_events, tkey.encode(), value, None, int(minute * 1000)))
-        return work
-
-    def count_in(self, result: Result, mode: str) -> None:
+    def count(self, tally: Tally) -> None:
+        """Move the counters for one committed result."""
         m = self.metrics
-        m.child(m.records_in, result.stream, result.source, mode).inc()
+        result = tally.result
         for stage, seconds in result.stage_seconds.items():
             m.child(m.stage_seconds, stage, result.stream).observe(seconds)
-
-    def emit(
-        self,
-        work: Work,
-        counts: trends.BatchCounts,
-        result: Result,
-        clean_topic: str,
-        mode: str,
-        timestamp: float | None,
-        partition: int | None = None,
-        counted: bool = False,
-    ) -> None:
-        """Queue the result's output; its counters move only once the transaction committed."""
-        value = orjson.dumps(result.record)
+        if not tally.counted_in:
+            m.child(m.records_in, result.stream, result.source, tally.mode).inc()
+        if tally.forwarded:
+            return
         if result.status == CLEAN:
-            key = result.key.encode() if result.key else None
-            # Comments go to their source partition's number (the one their key gives when raw
-            # events are keyed by article id), so clean output stays co-partitioned.
-            work.sends.append((clean_topic, key, value, partition, None))
-            counts.add(result.stream, result.record)
-        elif result.status == DLQ:
-            work.sends.append((self.names.dlq, None, value, None, None))
-        work.effects.append(lambda: self.count(result, mode, timestamp, counted))
-
-    def count(self, result: Result, mode: str, timestamp: float | None, counted: bool) -> None:
-        m = self.metrics
-        if counted:  # counted in by the first stage; only this stage's time is new
-            for stage, seconds in result.stage_seconds.items():
-                m.child(m.stage_seconds, stage, result.stream).observe(seconds)
-        else:
-            self.count_in(result, mode)
-        if result.status == CLEAN:
-            m.child(m.records_out, result.stream, mode).inc()
+            m.child(m.records_out, result.stream, tally.mode).inc()
             for tag in result.record.get("tags", ()):
                 if tag.get("level") == 1 and not tag.get("inherited"):
                     m.child(m.tags, result.stream, tag["code"]).inc()
-            if timestamp:
-                m.child(m.event_to_emit, result.stream).observe(max(0.0, time.time() - timestamp))
+            if tally.event_ts:
+                age = max(0.0, time.time() - tally.event_ts)
+                m.child(m.event_to_emit, result.stream).observe(age)
         elif result.status == DLQ:
-            m.child(m.dead_letters, result.stream, result.reason, mode).inc()
+            m.child(m.dead_letters, result.stream, result.reason, tally.mode).inc()
             self.on_dead_letter(result.reason, result.stream)
         else:
-            m.child(m.duplicates, result.stream, result.reason, mode).inc()
+            m.child(m.duplicates, result.stream, result.reason, tally.mode).inc()

@@ -1,4 +1,4 @@
-"""The stream shell's state, without a broker: partition selection, the batch overlay, changelog
+"""The stream shell's per-partition state, without a broker: the batch overlay, changelog
 records and applying them (the end-to-end guarantee is in test_stream_dedup.py)."""
 
 from __future__ import annotations
@@ -7,99 +7,109 @@ import orjson
 import pytest
 
 from pipeline.settings import Settings
-from pipeline.statelog import MAX_RECORD_BYTES, PartitionedMap, PartitionState, StageState
+from pipeline.stream.state import MAX_RECORD_BYTES, OverlayMap, PartitionState, StageState
 
 
 def stage(**settings: object) -> StageState:
-    maps = {"comments": PartitionedMap("comments"), "tags": PartitionedMap("tags")}
-    st = StageState("comments", maps, "state.comments", Settings(**settings), lambda **_: None)
+    st = StageState(
+        "comments", ("comments", "tags"), "state.comments", Settings(**settings), lambda **_: None
+    )
     for p in (0, 1):
         st._new_part(p)
     return st
 
 
-def test_each_partition_sees_only_its_own_entries() -> None:
+def test_each_partition_has_its_own_maps() -> None:
     st = stage()
-    m = st.maps["comments"]
-    st.select(0)
-    m["c:1"] = [1, "h"]
-    st.select(1)
-    assert m.get("c:1") is None and "c:1" not in m
-    st.select(0)
-    assert m["c:1"] == [1, "h"]
+    st.parts[0].maps["comments"]["c:1"] = [1, "h"]
+    assert st.parts[1].maps["comments"].get("c:1") is None
+    assert "c:1" not in st.parts[1].maps["comments"]
+    assert st.parts[0].maps["comments"]["c:1"] == [1, "h"]
 
 
 def test_writes_stay_in_the_overlay_until_the_batch_commits() -> None:
-    st = stage()
-    m = st.maps["comments"]
-    st.select(0)
+    part = stage().parts[0]
+    m = part.maps["comments"]
     m["c:1"] = [1, "h"]
-    assert m.stores[0] == {} and m.overlays[0] == {"c:1": [1, "h"]}
-    st.discard(0)  # an aborted transaction
+    assert m.store == {} and m.overlay == {"c:1": [1, "h"]}
+    part.discard()  # an aborted transaction
     assert m.get("c:1") is None
+    m["c:2"] = [2, "h"]
+    part.committed(mark=10, changelog_offset=3)
+    assert m.store == {"c:2": [2, "h"]} and m.overlay == {}
+    assert (part.mark, part.applied) == (10, 3)
 
 
 def test_a_changelog_record_rebuilds_the_state_and_the_mark() -> None:
-    st = stage()
-    st.select(1)
-    st.maps["comments"]["c:9"] = [5, "x"]
-    st.maps["tags"]["a"] = {"t": 5}
-    (value,) = st.changelog_records(1, mark=41)
-    fresh = stage()
-    part = PartitionState()
-    fresh._apply(1, part, orjson.loads(value), offset=7)
-    assert fresh.maps["comments"].stores[1] == {"c:9": [5, "x"]}
-    assert fresh.maps["tags"].stores[1] == {"a": {"t": 5}}
-    assert (part.mark, part.applied) == (41, 7)
+    part = stage().parts[1]
+    part.maps["comments"]["c:9"] = [5, "x"]
+    part.maps["tags"]["a"] = {"t": 5}
+    (value,) = part.changelog_records(mark=41)
+    fresh = stage().parts[1]
+    fresh.apply_changelog(orjson.loads(value), offset=7)
+    assert fresh.maps["comments"].store == {"c:9": [5, "x"]}
+    assert fresh.maps["tags"].store == {"a": {"t": 5}}
+    assert (fresh.mark, fresh.applied) == (41, 7)
 
 
 def test_a_large_batch_is_split_into_records_under_the_size_limit() -> None:
-    st = stage()
-    st.select(0)
-    m = st.maps["comments"]
+    part = stage().parts[0]
+    m = part.maps["comments"]
     for i in range(30_000):
         m[f"c:{i:08d}"] = [1_700_000_000 + i, f"{i:016x}" * 3]
-    values = st.changelog_records(0, mark=99)
+    values = part.changelog_records(mark=99)
     assert len(values) > 1
     assert all(len(v) <= MAX_RECORD_BYTES for v in values)
-    fresh = stage()
-    part = PartitionState()
+    fresh = stage().parts[0]
     for offset, value in enumerate(values):
-        fresh._apply(0, part, orjson.loads(value), offset)
-    assert fresh.maps["comments"].stores[0] == m.overlays[0]
-    assert part.mark == 99
+        fresh.apply_changelog(orjson.loads(value), offset)
+    assert fresh.maps["comments"].store == m.overlay
+    assert fresh.mark == 99
 
 
-def test_the_expiry_sweep_deletes_from_whichever_partition_holds_the_key() -> None:
-    st = stage()
-    m = st.maps["comments"]
-    m.stores[0]["c:a"] = [1, "h"]
-    m.stores[1]["c:b"] = [2, "h"]
+def test_the_expiry_sweep_deletes_from_the_committed_store() -> None:
+    m = OverlayMap({"c:a": [1, "h"], "c:b": [2, "h"]})
     assert dict(m.items()) == {"c:a": [1, "h"], "c:b": [2, "h"]} and len(m) == 2
     del m["c:b"]
-    assert m.stores[1] == {} and m.stores[0] == {"c:a": [1, "h"]}
+    assert m.store == {"c:a": [1, "h"]}
+    with pytest.raises(KeyError):
+        del m["c:b"]
 
 
 def test_changing_a_value_read_from_the_store_does_not_change_committed_state() -> None:
-    st = stage()
-    m = st.maps["comments"]
-    m.stores[0]["a:1"] = {"t": 1, "h": ["x"], "r": 1}
-    st.select(0)
+    part = stage().parts[0]
+    m = part.maps["comments"]
+    m.store["a:1"] = {"t": 1, "h": ["x"], "r": 1}
     entry = m.get("a:1")
     entry["r"] = 2  # what the deduper does to a revision before writing it back
     entry["h"] = ["x", "y"]
-    assert m.stores[0]["a:1"] == {"t": 1, "h": ["x"], "r": 1}
-    st.discard(0)
+    assert m.store["a:1"] == {"t": 1, "h": ["x"], "r": 1}
+    part.discard()
     assert m.get("a:1")["r"] == 1
 
 
-def test_the_sweep_judges_a_key_on_each_partition_by_its_own_value() -> None:
-    st = stage()
-    m = st.maps["comments"]
-    m.stores[0]["s:spam"] = [100, 2]  # stale here
-    m.stores[1]["s:spam"] = [900, 5]  # live on the other partition
-    assert m.sweep(lambda v: v[0] < 500) == ["s:spam"]
-    assert "s:spam" not in m.stores[0] and m.stores[1]["s:spam"] == [900, 5]
+def test_a_recreated_changelog_resets_the_partition() -> None:
+    part = stage().parts[0]
+    part.maps["comments"].store["c:1"] = [1, "h"]
+    part.mark, part.applied = 50, 9
+    part.reset()
+    assert part.maps["comments"].store == {} and (part.mark, part.applied) == (-1, -1)
+
+
+def test_rocksdb_partition_state_survives_reopening_with_its_position(tmp_path) -> None:
+    st = stage(store="rocksdb://", state_dir=tmp_path)
+    part = st.parts[0]
+    part.maps["comments"]["c:1"] = [1, "h"]
+    part.committed(mark=5, changelog_offset=2)
+    st._save_position(0, part)
+    for m in part.maps.values():
+        m.store.close()  # type: ignore[attr-defined]
+    again = StageState(
+        "comments", ("comments", "tags"), "state.comments", st.settings, lambda **_: None
+    )._new_part(0)
+    assert again.maps["comments"]["c:1"] == [1, "h"]
+    assert (again.mark, again.applied) == (5, 2)
+    assert isinstance(again, PartitionState)
 
 
 def test_state_changelogs_outlive_the_raw_topics_and_twice_their_horizon():
@@ -168,11 +178,11 @@ def test_a_batch_processes_articles_before_near_dups_before_comments():
     from aiokafka import TopicPartition
 
     from pipeline.metrics import Metrics
-    from pipeline.stages import StageRunner
+    from pipeline.stream.runner import StageRunner
     from pipeline.topics import TopicNames
 
     names = TopicNames("", "newspipe")
-    runner = StageRunner(Settings(), core=None, stages={}, metrics=Metrics())  # type: ignore[arg-type]
+    runner = StageRunner(Settings(), None, Metrics(), lambda **_: None)  # type: ignore[arg-type]
     seen: list[str] = []
 
     async def record(tp: TopicPartition, records: list) -> None:

@@ -1,0 +1,144 @@
+"""The batch step, pure: one stage's records of one partition -> the records to send in the
+batch's transaction, the state writes (left in the partition's overlay maps) and the tallies
+the metrics take once the transaction committed. No Kafka and no await here, so it is tested
+without a broker (tests/test_stream_batch.py) and a later stage plugs in as one more branch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, Protocol
+
+import orjson
+
+from pipeline import trends
+from pipeline.core import CLEAN, DLQ, Core, Meta, Result, States
+from pipeline.stream.state import NotOwned, OutRecord, OverlayMap
+from pipeline.stream.topology import NEARDUP, Stage
+from pipeline.topics import ARTICLES, REPLAY_HEADER, TopicNames
+
+STATE_FIELDS = ("articles", "comments", "index", "article_tags")
+
+
+class InRecord(Protocol):
+    """What the batch step reads of a consumed record (aiokafka's ConsumerRecord has it)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: int | None
+    headers: Any
+
+
+class Tally(NamedTuple):
+    """One result for the metrics, counted only after its transaction committed.
+
+    `counted_in`: the record was already counted in by an earlier stage (near-dup: the articles
+    stage counted it when it forwarded it). `forwarded`: it went on to another stage, which
+    will count where it ends."""
+
+    result: Result
+    mode: str  # live or replay
+    event_ts: float | None  # the record's Kafka timestamp in seconds (event time)
+    counted_in: bool = False
+    forwarded: bool = False
+
+
+@dataclass
+class BatchOutput:
+    """What one partition's share of a batch produced."""
+
+    records: list[OutRecord] = field(default_factory=list)
+    tallies: list[Tally] = field(default_factory=list)
+    last_offset: int = -1  # the mark to commit; -1 when every record was already committed
+    already_committed: int = 0  # records at or below the mark, skipped
+
+
+def state_view(stage: Stage, maps: Mapping[str, OverlayMap]) -> States:
+    """The core's `States` for one stage and partition: the maps it owns or reads; every
+    other map refuses writes, so a topology mistake fails loudly instead of losing state."""
+    return States(**{f: maps[f] if f in maps else NotOwned(stage.name, f) for f in STATE_FIELDS})
+
+
+def headers_of(record: InRecord) -> list[tuple[str, bytes]]:
+    raw = record.headers or []
+    items = raw.items() if isinstance(raw, dict) else raw
+    return [(k if isinstance(k, str) else k.decode("utf-8", "replace"), v or b"") for k, v in items]
+
+
+def process_batch(
+    stage: Stage,
+    core: Core,
+    states: States,
+    mark: int,
+    records: Sequence[InRecord],
+    names: TopicNames,
+) -> BatchOutput:
+    """Run `stage` over one partition's records (in offset order) against that partition's
+    `states`; records at or below `mark` were emitted by a committed batch and are skipped."""
+    out = BatchOutput()
+    todo = [r for r in records if r.offset > mark]
+    out.already_committed = len(records) - len(todo)
+    if not todo:
+        return out
+    out.last_offset = todo[-1].offset
+    counts = trends.BatchCounts()
+    if stage.name == NEARDUP:
+        items = [orjson.loads(r.value or b"{}") for r in todo]
+        staged = [Result(ARTICLES, CLEAN, i["reason"], i["source"], i["record"]) for i in items]
+        for item, result in zip(items, core.finish_batch(staged, states), strict=True):
+            _emit(out, counts, names, result, stage.emits(names) if stage.emits else "",
+                  item["mode"], item["ts"], counted_in=True)  # fmt: skip
+    else:
+        metas = [
+            Meta(r.topic, r.partition, r.offset, r.key, headers_of(r), r.timestamp) for r in todo
+        ]
+        items = [(r.value, meta) for r, meta in zip(todo, metas, strict=True)]
+        results = core.process_batch(stage.stream, items, states)
+        for rec, meta, result in zip(todo, metas, results, strict=True):
+            mode = "replay" if any(k == REPLAY_HEADER for k, _ in meta.headers) else "live"
+            ts_s = rec.timestamp / 1000 if rec.timestamp else None
+            if stage.forwards is not None and result.status == CLEAN:
+                # on to the next stage, which emits or drops it and counts it out
+                forward = {"reason": result.reason, "source": result.source, "mode": mode,
+                           "ts": ts_s, "partition": rec.partition,
+                           "record": result.record}  # fmt: skip
+                key = result.record["article_id"].encode()
+                out.records.append(OutRecord(stage.forwards(names), key, orjson.dumps(forward)))
+                out.tallies.append(Tally(result, mode, ts_s, forwarded=True))
+                continue
+            _emit(out, counts, names, result, stage.emits(names) if stage.emits else "", mode,
+                  ts_s, partition=rec.partition)  # fmt: skip
+    for tkey, minute, label, n in counts.drain():
+        # the Kafka timestamp carries the event time: the windowed table counts by it
+        value = orjson.dumps({"label": label, "n": n})
+        out.records.append(
+            OutRecord(names.trend_events, tkey.encode(), value, None, int(minute * 1000))
+        )
+    return out
+
+
+def _emit(
+    out: BatchOutput,
+    counts: trends.BatchCounts,
+    names: TopicNames,
+    result: Result,
+    clean_topic: str,
+    mode: str,
+    event_ts: float | None,
+    partition: int | None = None,
+    counted_in: bool = False,
+) -> None:
+    """Queue a result's output: a clean record, a dead letter, or nothing for a duplicate."""
+    if result.status == CLEAN:
+        key = result.key.encode() if result.key else None
+        # Comments go to their source partition's number (the one their key gives when raw
+        # events are keyed by article id), so clean output stays co-partitioned.
+        out.records.append(OutRecord(clean_topic, key, orjson.dumps(result.record), partition))
+        counts.add(result.stream, result.record)
+    elif result.status == DLQ:
+        out.records.append(OutRecord(names.dlq, None, orjson.dumps(result.record)))
+    out.tallies.append(Tally(result, mode, event_ts, counted_in=counted_in))

@@ -1,0 +1,56 @@
+"""The stage topology, declared once: which topic each stage reads, which state maps it owns
+(and logs to its changelog), whose state it also reads, what it emits and what it forwards.
+
+The runner, the app and the tests build everything from `STAGES`; a new stage (moderation, say)
+is one more `Stage` here plus its branch in `pipeline.stream.batch`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pipeline.topics import ARTICLES, COMMENTS, TopicNames
+
+NEARDUP = "neardup"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of the stream: a consumer of one input topic with its own per-partition state.
+
+    `reads` names stages whose state of the SAME partition number this stage reads (comments
+    read their article's tags: raw articles and comments are co-partitioned by article id).
+    """
+
+    name: str
+    stream: str  # the record stream it counts in metrics (articles or comments)
+    source: Callable[[TopicNames], str]  # the input topic
+    changelog: Callable[[TopicNames], str]  # where its state is logged, one record per batch
+    owns: tuple[str, ...]  # the core's state maps (pipeline.core.States fields) it owns
+    reads: tuple[str, ...] = ()  # other stages whose partition state it reads
+    emits: Callable[[TopicNames], str] | None = None  # its clean output topic
+    forwards: Callable[[TopicNames], str] | None = None  # where clean results go on to instead
+
+
+# Order matters within a batch: articles first, so a comment sees the tags of an article that
+# came in the same batch; the near-dup stage sees the articles forwarded in earlier batches.
+STAGES: tuple[Stage, ...] = (
+    Stage(
+        ARTICLES, ARTICLES,
+        source=lambda n: n.raw_articles, changelog=lambda n: n.state_articles,
+        owns=("articles", "article_tags"), forwards=lambda n: n.neardup,
+    ),
+    Stage(
+        NEARDUP, ARTICLES,
+        source=lambda n: n.neardup, changelog=lambda n: n.state_neardup,
+        owns=("index",), emits=lambda n: n.clean_articles,
+    ),
+    Stage(
+        COMMENTS, COMMENTS,
+        source=lambda n: n.raw_comments, changelog=lambda n: n.state_comments,
+        owns=("comments",), reads=(ARTICLES,), emits=lambda n: n.clean_comments,
+    ),
+)  # fmt: skip
+BY_NAME: dict[str, Stage] = {stage.name: stage for stage in STAGES}
+ORDER: dict[str, int] = {stage.name: i for i, stage in enumerate(STAGES)}
