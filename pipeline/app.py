@@ -202,7 +202,10 @@ def create_app(settings: Settings | None = None) -> faust.App:
     async def readyz(web_: Any, request: Any) -> Any:
         ready = _is_ready(app)
         metrics.ready.set(1 if ready else 0)
-        return web_.json({"ready": ready}, status=200 if ready else 503)
+        body: dict[str, Any] = {"ready": ready}
+        if not ready:
+            body["stalled"] = _stalls(app)
+        return web_.json(body, status=200 if ready else 503)
 
     dlq_log = wire_app_logging(app, app.tables)
     return app
@@ -220,7 +223,7 @@ def _is_ready(app: faust.App) -> bool:
     """
     try:
         runner = getattr(app, "newspipe_runner", None)
-        if runner is None or not runner.assignment() or runner.loading():
+        if runner is None or not runner.assignment() or runner.loading() or runner.stalled:
             return False
         tables = app.tables
         return (
@@ -234,6 +237,17 @@ def _is_ready(app: faust.App) -> bool:
 
 
 STATE_COUNT_INTERVAL_S = 30.0
+
+
+def _stalls(app: faust.App) -> list[dict[str, Any]]:
+    """The partitions whose batches keep failing, with why and since when (for /readyz)."""
+    runner = getattr(app, "newspipe_runner", None)
+    stalled = dict(getattr(runner, "stalled", {}) or {})
+    return [
+        {"topic": tp.topic, "partition": tp.partition, "reason": s.reason,
+         "stalled_for_s": round(max(0.0, time.time() - s.since), 1)}
+        for tp, s in sorted(stalled.items())
+    ]  # fmt: skip
 
 
 def _update_gauges(app: faust.App, metrics: Metrics) -> None:
@@ -257,6 +271,9 @@ def _update_gauges(app: faust.App, metrics: Metrics) -> None:
     # minus the next offset to process. Partitions lost in a rebalance are removed, so no stale
     # value stays exported.
     lags = runner.lags() if runner is not None else {}
+    metrics.partition_stalled.clear()
+    for tp in dict(getattr(runner, "stalled", {}) or {}):
+        metrics.partition_stalled.labels(tp.topic, str(tp.partition)).set(1)
     metrics.consumer_lag.clear()
     for tp, lag in lags.items():
         metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from pipeline.deadletter import dead_letter
-from pipeline.dedup import Deduper, Outcome
+from pipeline.dedup import Deduper, Outcome, StateCorrupted
 from pipeline.dedup.deduper import sweep
 from pipeline.errors import Rejected
 from pipeline.normalize import normalize_article, normalize_comment
@@ -217,10 +217,19 @@ class Core:
             return Result(stream, CLEAN, outcome.kind, source, record, timings)
         except Rejected as exc:
             return Result(stream, DLQ, exc.code, source, self._letter(payload, meta, exc), timings)
+        except StateCorrupted:
+            raise  # not this record's fault: the shell rebuilds the state and tries again
         except Exception as exc:  # a bug must not stop the worker: keep the record for replay
             error = Rejected("internal", f"{type(exc).__name__}: {exc}"[:500], stage="core")
             letter = self._letter(payload, meta, error)
             return Result(stream, DLQ, "internal", source, letter, timings)
+
+    def dead_letter(
+        self, stream: str, payload: bytes | None, meta: Meta, code: str, message: str, stage: str
+    ) -> Result:
+        """A dead letter the shell decides on (a record its batch could not commit)."""
+        letter = self._letter(payload, meta, Rejected(code, message[:500], stage=stage))
+        return Result(stream, DLQ, code, "unknown", letter)
 
     def _letter(self, payload: bytes | None, meta: Meta, error: Rejected) -> dict[str, Any]:
         return dead_letter(

@@ -79,6 +79,18 @@ class Metrics:
         self.state_entries = Gauge(
             "newspipe_state_entries", "Entries in a state table", ["table"], registry=r
         )
+        self.partition_stalled = Gauge(
+            "newspipe_partition_stalled",
+            "1 while an input partition's batch keeps failing (readiness turns 503)",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.state_rebuilds = Counter(
+            "newspipe_state_rebuilds",
+            "Partitions whose unreadable local state was set aside and rebuilt from the changelog",
+            ["stage"],
+            registry=r,
+        )
         self.ready = Gauge(
             "newspipe_ready", "1 when partitions are assigned and recovered", registry=r
         )

@@ -38,6 +38,7 @@ COUNTERS = {
     "newspipe_duplicates_total": {"stream", "kind", "mode"},
     "newspipe_dead_letters_total": {"stream", "code", "mode"},
     "newspipe_tags_total": {"stream", "topic"},
+    "newspipe_state_rebuilds_total": {"stage"},
 }
 HISTOGRAMS = {
     "newspipe_stage_seconds": {"stage", "stream"},
@@ -47,6 +48,7 @@ GAUGES = {
     "newspipe_consumer_lag": {"topic", "partition"},
     "newspipe_state_entries": {"table"},
     "newspipe_ready": set(),
+    "newspipe_partition_stalled": {"topic", "partition"},
     "newspipe_worker_info": {"version"},
 }
 TARGET_LABELS = {"job", "instance"}
@@ -60,6 +62,7 @@ REQUIRED_ALERTS = {
     "NewspipeNoOutput",
     "NewspipeDeadLetterRateHigh",
     "NewspipeWorkerNotReady",
+    "NewspipePartitionStalled",
 }
 KEYWORDS = {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring"}
 KEYWORDS |= {"group_left", "group_right", "inf", "nan", "atan2"}

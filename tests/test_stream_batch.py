@@ -5,6 +5,7 @@ what the metrics take afterwards."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -187,3 +188,17 @@ def test_state_passed_in_is_the_only_state_touched(core) -> None:
                   [Rec("t.raw.comments", 0, 0, b"k", comment(99))], NAMES)  # fmt: skip
     assert {f: dict(getattr(core.states, f)) for f in ("articles", "comments")} == before
     assert core.deduper.comments is core.states.comments
+
+
+def test_failures_are_told_apart_by_what_can_fix_them() -> None:
+    from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError, ProducerFenced
+
+    from pipeline.dedup import StateCorrupted
+    from pipeline.stream.runner import BATCH, BROKER, STATE, failure_kind
+
+    assert failure_kind(KafkaConnectionError("down")) == BROKER
+    assert failure_kind(ProducerFenced()) == BROKER  # a new producer fixes it
+    assert failure_kind(TimeoutError()) == BROKER
+    assert failure_kind(StateCorrupted(Path("/x"), Exception("Corruption"))) == STATE
+    assert failure_kind(MessageSizeTooLargeError()) == BATCH  # the record, every time
+    assert failure_kind(KeyError("bug")) == BATCH

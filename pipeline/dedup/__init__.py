@@ -14,7 +14,7 @@ from pipeline.dedup.deduper import (
     Deduper,
     Outcome,
 )
-from pipeline.dedup.state import DictState, RocksState, StateMap
+from pipeline.dedup.state import DictState, RocksState, StateCorrupted, StateMap
 
 __all__ = [
     "DUPLICATE_COMMENT",
@@ -28,5 +28,6 @@ __all__ = [
     "DictState",
     "Outcome",
     "RocksState",
+    "StateCorrupted",
     "StateMap",
 ]

@@ -14,6 +14,8 @@ from typing import Any, Protocol
 
 import orjson
 
+_MISSING = object()
+
 
 class StateMap(Protocol):
     """The tiny interface the deduper uses; `MutableMapping[str, Any]` satisfies it."""
@@ -53,6 +55,15 @@ class DictState(MutableMapping[str, Any]):
 WRITE_BUFFER_BYTES = 4 * 1024 * 1024
 
 
+class StateCorrupted(RuntimeError):
+    """Local state that cannot be opened or read: retrying cannot fix it, rebuilding can (the
+    stream shell sets it aside and restores the partition from its changelog)."""
+
+    def __init__(self, path: Path, cause: BaseException) -> None:
+        super().__init__(f"local state {path} is unreadable: {' '.join(str(cause).split())}")
+        self.path = path
+
+
 class RocksState(MutableMapping[str, Any]):
     """rocksdict-backed state at `path`, values as orjson bytes (what a JSON Faust table pays).
 
@@ -70,17 +81,27 @@ class RocksState(MutableMapping[str, Any]):
         opts.set_write_buffer_size(WRITE_BUFFER_BYTES)
         opts.set_max_write_buffer_number(2)
         self.path = Path(path)
-        self.db = Rdict(str(self.path), options=opts)
+        try:
+            self.db = Rdict(str(self.path), options=opts)
+        except Exception as exc:  # rocksdict raises plain Exception("Corruption: ...")
+            raise StateCorrupted(self.path, exc) from exc
+
+    def _read(self, key: str) -> Any:
+        try:
+            raw = self.db.get(key.encode())
+            return _MISSING if raw is None else orjson.loads(raw)
+        except Exception as exc:  # a block that fails its checksum, a value that is not JSON
+            raise StateCorrupted(self.path, exc) from exc
 
     def get(self, key: str, default: Any = None) -> Any:
-        raw = self.db.get(key.encode())
-        return default if raw is None else orjson.loads(raw)
+        value = self._read(key)
+        return default if value is _MISSING else value
 
     def __getitem__(self, key: str) -> Any:
-        raw = self.db.get(key.encode())
-        if raw is None:
+        value = self._read(key)
+        if value is _MISSING:
             raise KeyError(key)
-        return orjson.loads(raw)
+        return value
 
     def __setitem__(self, key: str, value: Any) -> None:
         self.db[key.encode()] = orjson.dumps(value)

@@ -6,7 +6,7 @@ without a broker (tests/test_stream_batch.py) and a later stage plugs in as one 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
@@ -14,7 +14,7 @@ import orjson
 
 from pipeline import trends
 from pipeline.core import CLEAN, DLQ, Core, Meta, Result, States
-from pipeline.stream.state import NotOwned, OutRecord, OverlayMap
+from pipeline.stream.state import NotOwned, OutRecord
 from pipeline.stream.topology import NEARDUP, Stage
 from pipeline.topics import ARTICLES, REPLAY_HEADER, TopicNames
 
@@ -57,7 +57,7 @@ class BatchOutput:
     already_committed: int = 0  # records at or below the mark, skipped
 
 
-def state_view(stage: Stage, maps: Mapping[str, OverlayMap]) -> States:
+def state_view(stage: Stage, maps: Mapping[str, MutableMapping[str, Any]]) -> States:
     """The core's `States` for one stage and partition: the maps it owns or reads; every
     other map refuses writes, so a topology mistake fails loudly instead of losing state."""
     return States(**{f: maps[f] if f in maps else NotOwned(stage.name, f) for f in STATE_FIELDS})

@@ -19,27 +19,58 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
+from typing import Any, NamedTuple
 
+import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import ConsumerStoppedError
+from aiokafka.errors import (
+    ConsumerStoppedError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordTooLargeError,
+)
 from mode import Service
 
-from pipeline.core import CLEAN, DLQ, Core, States
+from pipeline.core import CLEAN, DLQ, Core, Meta, States
+from pipeline.dedup import StateCorrupted
 from pipeline.logs import log_event, partitions_summary
 from pipeline.metrics import Metrics
 from pipeline.settings import Settings
-from pipeline.stream.batch import InRecord, Tally, process_batch, state_view
-from pipeline.stream.state import OverlayMap, StageState
-from pipeline.stream.topology import BY_NAME, ORDER, STAGES, Stage
-from pipeline.topics import TopicNames
+from pipeline.stream.batch import InRecord, Tally, headers_of, process_batch, state_view
+from pipeline.stream.state import OutRecord, PartitionState, ReadOnly, StageState
+from pipeline.stream.topology import BY_NAME, NEARDUP, ORDER, STAGES, Stage
+from pipeline.topics import REPLAY_HEADER, TopicNames
 
 GROUP_SUFFIX = ".stages"
-# a partition's batch whose transaction keeps failing is rewound and fetched again
+# attempts at a batch before it is rewound (broker trouble) or split into single records
 MAX_ATTEMPTS = 3
 COMMIT_TIMEOUT_S = 10.0
+# why a batch failed: the broker (retry for as long as it lasts), unreadable local state
+# (rebuild it), or the batch itself (a bug or a record Kafka refuses: find it, dead-letter it)
+BROKER, STATE, BATCH = "broker", "state", "batch"
+# record-level refusals that retrying cannot change
+_REFUSED = (MessageSizeTooLargeError, RecordTooLargeError)
+
+
+def failure_kind(exc: BaseException) -> str:
+    """Which of BROKER, STATE or BATCH a failed batch attempt was."""
+    if isinstance(exc, StateCorrupted):
+        return STATE
+    if isinstance(exc, _REFUSED):
+        return BATCH
+    if isinstance(exc, KafkaError | OSError | asyncio.TimeoutError):
+        return BROKER
+    return BATCH
+
+
+class Stall(NamedTuple):
+    """A partition whose batch keeps failing: since when (epoch seconds) and why."""
+
+    since: float
+    reason: str
+
 
 log = logging.getLogger(__name__)
 worker_log = logging.getLogger("newspipe.worker")
@@ -77,7 +108,12 @@ class StageRunner(Service):
         self.on_dead_letter = on_dead_letter
         self.states: dict[str, StageState] = {
             stage.name: StageState(
-                stage.name, stage.owns, stage.changelog(self.names), settings, producer_factory
+                stage.name,
+                stage.owns,
+                stage.changelog(self.names),
+                settings,
+                producer_factory,
+                on_rebuilt=lambda name: metrics.child(metrics.state_rebuilds, name).inc(),
             )
             for stage in STAGES
         }
@@ -93,6 +129,7 @@ class StageRunner(Service):
         self.committed: dict[TopicPartition, int] = {}  # what the group has, as far as we know
         self.last_commit = time.monotonic()
         self.last_sweep = time.monotonic()
+        self.stalled: dict[TopicPartition, Stall] = {}
         self.assigning = False
         self.stopping = False
         self.loader: asyncio.Future[None] | None = None
@@ -319,50 +356,139 @@ class StageRunner(Service):
             self.in_flight = set()
 
     async def run_partition(self, tp: TopicPartition, records: list[InRecord]) -> None:
+        """Commit one partition's share of a batch, retrying what retrying can fix.
+
+        A broker failure is retried (then the records are fetched again) for as long as it
+        lasts; unreadable local state is set aside and rebuilt from the changelog; any other
+        failure is the batch's own, so after `MAX_ATTEMPTS` its records go one per transaction
+        and the ones that still fail become `internal` dead letters: the partition moves on."""
         stage = self.stage_of[tp.topic]
-        state = self.states[stage.name]
-        partition = tp.partition
         metrics = self.metrics
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            part = None
+        failures = 0
+        while True:
             try:
-                part = await state.open(partition)
-                maps: dict[str, OverlayMap] = dict(part.maps)
-                for name in stage.reads:
-                    maps.update((await self.states[name].open(partition)).maps)
-                output = process_batch(
-                    stage, self.core, state_view(stage, maps), part.mark, records, self.names
-                )
-                if output.already_committed:
-                    metrics.child(metrics.already_committed, stage.stream).inc(
-                        output.already_committed
-                    )
-                if output.last_offset >= 0:
-                    await state.commit(partition, part, output.records, output.last_offset)
-                for tally in output.tallies:
-                    self.count(tally)
-                self.done[tp] = records[-1].offset + 1
+                await self._commit_batch(tp, stage, records)
+                self.stalled.pop(tp, None)
                 return
             except Exception as exc:
-                if part is not None:
-                    part.discard()  # nothing of a failed attempt may reach the state
                 if tp not in self.assignment():
                     # moved to another worker, which resumes from the committed offset
                     metrics.child(metrics.transaction_retries, stage.name, "moved").inc()
                     log.warning("partition %s of %s moved to another worker: %r",
-                                partition, stage.name, exc)  # fmt: skip
+                                tp.partition, stage.name, exc)  # fmt: skip
+                    self.stalled.pop(tp, None)
                     return
+                failures += 1
+                kind = failure_kind(exc)
+                self.stalled.setdefault(tp, Stall(time.time(), ""))
+                self.stalled[tp] = self.stalled[tp]._replace(reason=f"{kind}: {exc!r}"[:300])
+                if kind == STATE and failures <= MAX_ATTEMPTS:
+                    metrics.child(metrics.transaction_retries, stage.name, "rebuilt").inc()
+                    await self._heal(tp, stage, exc)
+                    continue
                 metrics.child(metrics.transaction_retries, stage.name, "retried").inc()
-                log.warning(
-                    "batch of %s-%s failed (attempt %d): %r", stage.name, partition, attempt, exc
-                )
-                await asyncio.sleep(0.2 * attempt)
-        # nothing of it committed: fetch the same records again rather than skip them
-        metrics.child(metrics.transaction_retries, stage.name, "rewound").inc()
-        log.error("batch of %s-%s failed %d times; rewinding to offset %d",
-                  stage.name, partition, MAX_ATTEMPTS, records[0].offset)  # fmt: skip
-        if self.consumer is not None and tp in self.assignment():
-            self.consumer.seek(tp, records[0].offset)
+                log.warning("batch of %s-%s failed (attempt %d, %s): %r",
+                            stage.name, tp.partition, failures, kind, exc)  # fmt: skip
+                if failures < MAX_ATTEMPTS:
+                    await asyncio.sleep(0.2 * failures)
+                    continue
+                if kind == BATCH:
+                    await self._isolate(tp, stage, records)
+                    return
+                # nothing of it committed: fetch the same records again rather than skip them
+                metrics.child(metrics.transaction_retries, stage.name, "rewound").inc()
+                log.error("batch of %s-%s failed %d times (%s); rewinding to offset %d",
+                          stage.name, tp.partition, failures, kind, records[0].offset)  # fmt: skip
+                if self.consumer is not None and tp in self.assignment():
+                    self.consumer.seek(tp, records[0].offset)
+                return
+
+    async def _open_view(self, stage: Stage, partition: int) -> tuple[PartitionState, States]:
+        """The stage's own partition state (owned here, caught up) and the core's view of it."""
+        part = await self.states[stage.name].open(partition)
+        maps: dict[str, MutableMapping[str, Any]] = dict(part.maps)
+        for name in stage.reads:
+            read = await self.states[name].open(partition)
+            maps.update({m: ReadOnly(name, m, overlay) for m, overlay in read.maps.items()})
+        return part, state_view(stage, maps)
+
+    async def _commit_batch(
+        self, tp: TopicPartition, stage: Stage, records: Sequence[InRecord]
+    ) -> None:
+        state = self.states[stage.name]
+        part = None
+        try:
+            part, view = await self._open_view(stage, tp.partition)
+            output = process_batch(stage, self.core, view, part.mark, records, self.names)
+            if output.last_offset >= 0:
+                await state.commit(tp.partition, part, output.records, output.last_offset)
+        except BaseException:
+            if part is not None:
+                part.discard()  # nothing of a failed attempt may reach the state
+            raise
+        if output.already_committed:
+            self.metrics.child(self.metrics.already_committed, stage.stream).inc(
+                output.already_committed
+            )
+        for tally in output.tallies:
+            self.count(tally)
+        self.done[tp] = records[-1].offset + 1
+
+    async def _heal(self, tp: TopicPartition, stage: Stage, exc: BaseException) -> None:
+        """Set the unreadable local state of `tp`'s partition aside (every stage involved) and
+        let the next attempt rebuild it from the changelogs."""
+        for name in (stage.name, *stage.reads):
+            await self.states[name].heal(tp.partition, exc)
+
+    async def _isolate(self, tp: TopicPartition, stage: Stage, records: Sequence[InRecord]) -> None:
+        """One record per transaction, so a record that cannot be committed is found, sent to
+        the dead-letter topic as `internal` with the reason, and the rest goes on."""
+        log.error("batch of %s-%s keeps failing: committing its %d records one by one",
+                  stage.name, tp.partition, len(records))  # fmt: skip
+        for index, rec in enumerate(records):
+            error: BaseException | None = None
+            for attempt in range(1, MAX_ATTEMPTS + 1):
+                try:
+                    await self._commit_batch(tp, stage, [rec])
+                    error = None
+                    break
+                except Exception as exc:
+                    error = exc
+                    if tp not in self.assignment() or failure_kind(exc) != BATCH:
+                        break
+                    await asyncio.sleep(0.1 * attempt)
+            if error is None:
+                continue
+            if tp not in self.assignment() or failure_kind(error) != BATCH:
+                log.warning("record %s-%s at offset %d failed (%s): %r; fetching it again",
+                            stage.name, tp.partition, rec.offset, failure_kind(error),
+                            error)  # fmt: skip
+                if self.consumer is not None and tp in self.assignment():
+                    self.consumer.seek(tp, records[index].offset)  # fetch the rest again
+                return
+            await self._dead_letter(tp, stage, rec, error)
+        self.stalled.pop(tp, None)
+
+    async def _dead_letter(
+        self, tp: TopicPartition, stage: Stage, rec: InRecord, error: BaseException
+    ) -> None:
+        """Commit `rec` as an `internal` dead letter (and its offset as the partition's mark)."""
+        part, _ = await self._open_view(stage, tp.partition)
+        part.discard()
+        if rec.offset <= part.mark:
+            return
+        meta = Meta(rec.topic, rec.partition, rec.offset, rec.key, headers_of(rec), rec.timestamp)
+        result = self.core.dead_letter(
+            stage.stream, rec.value, meta, "internal",
+            f"the {stage.name} stage could not commit this record: {error!r}", stage=stage.name,
+        )  # fmt: skip
+        letter = OutRecord(self.names.dlq, None, orjson.dumps(result.record))
+        await self.states[stage.name].commit(tp.partition, part, [letter], rec.offset)
+        mode = "replay" if any(k == REPLAY_HEADER for k, _ in meta.headers) else "live"
+        self.count(Tally(result, mode, None, counted_in=stage.name == NEARDUP))
+        self.done[tp] = rec.offset + 1
+        log_event(worker_log, logging.ERROR, "record_dead_lettered", stage=stage.name,
+                  partition=tp.partition, offset=rec.offset, reason=repr(error)[:300])  # fmt: skip
 
     def count(self, tally: Tally) -> None:
         """Move the counters for one committed result."""

@@ -32,6 +32,7 @@ import contextlib
 import logging
 import math
 import os
+import time
 from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +41,8 @@ from typing import Any, NamedTuple
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from pipeline.dedup.state import RocksState
+from pipeline.dedup.state import RocksState, StateCorrupted
+from pipeline.logs import log_event
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -123,6 +125,31 @@ class OverlayMap(MutableMapping[str, Any]):
             for key, value in self.overlay.items():
                 self.store[key] = value
         self.overlay.clear()
+
+
+class ReadOnly(MutableMapping[str, Any]):
+    """Another stage's map as a stage that only reads it sees it (comments read article tags)."""
+
+    def __init__(self, owner: str, name: str, inner: MutableMapping[str, Any]) -> None:
+        self.owner, self.name, self.inner = owner, name, inner
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.inner.get(key, default)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.inner[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        raise RuntimeError(f"{self.name} belongs to the {self.owner} stage: read it, never write")
+
+    def __delitem__(self, key: str) -> None:
+        raise RuntimeError(f"{self.name} belongs to the {self.owner} stage: read it, never write")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.inner)
+
+    def __len__(self) -> int:
+        return len(self.inner)
 
 
 class NotOwned(MutableMapping[str, Any]):
@@ -230,8 +257,10 @@ class StageState:
         changelog_topic: str,
         settings: Settings,
         producer_factory: Callable[..., AIOKafkaProducer],
+        on_rebuilt: Callable[[str], None] = lambda stage: None,
     ) -> None:
         self.stage = stage
+        self.on_rebuilt = on_rebuilt
         self.map_names = tuple(maps)
         self.changelog = changelog_topic
         self.settings = settings
@@ -273,15 +302,61 @@ class StageState:
         return part is not None and part.producer is not None
 
     def _new_part(self, partition: int) -> PartitionState:
-        part = PartitionState({})
-        if self.rocks:
-            saved = self._dir(partition) / "applied.json"
-            if saved.exists():
-                got = orjson.loads(saved.read_bytes())
-                part.applied, part.mark = int(got["applied"]), int(got["mark"])
-        part.maps = {name: OverlayMap(self._store(name, partition)) for name in self.map_names}
+        """The partition's state as this worker last left it; local state that cannot be
+        opened is set aside and the partition starts empty (the changelog refills it)."""
+        try:
+            part = self._load_local(partition)
+        except (StateCorrupted, ValueError, KeyError, TypeError) as exc:
+            self._set_aside(partition, exc)
+            part = self._load_local(partition)
         self.parts[partition] = part
         return part
+
+    def _load_local(self, partition: int) -> PartitionState:
+        part = PartitionState({})
+        stores: list[MutableMapping[str, Any]] = []
+        try:
+            if self.rocks:
+                saved = self._dir(partition) / "applied.json"
+                if saved.exists():
+                    got = orjson.loads(saved.read_bytes())
+                    part.applied, part.mark = int(got["applied"]), int(got["mark"])
+            for name in self.map_names:
+                stores.append(self._store(name, partition))
+                part.maps[name] = OverlayMap(stores[-1])
+        except BaseException:
+            for store in stores:
+                if isinstance(store, RocksState):
+                    store.close()
+            raise
+        return part
+
+    def _set_aside(self, partition: int, cause: BaseException) -> None:
+        """Move unreadable local state out of the way (kept for forensics), in one log line."""
+        path = self._dir(partition)
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        aside = path.with_name(f"{path.name}.corrupt-{stamp}")
+        if path.exists():
+            os.replace(path, aside)
+        self.on_rebuilt(self.stage)
+        log_event(log, logging.WARNING, "state_set_aside", stage=self.stage,
+                  partition=partition, moved_to=str(aside), reason=str(cause)[:300],
+                  action="rebuilding from the changelog")  # fmt: skip
+
+    async def heal(self, partition: int, cause: BaseException) -> None:
+        """State that failed while in use: give the partition up, set its files aside; the next
+        `open` rebuilds it from the changelog (the producer fences and catches up as usual)."""
+        part = self.parts.pop(partition, None)
+        if part is not None:
+            if part.producer is not None:
+                with contextlib.suppress(Exception):
+                    await part.producer.stop()
+            for m in part.maps.values():
+                if isinstance(m.store, RocksState):
+                    with contextlib.suppress(Exception):
+                        m.store.close()
+        if self.rocks:
+            self._set_aside(partition, cause)
 
     def _store(self, name: str, partition: int) -> MutableMapping[str, Any]:
         if not self.rocks:
@@ -381,13 +456,13 @@ class StageState:
             self._save_position(partition, part)
 
     async def _abort(self, producer: AIOKafkaProducer, partition: int) -> None:
-        """Abort the open transaction; a producer that cannot (fenced, fatal) is dropped, so
-        the next attempt starts a new one, which fences whoever holds the id and catches up."""
+        """Abort the open transaction and drop the producer: after a failed send its sequence
+        numbers may be out of step with the broker's (a refused record used some), so the next
+        attempt starts a new one, which fences the old epoch and catches up from the changelog
+        (only what was committed since, usually nothing)."""
         part = self.parts.get(partition)
         try:
             await producer.abort_transaction()
-            if not producer._txn_manager.is_fatal_error():
-                return
         except Exception as exc:
             log.warning("abort %s-%s failed: %r", self.stage, partition, exc)
         if part is not None and part.producer is producer:
