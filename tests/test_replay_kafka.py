@@ -318,8 +318,15 @@ def test_resume_after_sigkill_sends_nothing_acknowledged_twice_and_misses_nothin
         mark = json.loads(checkpoint.read_text())["done"][str(src)]
         assert 600 <= mark < len(rows), "killed midway"
 
-        done = cli(settings, "replay", str(src), "--topic", target, "--resume", str(checkpoint),
-                   "--run-id", "second", "--json")  # fmt: skip
+        other = cli(settings, "replay", str(src), "--topic", target, "--resume", str(checkpoint),
+                    "--run-id", "second")  # fmt: skip
+        assert other.returncode == 2 and b"run id: checkpoint first, now second" in other.stderr
+        # resumed by a relative path from the file's folder: the same backfill, the same run id
+        done = subprocess.run(
+            [sys.executable, "-m", "pipeline.replay.cli", "replay", src.name, "--topic", target,
+             "--resume", str(checkpoint), "--json"],
+            env=settings_env(settings), cwd=tmp_path, capture_output=True, timeout=300,
+        )  # fmt: skip
         assert done.returncode == 0, done.stderr.decode()[-3000:]
         summary = json.loads(done.stdout.decode().strip().splitlines()[-1])
         assert summary["skipped_resume"] == mark
@@ -332,7 +339,7 @@ def test_resume_after_sigkill_sends_nothing_acknowledged_twice_and_misses_nothin
         assert all(seen[n] == 1 for n in range(1, mark + 1))  # nothing acked sent again
         assert max(seen.values()) <= 2
         runs = {m.headers and dict(m.headers).get(REPLAY_HEADER) for m in records}
-        assert runs == {b"first", b"second"}
+        assert runs == {b"first"}  # one backfill, one run id across the resume
     finally:
         drop_topic(settings, target)
 
@@ -370,8 +377,9 @@ def test_bad_lines_are_reported_with_file_and_line_and_the_rest_is_replayed(
         assert sent == [r["source_comment_id"] for i, r in enumerate(rows) if i not in (4, 17, 30)]
         # original event time kept as the Kafka timestamp
         assert {m.timestamp for m in records} == {posted_ms}
-        again = cli(settings, "replay", str(src), "--dry-run", "--allow-invalid")
-        assert again.returncode == 0
+        again = cli(settings, "replay", str(src), "--topic", target, "--dry-run",
+                    "--allow-invalid")  # fmt: skip
+        assert again.returncode == 0, again.stderr.decode()[-2000:]
     finally:
         drop_topic(settings, target)
 

@@ -9,8 +9,14 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from pipeline.replay.events import BadLine
+from pipeline.replay.plan import Plan, _duration
 
 MAX_LISTED = 50
+DUPLICATES_HINT = (
+    "records the pipeline had already seen are not emitted again: the worker counts them as "
+    'newspipe_duplicates_total{mode="replay"} (rejects as newspipe_dead_letters_total'
+    '{mode="replay"}); docs/backfills.md says when clean output can differ from the first pass'
+)
 
 
 @dataclass
@@ -24,6 +30,13 @@ class Summary:
     failed: int = 0
     skipped_filter: int = 0
     skipped_resume: int = 0
+    pruned_files: int = 0  # files skipped whole: manifest or date folder outside the window
+    pruned_records: int = 0  # their records, where a manifest counts them
+    plan: Plan | None = None  # dry run: what would be produced, and where
+    warnings: list[str] = field(default_factory=list)
+    checkpoint: str | None = None  # absolute path of the checkpoint kept, if any
+    resume_command: str | None = None
+    into_raw: bool = False  # produced into the pipeline's raw topics (dedup applies)
     invalid: Counter[str] = field(default_factory=Counter)
     invalid_where: list[BadLine] = field(default_factory=list)
     failures: Counter[str] = field(default_factory=Counter)
@@ -46,9 +59,17 @@ class Summary:
         return (self.finished or time.monotonic()) - self.started
 
     @property
+    def would_produce(self) -> int:
+        return self.plan.total if self.plan is not None else 0
+
+    @property
+    def done(self) -> int:
+        """What this mode's rate counts: produced (acked), processed (offline) or planned."""
+        return self.would_produce if self.mode == "dry-run" else self.produced
+
+    @property
     def rate(self) -> float:
-        done = self.produced if self.mode == "kafka" else self.read
-        return done / self.seconds if self.seconds > 0 else 0.0
+        return self.done / self.seconds if self.seconds > 0 else 0.0
 
     def exit_code(self, allow_invalid: bool = False) -> int:
         if self.interrupted:
@@ -58,15 +79,22 @@ class Summary:
         return 0
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "mode": self.mode, "run_id": self.run_id, "read": self.read,
             "produced": self.produced, "failed": self.failed,
             "skipped_filter": self.skipped_filter, "skipped_resume": self.skipped_resume,
+            "pruned_files": self.pruned_files, "pruned_records": self.pruned_records,
             "invalid": dict(self.invalid), "invalid_where": [b.where + " " + b.reason
                                                              for b in self.invalid_where],
             "outcomes": dict(self.outcomes), "interrupted": self.interrupted,
             "seconds": round(self.seconds, 3), "rate": round(self.rate, 1),
+            "warnings": self.warnings, "checkpoint": self.checkpoint,
+            "resume_command": self.resume_command,
         }  # fmt: skip
+        if self.plan is not None:
+            out["plan"] = self.plan.as_dict()
+            out["would_produce"] = self.plan.total
+        return out
 
     def render(self, out: TextIO | None = None) -> None:
         from rich.console import Console
@@ -77,8 +105,11 @@ class Summary:
         table.add_column("what")
         table.add_column("count", justify="right")
         table.add_row("read", str(self.read))
-        label = {"kafka": "produced (acked)", "dry-run": "would produce", "offline": "processed"}
-        table.add_row(label.get(self.mode, "produced"), str(self.produced))
+        if self.mode == "dry-run":
+            table.add_row("would produce", str(self.would_produce))
+        else:
+            label = {"kafka": "produced (acked)", "offline": "processed"}
+            table.add_row(label.get(self.mode, "produced"), str(self.produced))
         for name, n in sorted(self.outcomes.items()):
             table.add_row(f"  {name}", str(n))
         if self.failed:
@@ -90,15 +121,66 @@ class Summary:
             table.add_row(f"  {reason}", str(n))
         table.add_row("skipped by filter", str(self.skipped_filter))
         table.add_row("skipped (already done, --resume)", str(self.skipped_resume))
+        if self.pruned_files:
+            counted = f" ({self.pruned_records} records)" if self.pruned_records else ""
+            table.add_row("files outside the window, not read", f"{self.pruned_files}{counted}")
         table.add_row("duration", f"{self.seconds:.2f} s")
-        table.add_row("rate", f"{self.rate:,.0f} events/s")
+        what = {"kafka": "produced", "offline": "processed", "dry-run": "planned"}
+        table.add_row(f"rate ({what.get(self.mode, 'produced')})", f"{self.rate:,.0f} events/s")
         if self.interrupted:
-            table.add_row("[yellow]interrupted[/yellow]", "checkpoint written")
+            kept = "checkpoint written" if self.checkpoint else "no checkpoint (no --resume)"
+            table.add_row("[yellow]interrupted[/yellow]", kept)
         console.print(table)
+        if self.plan is not None:
+            for line in self.plan.lines():
+                console.print(line, markup=False, highlight=False)
+        for warning in self.warnings:
+            console.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
+        if self.mode == "kafka" and self.into_raw and self.produced:
+            console.print(f"note: {DUPLICATES_HINT}", markup=False, highlight=False)
+        if self.interrupted or (self.checkpoint and self.failed):
+            for line in self.resume_lines():  # unwrapped: the command is copied as it is
+                console.print(line, markup=False, highlight=False, soft_wrap=True)
         for bad in self.invalid_where:
             console.print(f"invalid: {bad.where}: {bad.reason}", markup=False, highlight=False)
         if self.invalid_total > len(self.invalid_where):
             console.print(f"... and {self.invalid_total - len(self.invalid_where)} more")
+
+    def resume_lines(self) -> list[str]:
+        """Where the checkpoint is and the exact command that carries on from it."""
+        if not self.checkpoint:
+            return [
+                "no checkpoint was kept (no --resume): running the same command again sends "
+                "everything again (dedup absorbs what was already sent)"
+            ]
+        out = [f"checkpoint: {self.checkpoint} (run id {self.run_id})"]
+        if self.resume_command:
+            out.append(f"resume with: {self.resume_command}")
+        return out
+
+
+def progress_line(summary: Summary, done: float, total: float | None) -> str:
+    """One labelled progress line: every figure says what it counts."""
+    s = summary
+    elapsed = max(s.seconds, 1e-9)
+    what = {"kafka": "produced", "offline": "processed", "dry-run": "would produce"}
+    name = what.get(s.mode, "produced")
+    parts = [f"replay {s.run_id}:"]
+    if total:
+        parts.append(f"{100 * done / total:.1f}% of input")
+    parts.append(f"read {s.read:,}")
+    parts.append(f"{name} {s.done:,}")
+    parts.append(f"{name.split()[-1]} rate {s.done / elapsed:,.0f}/s")
+    if s.invalid_total:
+        parts.append(f"invalid {s.invalid_total:,}")
+    if s.skipped_filter:
+        parts.append(f"filtered {s.skipped_filter:,}")
+    if s.skipped_resume:
+        parts.append(f"already done {s.skipped_resume:,}")
+    parts.append(f"elapsed {_duration(elapsed)}")
+    if total and 0 < done < total:
+        parts.append(f"ETA {_duration(elapsed * (total - done) / done)}")
+    return " | ".join(parts)
 
 
 class Feedback:
@@ -128,8 +210,8 @@ class Feedback:
 
             self.progress = Progress(
                 TextColumn("replay"), BarColumn(), TaskProgressColumn(),
-                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                transient=True,
+                TextColumn("{task.fields[rate]}"), TextColumn("elapsed"), TimeElapsedColumn(),
+                TextColumn("ETA"), TimeRemainingColumn(), transient=True,
             )  # fmt: skip
             self.progress.start()
             self.task = self.progress.add_task("replay", total=self.total, rate="")
@@ -142,16 +224,13 @@ class Feedback:
             if now - self.last >= 0.2:
                 self.last = now
                 s = self.summary
-                rate = f"{s.read:,} read  {s.read / max(s.seconds, 1e-9):,.0f} ev/s"
+                name = "would produce" if s.mode == "dry-run" else "produced"
+                rate = (f"read {s.read:,} | {name} {s.done:,} | "
+                        f"{s.done / max(s.seconds, 1e-9):,.0f} {name.split()[-1]}/s |")  # fmt: skip
                 self.progress.update(self.task, completed=done, rate=rate)
         elif now - self.last >= self.every:
             self.last = now
-            s = self.summary
-            pct = f" {100 * done / self.total:.1f}%" if self.total else ""
-            print(f"replay {s.run_id}: read {s.read} produced {s.produced} invalid "
-                  f"{s.invalid_total} filtered {s.skipped_filter}{pct} "
-                  f"{s.read / max(s.seconds, 1e-9):,.0f} ev/s",
-                  file=self.out, flush=True)  # fmt: skip
+            print(progress_line(self.summary, done, self.total), file=self.out, flush=True)
 
     def __exit__(self, *exc: object) -> None:
         if self.progress is not None:
