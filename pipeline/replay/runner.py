@@ -99,14 +99,17 @@ class _Sources:
                 self._records += 1
                 yield event
         for path in self.files:
-            self._counter = CountingReader(open(path, "rb"))
+            counter = self._counter = CountingReader(open(path, "rb"))
+            whole = False
             try:
-                for item in read_file(path, self.opts.stream, counter=self._counter):
+                for item in read_file(path, self.opts.stream, counter=counter):
                     yield item
+                whole = True
             finally:
-                self._counter.close()
-                self._done_bytes += path.stat().st_size
                 self._counter = None
+                # stopped early (Ctrl-C): only what was read counts towards progress
+                self._done_bytes += path.stat().st_size if whole else counter.count
+                counter.close()
 
 
 async def read_topic_range(settings: Settings, opts: ReplayOptions, checkpoint: Checkpoint,
