@@ -320,8 +320,9 @@ async def _check_broker(settings: Settings, topics: list[str], names: TopicNames
 
     from pipeline.replay.probe import probe, target_findings
 
+    raw = {names.raw_articles, names.raw_comments}
     try:
-        info = await probe(settings, topics)
+        info = await probe(settings, topics, raw)
     except (KafkaError, OSError, TimeoutError) as exc:
         if not dry:
             raise
@@ -329,7 +330,7 @@ async def _check_broker(settings: Settings, topics: list[str], names: TopicNames
             summary.plan.checked = (f"targets NOT checked: broker {settings.bootstrap_servers} "
                                     f"unreachable ({type(exc).__name__})")  # fmt: skip
         return
-    errors, warnings = target_findings(topics, info, {names.raw_articles, names.raw_comments})
+    errors, warnings = target_findings(topics, info, raw)
     if errors:
         raise ReplayRefused("; ".join(errors))
     summary.warnings.extend(warnings)
