@@ -501,8 +501,9 @@ def test_a_topic_range_counts_read_as_file_mode_does(pipeline_settings: Settings
         frm = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime((base + day) / 1000))
         to = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime((base + 2 * day) / 1000))
         done = cli(settings, "replay", "--from-topic", source, "--from", frm, "--to", to,
-                   "--topic", target, "--dry-run", "--json")  # fmt: skip
+                   "--topic", target, "--dry-run", "--json", "--log-every", "0")  # fmt: skip
         assert done.returncode == 0, done.stderr.decode()[-3000:]
+        assert "| 100.0% of input records |" in done.stderr.decode()  # progress counts records
         summary = json.loads(done.stdout.decode().strip().splitlines()[-1])
         # offsets_for_times(--from) skips day 0 unread only where it is all before day 1; the
         # records it does read outside the window are counted as read and filtered

@@ -137,7 +137,7 @@ class Summary:
         for warning in self.warnings:
             console.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
         if self.mode == "kafka" and self.into_raw and self.produced:
-            console.print(f"note: {DUPLICATES_HINT}", markup=False, highlight=False)
+            console.print(f"note: {DUPLICATES_HINT}", markup=False, highlight=False, soft_wrap=True)
         if self.interrupted or (self.checkpoint and self.failed):
             for line in self.resume_lines():  # unwrapped: the command is copied as it is
                 console.print(line, markup=False, highlight=False, soft_wrap=True)
@@ -159,7 +159,8 @@ class Summary:
         return out
 
 
-def progress_line(summary: Summary, done: float, total: float | None) -> str:
+def progress_line(summary: Summary, done: float, total: float | None,
+                  unit: str = "bytes") -> str:  # fmt: skip
     """One labelled progress line: every figure says what it counts."""
     s = summary
     elapsed = max(s.seconds, 1e-9)
@@ -167,7 +168,7 @@ def progress_line(summary: Summary, done: float, total: float | None) -> str:
     name = what.get(s.mode, "produced")
     parts = [f"replay {s.run_id}:"]
     if total:
-        parts.append(f"{100 * done / total:.1f}% of input")
+        parts.append(f"{100 * done / total:.1f}% of input {unit}")
     parts.append(f"read {s.read:,}")
     parts.append(f"{name} {s.done:,}")
     parts.append(f"{name.split()[-1]} rate {s.done / elapsed:,.0f}/s")
@@ -187,9 +188,11 @@ class Feedback:
     """A rich progress bar with rate and ETA on a TTY, else one log line every `every` seconds."""
 
     def __init__(self, summary: Summary, total: float | None, every: float = 10.0,
-                 out: TextIO | None = None, tty: bool | None = None) -> None:  # fmt: skip
+                 out: TextIO | None = None, tty: bool | None = None,
+                 unit: str = "bytes") -> None:  # fmt: skip
         self.summary = summary
         self.total = total
+        self.unit = unit  # what `done` and `total` count: input bytes (files) or records (topic)
         self.every = every
         self.out = out or sys.stderr
         self.tty = self.out.isatty() if tty is None else tty
@@ -217,8 +220,11 @@ class Feedback:
             self.task = self.progress.add_task("replay", total=self.total, rate="")
         return self
 
-    def update(self, done: float) -> None:
-        """Called often; does real work at most every 0.2 s (bar) or `every` s (log)."""
+    def update(self, done: float, total: float | None = None) -> None:
+        """Called often; does real work at most every 0.2 s (bar) or `every` s (log). `total`
+        can become known late (a topic range learns it once its consumer has started)."""
+        if total is not None:
+            self.total = total
         now = time.monotonic()
         if self.progress is not None:
             if now - self.last >= 0.2:
@@ -227,10 +233,11 @@ class Feedback:
                 name = "would produce" if s.mode == "dry-run" else "produced"
                 rate = (f"read {s.read:,} | {name} {s.done:,} | "
                         f"{s.done / max(s.seconds, 1e-9):,.0f} {name.split()[-1]}/s |")  # fmt: skip
-                self.progress.update(self.task, completed=done, rate=rate)
+                self.progress.update(self.task, completed=done, total=self.total, rate=rate)
         elif now - self.last >= self.every:
             self.last = now
-            print(progress_line(self.summary, done, self.total), file=self.out, flush=True)
+            line = progress_line(self.summary, done, self.total, self.unit)
+            print(line, file=self.out, flush=True)
 
     def __exit__(self, *exc: object) -> None:
         if self.progress is not None:

@@ -78,6 +78,7 @@ class _Sources:
         self.files = files
         self.checkpoint = checkpoint
         self.total = float(sum(f.stat().st_size for f in files)) or None
+        self.unit = "records" if opts.from_topic else "bytes"
         self._done_bytes = 0
         self._counter: CountingReader | None = None
         self._records = 0
@@ -86,6 +87,7 @@ class _Sources:
         """A topic record outside [--from, --to): read and filtered, as a file line would be."""
         self.summary.read += 1
         self.summary.skipped_filter += 1
+        self._records += 1
         self.checkpoint.passed(origin, position)
 
     def done(self) -> float:
@@ -449,7 +451,9 @@ async def _run_kafka(
         hint = "create it first, e.g. `newspipe topics create`"
         raise ValueError(f"target topic missing or unreachable: {exc!r} ({hint})") from None
     try:
-        with Feedback(summary, sources.total, opts.log_every, tty=opts.tty) as feedback:
+        with Feedback(
+            summary, sources.total, opts.log_every, tty=opts.tty, unit=sources.unit
+        ) as feedback:
             n = 0
             # aclosing: a Ctrl-C break still closes the reader (and a --from-topic consumer) now
             async with contextlib.aclosing(sources.__aiter__()) as items:
@@ -459,7 +463,7 @@ async def _run_kafka(
                         break
                     n += 1
                     if n % 256 == 0:
-                        feedback.update(sources.done())
+                        feedback.update(sources.done(), sources.total)
                     event = _admit(item, opts, checkpoint, summary, validate)
                     if event is None:
                         continue
@@ -470,7 +474,7 @@ async def _run_kafka(
                     await produce(prod, event)
             if stop.is_set():
                 summary.interrupted = True
-            feedback.update(sources.done())
+            feedback.update(sources.done(), sources.total)
     finally:
         # Flush on every exit (end, Ctrl-C, error): acked sends reach the checkpoint.
         with contextlib.suppress(Exception):
@@ -490,7 +494,9 @@ async def _run_plan(
     for --rate (the plan states the duration instead) and no producer."""
     plan = summary.plan
     assert plan is not None
-    with Feedback(summary, sources.total, opts.log_every, tty=opts.tty) as feedback:
+    with Feedback(
+        summary, sources.total, opts.log_every, tty=opts.tty, unit=sources.unit
+    ) as feedback:
         n = 0
         async with contextlib.aclosing(sources.__aiter__()) as items:
             async for item in items:
@@ -499,14 +505,14 @@ async def _run_plan(
                     break
                 n += 1
                 if n % 256 == 0:
-                    feedback.update(sources.done())
+                    feedback.update(sources.done(), sources.total)
                     await asyncio.sleep(0)  # let a signal handler run
                 event = _admit(item, opts, checkpoint, summary, validate)
                 if event is None:
                     continue
                 plan.add(event.stream, targets[event.stream], event.event_time_ms())
                 checkpoint.passed(event.origin, event.position)
-        feedback.update(sources.done())
+        feedback.update(sources.done(), sources.total)
 
 
 async def _run_offline(
@@ -531,7 +537,9 @@ async def _run_offline(
     }
     bucket = TokenBucket(opts.rate) if opts.rate else None
     try:
-        with Feedback(summary, sources.total, opts.log_every, tty=opts.tty) as feedback:
+        with Feedback(
+            summary, sources.total, opts.log_every, tty=opts.tty, unit=sources.unit
+        ) as feedback:
             n = 0
             # aclosing: a Ctrl-C break still closes the reader (and a --from-topic consumer) now
             async with contextlib.aclosing(sources.__aiter__()) as items:
@@ -541,7 +549,7 @@ async def _run_offline(
                         break
                     n += 1
                     if n % 256 == 0:
-                        feedback.update(sources.done())
+                        feedback.update(sources.done(), sources.total)
                         await asyncio.sleep(0)  # let a signal handler run
                     event = _admit(item, opts, checkpoint, summary, validate)
                     if event is None:
@@ -562,7 +570,7 @@ async def _run_offline(
                     elif result.status == DLQ:
                         files[DLQ].write(orjson.dumps(result.record) + b"\n")
                     checkpoint.passed(event.origin, event.position)
-            feedback.update(sources.done())
+            feedback.update(sources.done(), sources.total)
     finally:
         for fh in files.values():
             fh.flush()
