@@ -601,6 +601,10 @@ def test_a_missing_target_is_an_error_with_the_close_names():
     assert len(errors) == 1 and warnings == []
     assert "target topic raw.comments does not exist" in errors[0]
     assert "did you mean prod.raw.comments" in errors[0]
+    # with the deployment's prefix known, that one is named, whatever else is on the cluster
+    info.topics |= {"a.raw.comments", "b.raw.comments", "c.raw.comments"}
+    errors, _ = target_findings(["raw.comments"], info, set(), prefix="prod.")
+    assert "(did you mean prod.raw.comments? NEWSPIPE_TOPIC_PREFIX is prod.)" in errors[0]
 
 
 def test_raw_targets_no_consumer_group_reads_are_warned_about():

@@ -469,7 +469,7 @@ def test_a_dry_run_refuses_a_target_whose_prefix_was_forgotten(pipeline_settings
         err = done.stderr.decode()
         assert done.returncode == 2, err
         assert "target topic raw.comments does not exist" in err
-        assert f"did you mean {settings.topic_prefix}raw.comments" in err
+        assert f"did you mean {settings.topic_prefix}raw.comments? NEWSPIPE_TOPIC_PREFIX" in err
     finally:
         drop_topic(settings, f"{settings.topic_prefix}raw.comments")
 

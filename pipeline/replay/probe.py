@@ -23,8 +23,8 @@ class TargetInfo:
     readers_unknown: str | None = None  # why the groups could not be listed, if they could not
 
 
-def target_findings(targets: list[str], info: TargetInfo,
-                    raw_targets: set[str]) -> tuple[list[str], list[str]]:  # fmt: skip
+def target_findings(targets: list[str], info: TargetInfo, raw_targets: set[str],
+                    prefix: str = "") -> tuple[list[str], list[str]]:  # fmt: skip
     """(errors, warnings): a missing target is an error (a typo or a forgotten prefix would
     otherwise auto-create a topic nobody reads); raw targets nobody reads get a warning."""
     errors, warnings = [], []
@@ -32,6 +32,8 @@ def target_findings(targets: list[str], info: TargetInfo,
         if topic not in info.topics:
             close = difflib.get_close_matches(topic, sorted(info.topics), n=3, cutoff=0.6)
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            if prefix and prefix + topic in info.topics:  # the deployment's own, named first
+                hint = f" (did you mean {prefix}{topic}? NEWSPIPE_TOPIC_PREFIX is {prefix})"
             errors.append(f"target topic {topic} does not exist{hint}; create it first "
                           "(`newspipe topics create` for the pipeline's own)")  # fmt: skip
             continue

@@ -332,7 +332,7 @@ async def _check_broker(settings: Settings, topics: list[str], names: TopicNames
             summary.plan.checked = (f"targets NOT checked: broker {settings.bootstrap_servers} "
                                     f"unreachable ({type(exc).__name__})")  # fmt: skip
         return
-    errors, warnings = target_findings(topics, info, raw)
+    errors, warnings = target_findings(topics, info, raw, settings.topic_prefix)
     if errors:
         raise ReplayRefused("; ".join(errors))
     summary.warnings.extend(warnings)
