@@ -670,13 +670,18 @@ def test_a_plan_over_many_days_counts_per_day():
 
 
 def test_the_progress_line_labels_every_figure_and_rates_what_was_produced():
-    from pipeline.replay.report import Summary, progress_line
+    from pipeline.replay.report import Summary, progress_line, progress_text
 
     s = Summary(mode="kafka", run_id="r1", read=6841, produced=3952, skipped_filter=2889,
                 started=100.0, finished=101.0)  # fmt: skip
     line = progress_line(s, done=25.0, total=100.0)
     assert line == ("replay r1: | 25.0% of input bytes | read 6,841 | produced 3,952 | "
                     "produced rate 3,952/s | filtered 2,889 | elapsed 0:01 | ETA 0:03")  # fmt: skip
+    assert progress_text(s, 25.0, 100.0) == (
+        "produced 3,952 | 3,952/s produced | ETA 0:03 | elapsed 0:01 | read 6,841"
+    )
+    offline = Summary(mode="offline", run_id="r1", read=10, produced=10, started=0.0, finished=2.0)
+    assert progress_text(offline, 1.0, None).startswith("processed 10 | 5/s processed | ETA -")
 
 
 def test_an_interrupted_summary_prints_the_checkpoint_and_the_command_that_resumes(

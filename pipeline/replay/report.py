@@ -12,6 +12,8 @@ from pipeline.replay.events import BadLine
 from pipeline.replay.plan import Plan, _duration
 
 MAX_LISTED = 50
+# what each mode's `done` counts, as the progress shows it
+DONE_NAMES = {"kafka": "produced", "offline": "processed", "dry-run": "would produce"}
 DUPLICATES_HINT = (
     "records the pipeline had already seen are not emitted again: the worker counts them as "
     'newspipe_duplicates_total{mode="replay"} (rejects as newspipe_dead_letters_total'
@@ -164,8 +166,7 @@ def progress_line(summary: Summary, done: float, total: float | None,
     """One labelled progress line: every figure says what it counts."""
     s = summary
     elapsed = max(s.seconds, 1e-9)
-    what = {"kafka": "produced", "offline": "processed", "dry-run": "would produce"}
-    name = what.get(s.mode, "produced")
+    name = DONE_NAMES.get(s.mode, "produced")
     parts = [f"replay {s.run_id}:"]
     if total:
         parts.append(f"{100 * done / total:.1f}% of input {unit}")
@@ -182,6 +183,17 @@ def progress_line(summary: Summary, done: float, total: float | None,
     if total and 0 < done < total:
         parts.append(f"ETA {_duration(elapsed * (total - done) / done)}")
     return " | ".join(parts)
+
+
+def progress_text(summary: Summary, done: float, total: float | None) -> str:
+    """The bar's text: the same labelled figures, the most wanted first (a narrow terminal cuts
+    the end)."""
+    s = summary
+    elapsed = max(s.seconds, 1e-9)
+    name = DONE_NAMES.get(s.mode, "produced")
+    eta = _duration(elapsed * (total - done) / done) if total and 0 < done < total else "-"
+    return (f"{name} {s.done:,} | {s.done / elapsed:,.0f}/s {name.split()[-1]} | ETA {eta} | "
+            f"elapsed {_duration(elapsed)} | read {s.read:,}")  # fmt: skip
 
 
 class Feedback:
@@ -202,19 +214,11 @@ class Feedback:
 
     def __enter__(self) -> Feedback:
         if self.tty:
-            from rich.progress import (
-                BarColumn,
-                Progress,
-                TaskProgressColumn,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
+            from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
             self.progress = Progress(
-                TextColumn("replay"), BarColumn(), TaskProgressColumn(),
-                TextColumn("{task.fields[rate]}"), TextColumn("elapsed"), TimeElapsedColumn(),
-                TextColumn("ETA"), TimeRemainingColumn(), transient=True,
+                TextColumn("replay"), BarColumn(bar_width=16), TaskProgressColumn(),
+                TextColumn("{task.fields[rate]}"), transient=True,
             )  # fmt: skip
             self.progress.start()
             self.task = self.progress.add_task("replay", total=self.total, rate="")
@@ -229,11 +233,8 @@ class Feedback:
         if self.progress is not None:
             if now - self.last >= 0.2:
                 self.last = now
-                s = self.summary
-                name = "would produce" if s.mode == "dry-run" else "produced"
-                rate = (f"read {s.read:,} | {name} {s.done:,} | "
-                        f"{s.done / max(s.seconds, 1e-9):,.0f} {name.split()[-1]}/s |")  # fmt: skip
-                self.progress.update(self.task, completed=done, total=self.total, rate=rate)
+                text = progress_text(self.summary, done, self.total)
+                self.progress.update(self.task, completed=done, total=self.total, rate=text)
         elif now - self.last >= self.every:
             self.last = now
             line = progress_line(self.summary, done, self.total, self.unit)
