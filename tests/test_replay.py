@@ -495,8 +495,11 @@ def test_a_checkpoint_reused_without_its_window_is_refused_not_taken_as_done(tmp
     saved = json.loads(cp.read_text())
     assert saved["covers"]["since"] == "2026-11-26T00:00:00Z"
     assert saved["covers"]["sources"] == [str(src.absolute())]
-    with pytest.raises(Mismatch, match=r"since: checkpoint 2026-11-26T00:00:00Z, now none"):
-        _offline(str(src), tmp_path / "o2", resume=cp)
+    with pytest.raises(Mismatch) as refused:
+        _offline(str(src), tmp_path / "o1", resume=cp)
+    assert ("(since: checkpoint 2026-11-26T00:00:00Z, now none; until: checkpoint "
+            "2026-11-27T00:00:00Z, now none)") in str(refused.value)  # fmt: skip
+    assert json.loads(cp.read_text()) == saved  # untouched
     # an explicit --new-run starts over: everything is sent, the checkpoint is replaced
     again = _offline(str(src), tmp_path / "o3", resume=cp, new_run=True)
     assert (again.produced, again.skipped_resume) == (6, 0)

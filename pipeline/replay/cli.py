@@ -181,7 +181,7 @@ def add_replay_commands(sub: Any) -> None:
     )  # fmt: skip
     v.add_argument("archive", help="archive root folder (the --dir it was written with)")
     v.add_argument("--quick", action="store_true", help="sizes only: no checksums, no reading")
-    p.add_argument("--dir", help="archive root folder")
+    p.add_argument("--dir", help="archive root folder (required to archive)")
     p.add_argument("--topics", nargs="+", help="topics to archive (default: the raw topics)")
     p.add_argument("--max-bytes", type=int, default=64 * 1024 * 1024, help="rotate parts at this")
     p.add_argument("--idle-exit", type=float, help="stop after N seconds without new records")
