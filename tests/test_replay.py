@@ -329,9 +329,10 @@ def test_replay_refuses_before_reading_anything(tmp_path: Path):
 
     src = tmp_path / "a.jsonl"
     src.write_bytes(orjson.dumps(COMMENT) + b"\n")
-    opts = ReplayOptions(sources=[str(src)], topic="clean.comments")
-    with pytest.raises(ReplayRefused):
-        asyncio.run(replay(Settings(broker="kafka://127.0.0.1:1"), opts))
+    for dry_run in (False, True):  # a plan of a refused replay is refused too
+        opts = ReplayOptions(sources=[str(src)], topic="clean.comments", dry_run=dry_run)
+        with pytest.raises(ReplayRefused, match=r"refusing to replay into clean\.comments"):
+            asyncio.run(replay(Settings(broker="kafka://127.0.0.1:1"), opts))
 
 
 # --- offline mode -------------------------------------------------------------------------
