@@ -679,7 +679,7 @@ def test_the_progress_line_labels_every_figure_and_rates_what_was_produced():
     s = Summary(mode="kafka", run_id="r1", read=6841, produced=3952, skipped_filter=2889,
                 started=100.0, finished=101.0)  # fmt: skip
     line = progress_line(s, done=25.0, total=100.0)
-    assert line == ("replay r1: | 25.0% of input bytes | read 6,841 | produced 3,952 | "
+    assert line == ("replay r1: 25.0% of input bytes | read 6,841 | produced 3,952 | "
                     "produced rate 3,952/s | filtered 2,889 | elapsed 0:01 | ETA 0:03")  # fmt: skip
     assert progress_text(s, 25.0, 100.0) == (
         "produced 3,952 | 3,952/s produced | ETA 0:03 | elapsed 0:01 | read 6,841"

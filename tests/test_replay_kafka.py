@@ -503,7 +503,7 @@ def test_a_topic_range_counts_read_as_file_mode_does(pipeline_settings: Settings
         done = cli(settings, "replay", "--from-topic", source, "--from", frm, "--to", to,
                    "--topic", target, "--dry-run", "--json", "--log-every", "0")  # fmt: skip
         assert done.returncode == 0, done.stderr.decode()[-3000:]
-        assert "| 100.0% of input records |" in done.stderr.decode()  # progress counts records
+        assert ": 100.0% of input records |" in done.stderr.decode()  # progress counts records
         summary = json.loads(done.stdout.decode().strip().splitlines()[-1])
         # offsets_for_times(--from) skips day 0 unread only where it is all before day 1; the
         # records it does read outside the window are counted as read and filtered

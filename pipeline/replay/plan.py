@@ -89,7 +89,7 @@ class Plan:
             out.append(f"  no event time: {self.undated:,}")
         seconds = self.estimated_seconds()
         if seconds is not None:
-            out.append(f"estimated duration at --rate {self.rate:,.0f}/s: {_duration(seconds)}")
+            out.append(f"estimated duration at --rate {self.rate:,.0f}/s: {duration_text(seconds)}")
         else:
             out.append("estimated duration: no --rate, as fast as the broker acknowledges")
         return out
@@ -99,7 +99,8 @@ def _label(hour: int, fmt: str) -> str:
     return datetime.fromtimestamp(hour * 3600, tz=UTC).strftime(fmt)
 
 
-def _duration(seconds: float) -> str:
+def duration_text(seconds: float) -> str:
+    """h:mm:ss, or m:ss under an hour."""
     s = round(seconds)
     h, rest = divmod(s, 3600)
     m, sec = divmod(rest, 60)

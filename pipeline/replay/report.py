@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from pipeline.replay.events import BadLine
-from pipeline.replay.plan import Plan, _duration
+from pipeline.replay.plan import Plan, duration_text
 
 MAX_LISTED = 50
 # what each mode's `done` counts, as the progress shows it
@@ -167,7 +167,7 @@ def progress_line(summary: Summary, done: float, total: float | None,
     s = summary
     elapsed = max(s.seconds, 1e-9)
     name = DONE_NAMES.get(s.mode, "produced")
-    parts = [f"replay {s.run_id}:"]
+    parts = []
     if total:
         parts.append(f"{100 * done / total:.1f}% of input {unit}")
     parts.append(f"read {s.read:,}")
@@ -179,10 +179,10 @@ def progress_line(summary: Summary, done: float, total: float | None,
         parts.append(f"filtered {s.skipped_filter:,}")
     if s.skipped_resume:
         parts.append(f"already done {s.skipped_resume:,}")
-    parts.append(f"elapsed {_duration(elapsed)}")
+    parts.append(f"elapsed {duration_text(elapsed)}")
     if total and 0 < done < total:
-        parts.append(f"ETA {_duration(elapsed * (total - done) / done)}")
-    return " | ".join(parts)
+        parts.append(f"ETA {duration_text(elapsed * (total - done) / done)}")
+    return f"replay {s.run_id}: " + " | ".join(parts)
 
 
 def progress_text(summary: Summary, done: float, total: float | None) -> str:
@@ -191,9 +191,9 @@ def progress_text(summary: Summary, done: float, total: float | None) -> str:
     s = summary
     elapsed = max(s.seconds, 1e-9)
     name = DONE_NAMES.get(s.mode, "produced")
-    eta = _duration(elapsed * (total - done) / done) if total and 0 < done < total else "-"
+    eta = duration_text(elapsed * (total - done) / done) if total and 0 < done < total else "-"
     return (f"{name} {s.done:,} | {s.done / elapsed:,.0f}/s {name.split()[-1]} | ETA {eta} | "
-            f"elapsed {_duration(elapsed)} | read {s.read:,}")  # fmt: skip
+            f"elapsed {duration_text(elapsed)} | read {s.read:,}")  # fmt: skip
 
 
 class Feedback:
