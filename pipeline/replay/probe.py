@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import difflib
 from dataclasses import dataclass, field
+from typing import Any
 
 from pipeline.settings import Settings
 
@@ -50,34 +51,35 @@ def target_findings(targets: list[str], info: TargetInfo, raw_targets: set[str],
 
 async def probe(settings: Settings, targets: list[str], raw: set[str],
                 timeout: float = 15.0) -> TargetInfo:  # fmt: skip
-    """Ask the broker which `targets` exist and which groups read those in `raw`; raises what
-    aiokafka raises when it cannot be reached."""
-    return await asyncio.wait_for(_probe(settings, targets, raw), timeout)
-
-
-async def _probe(settings: Settings, targets: list[str], raw: set[str]) -> TargetInfo:
+    """Ask the broker which `targets` exist and which groups read those in `raw`. Raises what
+    aiokafka raises (or TimeoutError) when the topics cannot be listed; the groups are only
+    worth a warning, so failing or slow group look-ups (one request per group) leave
+    `readers_unknown` set instead."""
     from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.errors import KafkaError
 
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.bootstrap_servers, **settings.aiokafka_security()
     )
-    await admin.start()
+    await asyncio.wait_for(admin.start(), timeout)
     try:
-        info = TargetInfo(topics=set(await admin.list_topics()))
+        info = TargetInfo(topics=set(await asyncio.wait_for(admin.list_topics(), timeout)))
         wanted = {t for t in targets if t in info.topics and t in raw}
-        if not wanted:
-            return info
-        try:
-            for group, *_ in await admin.list_consumer_groups():
-                offsets = await admin.list_consumer_group_offsets(group)
-                for tp, meta in offsets.items():
-                    if tp.topic in wanted and meta.offset >= 0:
-                        readers = info.readers.setdefault(tp.topic, [])
-                        if group not in readers:
-                            readers.append(group)
-        except KafkaError as exc:  # e.g. not authorized to list groups: worth a warning only
-            info.readers_unknown = f"{type(exc).__name__}: {exc}"[:200]
+        if wanted:
+            try:
+                info.readers = await asyncio.wait_for(_readers(admin, wanted), timeout)
+            except (KafkaError, TimeoutError) as exc:  # e.g. not authorized to list groups
+                info.readers_unknown = f"{type(exc).__name__}: {exc}"[:200]
         return info
     finally:
         await admin.close()
+
+
+async def _readers(admin: Any, wanted: set[str]) -> dict[str, list[str]]:
+    """Topic -> the consumer groups with committed offsets on it."""
+    readers: dict[str, list[str]] = {}
+    for group, *_ in await admin.list_consumer_groups():
+        for tp, meta in (await admin.list_consumer_group_offsets(group)).items():
+            if tp.topic in wanted and meta.offset >= 0 and group not in readers.get(tp.topic, []):
+                readers.setdefault(tp.topic, []).append(group)
+    return readers
