@@ -1,7 +1,8 @@
 """Replay throughput: archived events into a topic vs a bare aiokafka producer sending the same
-bytes in the same run (the ratio is the replay tool's own overhead), and offline replay (core).
+bytes in the same run (the ratio is the replay tool's own overhead); a whole archive (200,000
+events over six days, dated part files) replayed into the raw topics; offline replay (core).
 
-    .venv/bin/python bench/bench_replay.py --events 50000
+    .venv/bin/python bench/bench_replay.py --events 50000 --archive-events 200000
 
 Needs the local broker (`newspipe broker start`). Absolute figures drift between machines and
 with other load on the box: read the ratio, which compares runs made seconds apart.
@@ -28,28 +29,34 @@ from devtools.datasets import ag_articles, fox_comments, replicate  # noqa: E402
 from pipeline.kafka_io import delete_topics, producer  # noqa: E402
 from pipeline.replay.archive import ArchiveWriter, archive_line  # noqa: E402
 from pipeline.replay.events import Event, key_for  # noqa: E402
+from pipeline.replay.manifest import RunManifest  # noqa: E402
 from pipeline.replay.runner import ReplayOptions, replay  # noqa: E402
 from pipeline.replay.sources import read_file  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 from pipeline.topics import REPLAY_HEADER  # noqa: E402
 
 
-def write_archive(root: Path, n: int) -> Path:
-    """n events (10% articles) archived as `newspipe archive` writes them, gzip, one part."""
-    writer = ArchiveWriter(root, max_bytes=1 << 40)
+def write_archive(root: Path, n: int, days: float = 0.0, prefix: str = "") -> Path:
+    """n events (10% articles) archived as `newspipe archive` writes them (gzip, with a
+    manifest), Kafka timestamps spread over the last `days` (one part per topic and day)."""
+    manifest = RunManifest(root)
+    writer = ArchiveWriter(root, max_bytes=1 << 40, manifest=manifest)
     now = int(time.time() * 1000)
+    span = int(days * 86_400_000)
     n_art = n // 10
     streams = [("articles", a) for a in replicate(ag_articles(), n_art, "source_id")]
     streams += [("comments", c) for c in replicate(fox_comments(), n - n_art, "source_comment_id")]
+    if span:  # interleave, as live traffic would be: each day holds both streams
+        streams.sort(key=lambda item: hash(item[1].get("source_id") or item[1]["text"]))
     import orjson
 
     for i, (stream, rec) in enumerate(streams):
         rec.pop("label", None)
-        topic = f"raw.{stream}"
-        line, ms = archive_line(topic, 0, i, now - (n - i), key_for(stream, rec), [],
-                                orjson.dumps(rec))  # fmt: skip
-        writer.write(topic, line, ms)
-    writer.close()
+        topic = f"{prefix}raw.{stream}"
+        ts = now - span - 60_000 + (i * span) // n if span else now - (n - i)
+        line, ms = archive_line(topic, 0, i, ts, key_for(stream, rec), [], orjson.dumps(rec))
+        writer.write(topic, line, ms, 0, i, ts)
+    writer.close("complete")
     return root
 
 
@@ -98,6 +105,15 @@ async def through_replay(settings: Settings, topic: str, archive: Path) -> float
     return summary.produced / summary.seconds
 
 
+async def archive_to_raw(settings: Settings, archive: Path) -> tuple[float, float, int]:
+    """The whole archive into the raw topics, as a backfill runs: (events/s, seconds, files)."""
+    opts = ReplayOptions(sources=[str(archive)], tty=False, log_every=1e9, probe_targets=False)
+    summary = await replay(settings, opts)
+    assert summary.produced == summary.read and not summary.failed, summary.as_dict()
+    files = len(list(archive.rglob("part-*.jsonl.gz")))
+    return summary.produced / summary.seconds, summary.seconds, files
+
+
 async def offline(settings: Settings, archive: Path, out: Path) -> float:
     opts = ReplayOptions(sources=[str(archive)], offline=out, tty=False, log_every=1e9)
     summary = await replay(settings, opts)
@@ -111,11 +127,13 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--partitions", type=int, default=3)
     parser.add_argument("--offline-events", type=int, default=10_000)
+    parser.add_argument("--archive-events", type=int, default=200_000)
     args = parser.parse_args(argv)
 
     tag = uuid.uuid4().hex[:8]
     settings = replace(Settings.from_env(), topic_prefix=f"bench{tag}.")
-    topics = [f"bench{tag}.replay", f"bench{tag}.bare"]
+    topics = [f"bench{tag}.replay", f"bench{tag}.bare", f"bench{tag}.raw.articles",
+              f"bench{tag}.raw.comments"]  # fmt: skip
     asyncio.run(make_topics(settings, topics, args.partitions))
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -140,6 +158,11 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
             b, p, r = (statistics.median(x) for x in (bare_rates, pinned_rates, replay_rates))
             print(f"ratio replay / bare    : {r / b:10.2f}  (target >= 0.80)")
             print(f"ratio replay / pinned  : {r / p:10.2f}  (replay's own overhead only)")
+            big = write_archive(Path(tmp) / "big", args.archive_events, days=6,
+                                prefix=settings.topic_prefix)  # fmt: skip
+            a_rate, a_seconds, a_files = asyncio.run(archive_to_raw(settings, big))
+            print(f"archive -> raw topics  : {a_rate:10,.0f} events/s  ({args.archive_events:,} "
+                  f"events, {a_files} files over 6 days, {a_seconds:.1f} s)")  # fmt: skip
             small = write_archive(Path(tmp) / "small", args.offline_events)
             rate = asyncio.run(offline(settings, small, Path(tmp) / "offline"))
             print(f"offline replay (core)  : {rate:10,.0f} events/s  "
@@ -157,6 +180,10 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
         "ratio_replay_to_pinned": r / p,
         "offline_events": float(args.offline_events),
         "offline_events_per_s": rate,
+        "archive_events": float(args.archive_events),
+        "archive_files": float(a_files),
+        "archive_events_per_s": a_rate,
+        "archive_seconds": a_seconds,
     }
 
 

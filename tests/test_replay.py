@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import gzip
+import io
 import json
+import re
 from pathlib import Path
 
 import orjson
@@ -42,7 +44,8 @@ def test_archive_line_keeps_json_objects_and_round_trips_the_exact_bytes():
     obj = orjson.loads(line)
     assert obj == {"topic": "raw.comments", "partition": 2, "offset": 41,
                    "timestamp": 1795687200123, "key": "a-1", "headers": [["x", "1"]],
-                   "value": COMMENT}  # fmt: skip
+                   "value_bytes": len(raw), "value": COMMENT}  # fmt: skip
+    assert line.endswith(b',"value":' + raw + b"}\n")  # the topic's bytes, verbatim
     assert date_of(event_ms) == "2026-11-26"  # posted_at decides the folder
     event = parse_line(line, "f", 1)
     assert isinstance(event, Event)
@@ -55,17 +58,54 @@ def test_archive_line_keeps_json_objects_and_round_trips_the_exact_bytes():
     assert event.headers == [("x", b"1")]
 
 
-def test_archive_line_keeps_non_canonical_text_and_binary_byte_for_byte():
+def test_archive_line_keeps_non_canonical_json_text_and_binary_byte_for_byte():
     spaced = b'{"source": "x",  "text": "a", "text": "b"}'  # duplicate key must survive
+    array = b"[1, 2]"  # JSON but not an event: replayed as it was, the worker rejects it
+    multiline = b'{\n  "source": "x",\n  "text": "a"\n}'  # cannot sit on one line raw
+    cut = b'{"text": "cut off'
     binary = b"\xff\xfe\x00junk"
-    for value, field in ((spaced, "value_text"), (binary, "value_b64")):
+    cases = ((spaced, "value_bytes"), (array, "value_bytes"), (multiline, "value_text"),
+             (cut, "value_text"), (binary, "value_b64"))  # fmt: skip
+    for value, field in cases:
         line, _ = archive_line("raw.comments", 0, 1, 5, b"\xff", [("k", b"\xff")], value)
+        assert line.count(b"\n") == 1 and line.endswith(b"\n")
         obj = orjson.loads(line)
-        assert field in obj and "value" not in obj
+        assert field in obj
         assert obj["key"] is None and base64.b64decode(obj["key_b64"]) == b"\xff"
         event = parse_line(line, "f", 3)
-        assert isinstance(event, Event)
+        assert isinstance(event, Event), (value, event)
         assert event.value == value and event.key == b"\xff" and event.headers == [("k", b"\xff")]
+
+
+def test_raw_values_make_the_archive_no_larger_than_its_input_plus_metadata():
+    pretty = orjson.dumps(COMMENT, option=orjson.OPT_INDENT_2).replace(b"\n", b" ")
+    line, _ = archive_line("raw.comments", 0, 1, 5, b"a-1", [], pretty)
+    meta = orjson.dumps({"topic": "raw.comments", "partition": 0, "offset": 1, "timestamp": 5,
+                         "key": "a-1", "headers": [], "value_bytes": len(pretty)})  # fmt: skip
+    # no escaping: exactly the metadata, the value tag and the value
+    assert len(line) == len(meta) + len(b',"value":') + len(pretty) + 1
+
+
+def test_archives_written_before_raw_values_still_replay_byte_for_byte(tmp_path: Path):
+    """Old lines: a re-serializable object in `value`, else `value_text` or `value_b64`."""
+    spaced = b'{"source": "x",  "posted_at": "2026-11-26T10:00:00Z", "text": "a"}'
+    old = [
+        {"topic": "raw.comments", "partition": 0, "offset": 0, "timestamp": 5, "key": "a-1",
+         "headers": [["h", "v"]], "value": COMMENT},
+        {"topic": "raw.comments", "partition": 0, "offset": 1, "timestamp": 5, "key": "a-1",
+         "headers": [], "value_text": spaced.decode()},
+        {"topic": "raw.comments", "partition": 0, "offset": 2, "timestamp": 5, "key": None,
+         "key_b64": base64.b64encode(b"\xff").decode(), "headers": [["k", None, "/w=="]],
+         "value_b64": base64.b64encode(b"\xff\x00").decode()},
+    ]  # fmt: skip
+    path = tmp_path / "part-0000.jsonl.gz"
+    path.write_bytes(gzip.compress(b"".join(orjson.dumps(o) + b"\n" for o in old)))
+    first, second, third = read_file(path)
+    assert (first.value, first.key, first.headers) == (orjson.dumps(COMMENT), b"a-1", [("h", b"v")])
+    assert second.value == spaced
+    # the text is parsed for filters: its posted_at decides, as it decided the date folder
+    assert second.event_time_ms() == 1795687200000
+    assert (third.value, third.key, third.headers) == (b"\xff\x00", b"\xff", [("k", b"\xff")])
 
 
 def test_archive_writer_partitions_by_topic_and_date_and_rotates(tmp_path: Path):
@@ -289,9 +329,10 @@ def test_replay_refuses_before_reading_anything(tmp_path: Path):
 
     src = tmp_path / "a.jsonl"
     src.write_bytes(orjson.dumps(COMMENT) + b"\n")
-    opts = ReplayOptions(sources=[str(src)], topic="clean.comments")
-    with pytest.raises(ReplayRefused):
-        asyncio.run(replay(Settings(broker="kafka://127.0.0.1:1"), opts))
+    for dry_run in (False, True):  # a plan of a refused replay is refused too
+        opts = ReplayOptions(sources=[str(src)], topic="clean.comments", dry_run=dry_run)
+        with pytest.raises(ReplayRefused, match=r"refusing to replay into clean\.comments"):
+            asyncio.run(replay(Settings(broker="kafka://127.0.0.1:1"), opts))
 
 
 # --- offline mode -------------------------------------------------------------------------
@@ -366,7 +407,8 @@ def test_dry_run_counts_and_reports_invalid_events_with_file_and_line(tmp_path: 
                                 orjson.dumps(ARTICLE)]) + b"\n")  # fmt: skip
     opts = ReplayOptions(sources=[str(src)], dry_run=True, tty=False)
     summary = asyncio.run(replay(Settings(broker="kafka://127.0.0.1:1"), opts))
-    assert summary.read == 4 and summary.produced == 2
+    assert summary.read == 4 and summary.would_produce == 2 and summary.produced == 0
+    assert summary.as_dict()["produced"] == 0 and summary.as_dict()["would_produce"] == 2
     assert [b.where for b in summary.invalid_where] == [f"{src}:2", f"{src}:3"]
     assert summary.invalid["not_json"] == 1 and summary.exit_code() == 1
     assert summary.exit_code(allow_invalid=True) == 0
@@ -398,7 +440,7 @@ def test_sources_filter_on_stream_and_time_in_one_pass(tmp_path: Path):
                          event_filter=EventFilter.from_text(since="2026-11-01T00:00:00Z",
                                                             stream=COMMENTS))  # fmt: skip
     summary = asyncio.run(replay(Settings(broker="kafka://127.0.0.1:1"), opts))
-    assert (summary.read, summary.produced, summary.skipped_filter) == (3, 1, 2)
+    assert (summary.read, summary.would_produce, summary.skipped_filter) == (3, 1, 2)
 
 
 def test_a_dry_run_reads_a_checkpoint_but_never_advances_it(tmp_path: Path):
@@ -412,7 +454,7 @@ def test_a_dry_run_reads_a_checkpoint_but_never_advances_it(tmp_path: Path):
     cp.write_text(json.dumps({"version": 1, "done": {str(src): 2}}))
     opts = ReplayOptions(sources=[str(src)], dry_run=True, resume=cp, tty=False)
     summary = asyncio.run(replay(Settings(broker="kafka://127.0.0.1:1"), opts))
-    assert (summary.skipped_resume, summary.produced) == (2, 3)
+    assert (summary.skipped_resume, summary.would_produce) == (2, 3)
     assert json.loads(cp.read_text())["done"] == {str(src): 2}
 
 
@@ -422,3 +464,257 @@ def test_stream_option_filters_an_archive_and_never_relabels_its_records(tmp_pat
     items = list(read_file(path, stream=COMMENTS))
     assert [i.stream for i in items] == [ARTICLES, COMMENTS]
     assert [EventFilter(stream=COMMENTS).keeps(i) for i in items] == [False, True]
+
+
+# --- resume safety: a checkpoint belongs to one backfill ------------------------------------
+
+
+def _comments_file(path: Path, n: int = 6) -> Path:
+    days = ["2026-11-24", "2026-11-25", "2026-11-26"]
+    rows = [dict(COMMENT, source_comment_id=str(i), posted_at=f"{days[i % 3]}T10:00:00Z")
+            for i in range(n)]  # fmt: skip
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    return path
+
+
+def _offline(src: str, out: Path, **kw) -> object:
+    from pipeline.replay.runner import ReplayOptions, replay
+    from pipeline.settings import Settings
+
+    opts = ReplayOptions(sources=[src], offline=out, tty=False, **kw)
+    return asyncio.run(replay(Settings(), opts))
+
+
+def test_a_checkpoint_reused_without_its_window_is_refused_not_taken_as_done(tmp_path: Path):
+    from pipeline.replay.checkpoint import Mismatch
+
+    src = _comments_file(tmp_path / "c.jsonl")
+    cp = tmp_path / "cp.json"
+    window = EventFilter.from_text(since="2026-11-26T00:00:00Z", until="2026-11-27T00:00:00Z")
+    first = _offline(str(src), tmp_path / "o1", resume=cp, event_filter=window)
+    assert (first.produced, first.skipped_filter) == (2, 4)
+    saved = json.loads(cp.read_text())
+    assert saved["covers"]["since"] == "2026-11-26T00:00:00Z"
+    assert saved["covers"]["sources"] == [str(src.absolute())]
+    with pytest.raises(Mismatch) as refused:
+        _offline(str(src), tmp_path / "o1", resume=cp)
+    assert ("(since: checkpoint 2026-11-26T00:00:00Z, now none; until: checkpoint "
+            "2026-11-27T00:00:00Z, now none)") in str(refused.value)  # fmt: skip
+    assert json.loads(cp.read_text()) == saved  # untouched
+    # an explicit --new-run starts over: everything is sent, the checkpoint is replaced
+    again = _offline(str(src), tmp_path / "o3", resume=cp, new_run=True)
+    assert (again.produced, again.skipped_resume) == (6, 0)
+    assert json.loads(cp.read_text())["covers"]["since"] is None
+    assert json.loads(cp.read_text())["run_id"] == again.run_id != first.run_id
+
+
+@pytest.mark.parametrize("change", [
+    {"event_filter": EventFilter(source="bbc")},
+    {"event_filter": EventFilter(stream=ARTICLES)},
+    {"validate": True},
+    {"run_id": "another"},
+])  # fmt: skip
+def test_resuming_with_other_filters_or_run_id_is_refused(tmp_path: Path, change: dict):
+    from pipeline.replay.checkpoint import Mismatch
+
+    src = _comments_file(tmp_path / "c.jsonl")
+    cp = tmp_path / "cp.json"
+    _offline(str(src), tmp_path / "o1", resume=cp)
+    with pytest.raises(Mismatch, match="belongs to another backfill"):
+        _offline(str(src), tmp_path / "o1", resume=cp, **change)
+
+
+def test_resuming_by_a_relative_path_matches_and_keeps_the_run_id(tmp_path: Path, monkeypatch):
+    src = _comments_file(tmp_path / "c.jsonl")
+    cp = tmp_path / "cp.json"
+    first = _offline(str(src), tmp_path / "o", resume=cp)
+    assert first.produced == 6
+    monkeypatch.chdir(tmp_path)
+    second = _offline("c.jsonl", tmp_path / "o", resume=cp)
+    assert (second.skipped_resume, second.produced, second.read) == (6, 0, 0)
+    assert second.run_id == first.run_id  # one backfill, one run id
+
+
+def test_a_version_1_checkpoint_resumes_with_its_origins_made_absolute(tmp_path: Path, monkeypatch):
+    src = _comments_file(tmp_path / "c.jsonl")
+    cp = tmp_path / "cp.json"
+    cp.write_text(json.dumps({"version": 1, "run_id": "old", "done": {"c.jsonl": 4}}))
+    monkeypatch.chdir(tmp_path)
+    summary = _offline(str(src), tmp_path / "o", resume=cp)
+    assert (summary.skipped_resume, summary.produced, summary.run_id) == (4, 2, "old")
+    assert any("old checkpoint" in w for w in summary.warnings)
+
+
+# --- flags that do not apply, empty windows, risky sources ---------------------------------
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"from_ms": 1}, "--from/--to select a Kafka-timestamp range of --from-topic"),
+    ({"to_ms": 1}, "do not apply to files"),
+    ({"event_filter": EventFilter.from_text(since="2026-11-27T00:00:00Z",
+                                            until="2026-11-26T00:00:00Z")},
+     "empty time window: --since 2026-11-27T00:00:00Z is not before --until"),
+    ({"event_filter": EventFilter.from_text(since="2026-11-27T00:00:00Z",
+                                            until="2026-11-27T00:00:00Z")}, "empty time window"),
+    ({"from_topic": "raw.comments", "sources": [], "from_ms": 10, "to_ms": 5},
+     "--from 1970-01-01T00:00:00Z is not before --to"),
+    ({"from_topic": "p.clean.comments", "sources": []}, "refusing to read --from-topic"),
+    ({"offline": Path("out"), "topic": "x"}, "--topic does not apply with --offline"),
+    ({"offline": Path("out"), "dry_run": True}, "choose one"),
+    ({"new_run": True}, "--new-run starts a checkpoint over: it needs --resume"),
+    ({"rate": 0.0}, "--rate must be positive"),
+    ({"sources": []}, "give SOURCES or --from-topic"),
+])  # fmt: skip
+def test_flags_that_do_not_apply_and_empty_windows_are_refused(tmp_path: Path, kw, message):
+    from pipeline.replay.runner import ReplayOptions, replay
+    from pipeline.settings import Settings
+
+    src = _comments_file(tmp_path / "c.jsonl")
+    opts = ReplayOptions(**{"sources": [str(src)], "dry_run": True, "tty": False, **kw})
+    with pytest.raises(ReplayRefused, match=re.escape(message)):
+        asyncio.run(replay(Settings(broker="kafka://127.0.0.1:1"), opts))
+
+
+def test_the_cli_refuses_from_on_files_with_exit_2_and_one_line(tmp_path: Path, capsys):
+    from pipeline.replay.cli import main
+
+    src = _comments_file(tmp_path / "c.jsonl")
+    code = main(["replay", str(src), "--from", "2026-11-01T00:00:00Z", "--dry-run"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("newspipe replay: error: --from/--to select")
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_clean_source_topic_is_allowed_only_with_force():
+    from pipeline.replay.safety import check_source_topic
+
+    with pytest.raises(ReplayRefused, match="not raw events"):
+        check_source_topic("prod.clean.articles")
+    check_source_topic("prod.clean.articles", force=True)
+    check_source_topic("old.raw.articles")
+
+
+# --- what the broker says about the targets -------------------------------------------------
+
+
+def test_a_missing_target_is_an_error_with_the_close_names():
+    from pipeline.replay.probe import TargetInfo, target_findings
+
+    info = TargetInfo(topics={"prod.raw.comments", "prod.raw.articles", "prod.clean.comments"})
+    errors, warnings = target_findings(["raw.comments"], info, {"prod.raw.comments"})
+    assert len(errors) == 1 and warnings == []
+    assert "target topic raw.comments does not exist" in errors[0]
+    assert "did you mean prod.raw.comments" in errors[0]
+    # with the deployment's prefix known, that one is named, whatever else is on the cluster
+    info.topics |= {"a.raw.comments", "b.raw.comments", "c.raw.comments"}
+    errors, _ = target_findings(["raw.comments"], info, set(), prefix="prod.")
+    assert "(did you mean prod.raw.comments? NEWSPIPE_TOPIC_PREFIX is prod.)" in errors[0]
+
+
+def test_raw_targets_no_consumer_group_reads_are_warned_about():
+    from pipeline.replay.probe import TargetInfo, target_findings
+
+    raw = {"raw.articles", "raw.comments"}
+    info = TargetInfo(topics={"raw.articles", "raw.comments", "other"},
+                      readers={"raw.articles": ["newspipe"]})  # fmt: skip
+    errors, warnings = target_findings(["raw.articles", "raw.comments", "other"], info, raw)
+    assert errors == []
+    assert warnings == ["no consumer group reads raw.comments: the replayed records will wait in "
+                        "Kafka (up to its retention) until a worker starts"]  # fmt: skip
+    info.readers_unknown = "GroupAuthorizationFailedError"
+    _, warnings = target_findings(["raw.articles"], info, raw)
+    assert warnings == ["could not tell whether a consumer group reads raw.articles "
+                        "(GroupAuthorizationFailedError)"]  # fmt: skip
+
+
+# --- the plan -------------------------------------------------------------------------------
+
+
+def test_a_dry_run_is_a_plan_that_does_not_sleep_for_the_rate(tmp_path: Path):
+    from pipeline.replay.runner import ReplayOptions, replay
+    from pipeline.settings import Settings
+
+    src = tmp_path / "mixed.jsonl"
+    rows = [dict(COMMENT, source_comment_id=str(i), posted_at=f"2026-11-26T{i % 3:02d}:30:00Z")
+            for i in range(30)]  # fmt: skip
+    rows += [dict(ARTICLE, source_id=str(i), published_at="2026-11-25T23:00:00Z")
+             for i in range(10)]  # fmt: skip
+    src.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    opts = ReplayOptions(sources=[str(src)], dry_run=True, rate=2, tty=False)
+    summary = asyncio.run(replay(Settings(broker="kafka://127.0.0.1:1"), opts))
+    assert summary.seconds < 10  # at --rate 2 a sleeping dry run would take 20 s
+    plan = summary.as_dict()["plan"]
+    assert plan["would_produce"] == 40 and plan["estimated_seconds"] == 20.0
+    assert plan["targets"] == ["raw.articles", "raw.comments"]
+    assert plan["by_stream"] == {"articles": 10, "comments": 30}
+    assert plan["by_target"] == {"raw.articles": 10, "raw.comments": 30}
+    assert plan["by_hour"] == {"2026-11-25T23:00Z": 10, "2026-11-26T00:00Z": 10,
+                               "2026-11-26T01:00Z": 10, "2026-11-26T02:00Z": 10}  # fmt: skip
+    assert plan["targets_checked"].startswith("targets NOT checked: broker 127.0.0.1:1")
+    out = io.StringIO()
+    summary.render(out)
+    text = out.getvalue()
+    assert "would produce 40 events" in text and "into raw.comments: 30" in text
+    assert "estimated duration at --rate 2/s: 0:20" in text
+
+
+def test_a_plan_over_many_days_counts_per_day():
+    from pipeline.replay.plan import Plan
+
+    plan = Plan(targets=["t"])
+    for day in (1, 1, 2, 5):
+        plan.add(COMMENTS, "t", 1795651200000 + day * 86_400_000)
+    plan.add(COMMENTS, "t", None)
+    unit, counts = plan.by_time()
+    assert unit == "day" and counts == {"2026-11-27": 2, "2026-11-28": 1, "2026-12-01": 1}
+    assert plan.as_dict()["undated"] == 1 and plan.estimated_seconds() is None
+
+
+# --- progress and summary -------------------------------------------------------------------
+
+
+def test_the_progress_line_labels_every_figure_and_rates_what_was_produced():
+    from pipeline.replay.report import Summary, progress_line, progress_text
+
+    s = Summary(mode="kafka", run_id="r1", read=6841, produced=3952, skipped_filter=2889,
+                started=100.0, finished=101.0)  # fmt: skip
+    line = progress_line(s, done=25.0, total=100.0)
+    assert line == ("replay r1: 25.0% of input bytes | read 6,841 | produced 3,952 | "
+                    "produced rate 3,952/s | filtered 2,889 | elapsed 0:01 | ETA 0:03")  # fmt: skip
+    assert progress_text(s, 25.0, 100.0) == (
+        "produced 3,952 | 3,952/s produced | ETA 0:03 | elapsed 0:01 | read 6,841"
+    )
+    offline = Summary(mode="offline", run_id="r1", read=10, produced=10, started=0.0, finished=2.0)
+    assert progress_text(offline, 1.0, None).startswith("processed 10 | 5/s processed | ETA -")
+
+
+def test_an_interrupted_summary_prints_the_checkpoint_and_the_command_that_resumes(
+    tmp_path: Path, monkeypatch
+):
+    from pipeline.replay.cli import build_parser, resume_command
+    from pipeline.replay.report import Summary
+
+    monkeypatch.chdir(tmp_path)
+    argv = ["replay", "a.jsonl", "--rate", "5000", "--resume", "cp.json", "--new-run"]
+    args = build_parser().parse_args(argv)
+    command = resume_command(argv, args)
+    assert command == (f"newspipe replay {tmp_path / 'a.jsonl'} --rate 5000 "
+                       f"--resume {tmp_path / 'cp.json'}")  # fmt: skip
+    s = Summary(mode="kafka", run_id="r1", produced=10, interrupted=True,
+                checkpoint=str(tmp_path / "cp.json"), resume_command=command)  # fmt: skip
+    out = io.StringIO()
+    s.render(out)
+    assert f"checkpoint: {tmp_path / 'cp.json'} (run id r1)" in out.getvalue()
+    assert f"resume with: {command}" in out.getvalue()
+    bare = Summary(mode="kafka", run_id="r1", interrupted=True)
+    out = io.StringIO()
+    bare.render(out)
+    assert "no checkpoint was kept (no --resume)" in out.getvalue()
+
+
+def test_a_summary_into_the_raw_topics_points_at_the_duplicate_counters():
+    from pipeline.replay.report import Summary
+
+    out = io.StringIO()
+    Summary(mode="kafka", run_id="r", produced=5, into_raw=True).render(out)
+    assert 'newspipe_duplicates_total{mode="replay"}' in " ".join(out.getvalue().split())

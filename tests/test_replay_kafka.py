@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -318,8 +319,15 @@ def test_resume_after_sigkill_sends_nothing_acknowledged_twice_and_misses_nothin
         mark = json.loads(checkpoint.read_text())["done"][str(src)]
         assert 600 <= mark < len(rows), "killed midway"
 
-        done = cli(settings, "replay", str(src), "--topic", target, "--resume", str(checkpoint),
-                   "--run-id", "second", "--json")  # fmt: skip
+        other = cli(settings, "replay", str(src), "--topic", target, "--resume", str(checkpoint),
+                    "--run-id", "second")  # fmt: skip
+        assert other.returncode == 2 and b"run id: checkpoint first, now second" in other.stderr
+        # resumed by a relative path from the file's folder: the same backfill, the same run id
+        done = subprocess.run(
+            [sys.executable, "-m", "pipeline.replay.cli", "replay", src.name, "--topic", target,
+             "--resume", str(checkpoint), "--json"],
+            env=settings_env(settings), cwd=tmp_path, capture_output=True, timeout=300,
+        )  # fmt: skip
         assert done.returncode == 0, done.stderr.decode()[-3000:]
         summary = json.loads(done.stdout.decode().strip().splitlines()[-1])
         assert summary["skipped_resume"] == mark
@@ -332,7 +340,7 @@ def test_resume_after_sigkill_sends_nothing_acknowledged_twice_and_misses_nothin
         assert all(seen[n] == 1 for n in range(1, mark + 1))  # nothing acked sent again
         assert max(seen.values()) <= 2
         runs = {m.headers and dict(m.headers).get(REPLAY_HEADER) for m in records}
-        assert runs == {b"first", b"second"}
+        assert runs == {b"first"}  # one backfill, one run id across the resume
     finally:
         drop_topic(settings, target)
 
@@ -370,8 +378,9 @@ def test_bad_lines_are_reported_with_file_and_line_and_the_rest_is_replayed(
         assert sent == [r["source_comment_id"] for i, r in enumerate(rows) if i not in (4, 17, 30)]
         # original event time kept as the Kafka timestamp
         assert {m.timestamp for m in records} == {posted_ms}
-        again = cli(settings, "replay", str(src), "--dry-run", "--allow-invalid")
-        assert again.returncode == 0
+        again = cli(settings, "replay", str(src), "--topic", target, "--dry-run",
+                    "--allow-invalid")  # fmt: skip
+        assert again.returncode == 0, again.stderr.decode()[-2000:]
     finally:
         drop_topic(settings, target)
 
@@ -445,5 +454,103 @@ def test_sigterm_stops_cleanly_flushing_and_checkpointing_exactly_what_was_acked
         assert mark == summary["produced"] == len(records)
         ids = {orjson.loads(m.value)["source_comment_id"] for m in records}
         assert ids == {r["source_comment_id"] for r in rows[:mark]}
+    finally:
+        drop_topic(settings, target)
+
+
+def test_a_dry_run_refuses_a_target_whose_prefix_was_forgotten(pipeline_settings: Settings,
+                                                                tmp_path: Path):  # fmt: skip
+    settings = pipeline_settings
+    make_topic(settings, f"{settings.topic_prefix}raw.comments")
+    try:
+        src = tmp_path / "c.jsonl"
+        src.write_bytes(orjson.dumps(fox_comments()[0]) + b"\n")
+        done = cli(settings, "replay", str(src), "--topic", "raw.comments", "--dry-run")
+        err = done.stderr.decode()
+        assert done.returncode == 2, err
+        assert "target topic raw.comments does not exist" in err
+        assert f"did you mean {settings.topic_prefix}raw.comments? NEWSPIPE_TOPIC_PREFIX" in err
+    finally:
+        drop_topic(settings, f"{settings.topic_prefix}raw.comments")
+
+
+def test_a_topic_range_counts_read_as_file_mode_does(pipeline_settings: Settings, tmp_path: Path):
+    """Records outside [--from, --to) are read and filtered, as lines outside --since/--until are:
+    the same source replayed from a file or from its topic reports the same counts."""
+    settings = pipeline_settings
+    source, target = f"{settings.topic_prefix}old.raw", f"{settings.topic_prefix}backfill.count"
+    make_topic(settings, source, partitions=1)
+    make_topic(settings, target, partitions=1)
+    day = 24 * 3600 * 1000
+    base = (int(time.time() * 1000) // day - 3) * day
+    rows = list(replicate(fox_comments(), 60, "source_comment_id"))
+
+    async def fill() -> None:
+        prod = producer(settings)
+        await prod.start()
+        try:
+            futures = [await prod.send(source, orjson.dumps(r), key=b"a-1",
+                                       timestamp_ms=base + (i % 3) * day)
+                       for i, r in enumerate(rows)]  # fmt: skip
+            await asyncio.gather(*futures)
+        finally:
+            await prod.stop()
+
+    try:
+        asyncio.run(fill())
+        frm = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime((base + day) / 1000))
+        to = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime((base + 2 * day) / 1000))
+        done = cli(settings, "replay", "--from-topic", source, "--from", frm, "--to", to,
+                   "--topic", target, "--dry-run", "--json", "--log-every", "0")  # fmt: skip
+        assert done.returncode == 0, done.stderr.decode()[-3000:]
+        assert ": 100.0% of input records |" in done.stderr.decode()  # progress counts records
+        summary = json.loads(done.stdout.decode().strip().splitlines()[-1])
+        # offsets_for_times(--from) skips day 0 unread only where it is all before day 1; the
+        # records it does read outside the window are counted as read and filtered
+        assert summary["would_produce"] == 20
+        assert summary["read"] == summary["would_produce"] + summary["skipped_filter"]
+        assert summary["skipped_filter"] >= 20  # day 2 interleaves with day 1: read, filtered
+    finally:
+        drop_topic(settings, source)
+        drop_topic(settings, target)
+
+
+def test_after_ctrl_c_the_printed_command_resumes_exactly(pipeline_settings: Settings,
+                                                          tmp_path: Path):  # fmt: skip
+    settings = pipeline_settings
+    target = f"{settings.topic_prefix}backfill.int"
+    make_topic(settings, target)
+    try:
+        src = tmp_path / "comments.jsonl"
+        rows = list(replicate(fox_comments(), 1_500, "source_comment_id"))
+        src.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.replay.cli", "replay", "comments.jsonl", "--topic",
+             target, "--resume", "cp.json", "--rate", "300", "--log-every", "0.5",
+             "--checkpoint-every", "100"],
+            env=settings_env(settings), cwd=tmp_path, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "cp.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.5)  # a few progress lines
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        text = err.decode()
+        assert proc.returncode == 130, text[-2000:]
+        assert "| produced " in text and "produced rate" in text and "ETA" in text
+        assert f"checkpoint: {tmp_path / 'cp.json'}" in text
+        command = next(ln for ln in text.splitlines() if ln.startswith("resume with: "))
+        argv = shlex.split(command.removeprefix("resume with: "))
+        assert argv[:3] == ["newspipe", "replay", str(src)]
+        # the printed command, run from elsewhere (absolute paths), finishes the backfill
+        done = subprocess.run([sys.executable, "-m", "pipeline.replay.cli", *argv[1:], "--json"],
+                              env=settings_env(settings), cwd=ROOT, capture_output=True,
+                              timeout=300)  # fmt: skip
+        assert done.returncode == 0, done.stderr.decode()[-3000:]
+        records = read_raw(settings, target)
+        ids = Counter(orjson.loads(m.value)["source_comment_id"] for m in records)
+        assert set(ids) == {r["source_comment_id"] for r in rows} and max(ids.values()) == 1
     finally:
         drop_topic(settings, target)

@@ -2,9 +2,12 @@
 
 Layout: `<dir>/<topic>/<YYYY-MM-DD>/part-NNNN.jsonl.gz`, the date being the event's own time
 (published_at/posted_at/captured_at) or else its Kafka timestamp, in UTC. One line per record:
-`{"topic","partition","offset","timestamp","key","headers","value"}` (see docs/backfills.md).
-The value is kept as a JSON object only when re-serializing it gives back the exact bytes, so a
-replay sends byte-identical payloads; anything else is kept as `value_text` or `value_b64`.
+`{"topic","partition","offset","timestamp","key","headers","value_bytes","value"}` (see
+docs/backfills.md). A value that is JSON on one line is written as the very bytes that were on the
+topic, last in the line, with its length in `value_bytes`: replay slices those bytes back out, so
+payloads are byte-identical without re-serializing, and the archive is no larger than its input
+plus the record's metadata. Anything else is kept as `value_text` or `value_b64`. Each run also
+writes a manifest (`pipeline.replay.manifest`).
 
 Offsets are committed only after the lines are flushed and fsynced: a crash repeats records in
 the archive (harmless, replay goes through dedup) but never loses one.
@@ -27,6 +30,7 @@ from typing import IO, Any
 import orjson
 
 from pipeline.replay.events import record_time_ms
+from pipeline.replay.manifest import FileEntry, RunManifest
 from pipeline.settings import Settings
 from pipeline.topics import RAW, TopicNames
 
@@ -53,22 +57,25 @@ def archive_line(
     event_ms = None
     if value is None:
         out["value"] = None
+        return orjson.dumps(out) + b"\n", timestamp_ms
+    parsed: Any = None
+    try:
+        parsed = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        pass
     else:
-        parsed: Any = None
-        try:
-            parsed = orjson.loads(value)
-        except orjson.JSONDecodeError:
-            pass
-        if isinstance(parsed, dict) and orjson.dumps(parsed) == value:
-            out["value"] = parsed
+        if isinstance(parsed, dict):
             event_ms = record_time_ms(parsed)
-        else:
-            try:
-                out["value_text"] = value.decode("utf-8")
-            except UnicodeDecodeError:
-                out["value_b64"] = base64.b64encode(value).decode()
-            if isinstance(parsed, dict):
-                event_ms = record_time_ms(parsed)
+        if b"\n" not in value and b"\r" not in value:
+            # The raw bytes, spliced in last: valid JSON, and sliceable by length on replay.
+            out["value_bytes"] = len(value)
+            head = orjson.dumps(out)
+            line = b"".join((head[:-1], b',"value":', value, b"}\n"))
+            return line, event_ms if event_ms is not None else timestamp_ms
+    try:
+        out["value_text"] = value.decode("utf-8")
+    except UnicodeDecodeError:
+        out["value_b64"] = base64.b64encode(value).decode()
     return orjson.dumps(out) + b"\n", event_ms if event_ms is not None else timestamp_ms
 
 
@@ -94,6 +101,7 @@ class _Part:
     raw: IO[bytes]
     fh: IO[bytes]
     lines: int = 0
+    entry: FileEntry | None = None
 
 
 @dataclass
@@ -107,11 +115,13 @@ class ArchiveWriter:
     root: Path
     max_bytes: int = DEFAULT_MAX_BYTES
     compress: bool = True
+    manifest: RunManifest | None = None  # saved at every flush, files checksummed when closed
     parts: dict[tuple[str, str], _Part] = field(default_factory=dict)
     written: int = 0
     files: list[Path] = field(default_factory=list)
 
-    def write(self, topic: str, line: bytes, event_ms: int | None) -> None:
+    def write(self, topic: str, line: bytes, event_ms: int | None, partition: int | None = None,
+              offset: int | None = None, timestamp_ms: int | None = None) -> None:  # fmt: skip
         slot = (topic, date_of(event_ms))
         part = self.parts.get(slot)
         if part is None:
@@ -119,6 +129,9 @@ class ArchiveWriter:
         part.fh.write(line)
         part.lines += 1
         self.written += 1
+        if part.entry is not None:
+            part.entry.add(event_ms if event_ms and event_ms > 0 else None, partition, offset,
+                           timestamp_ms)  # fmt: skip
         if part.raw.tell() >= self.max_bytes:
             self._close(part)
             del self.parts[slot]
@@ -134,14 +147,18 @@ class ArchiveWriter:
         if self.compress:
             fh = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0)  # type: ignore[assignment]
         self.files.append(path)
-        return _Part(path, raw, fh)
+        entry = self.manifest.entry(path, topic, day) if self.manifest is not None else None
+        return _Part(path, raw, fh, entry=entry)
 
     def flush(self) -> None:
-        """Make every written line durable: the caller commits offsets only after this."""
+        """Make every written line durable, then the manifest: the caller commits offsets only
+        after this, so a manifest always covers at least what was committed."""
         for part in self.parts.values():
             part.fh.flush()  # GzipFile.flush is a zlib sync flush: readable up to here
             part.raw.flush()
             os.fsync(part.raw.fileno())
+        if self.manifest is not None:
+            self.manifest.save()
 
     def _close(self, part: _Part) -> None:
         if part.fh is not part.raw:
@@ -149,11 +166,22 @@ class ArchiveWriter:
         part.raw.flush()
         os.fsync(part.raw.fileno())
         part.raw.close()
+        if part.entry is not None:
+            part.entry.close(part.path)
 
-    def close(self) -> None:
+    def close(self, status: str | None = None) -> None:
+        """Close every part; with `status`, the manifest is saved with it ("complete")."""
         for part in self.parts.values():
             self._close(part)
         self.parts.clear()
+        manifest = self.manifest
+        if (
+            manifest is not None
+            and status is not None
+            and (manifest.files or manifest.path.exists())
+        ):
+            manifest.status = status
+            manifest.save()
 
 
 @dataclass
@@ -161,6 +189,7 @@ class ArchiveReport:
     records: int
     files: list[Path]
     seconds: float
+    manifest: Path | None = None
 
 
 async def run_archive(
@@ -197,9 +226,12 @@ async def run_archive(
     )
     loop = asyncio.get_running_loop()
     installed = install_signals(loop, stop)
-    writer = ArchiveWriter(root, max_bytes=max_bytes, compress=compress)
+    manifest = RunManifest(root, topics=sorted(topics), group=group)
+    writer = ArchiveWriter(root, max_bytes=max_bytes, compress=compress, manifest=manifest)
     started = time.monotonic()
+    starts: dict[Any, int] = {}  # where each partition's reading began: the run's coverage
     await consumer.start()
+    status = "failed"
     try:
         if group is None:
             await assign_from_beginning(consumer, topics)
@@ -207,6 +239,9 @@ async def run_archive(
             consumer.subscribe(topics)
         last_new: float | None = None
         while not stop.is_set():
+            for tp in consumer.assignment():
+                if tp not in starts:
+                    starts[tp] = await consumer.position(tp)
             batch = await consumer.getmany(timeout_ms=500, max_records=5000)
             now = time.monotonic()
             if consumer.assignment() and last_new is None:
@@ -223,9 +258,12 @@ async def run_archive(
                         msg.headers,
                         msg.value,
                     )
-                    writer.write(tp.topic, line, event_ms)
+                    writer.write(tp.topic, line, event_ms, tp.partition, msg.offset,
+                                 msg.timestamp)  # fmt: skip
                 if messages:
                     offsets[tp] = messages[-1].offset + 1
+                    starts.setdefault(tp, messages[0].offset)
+                    manifest.cover(tp.topic, tp.partition, starts[tp], offsets[tp])
                     last_new = now
             if offsets:
                 writer.flush()
@@ -233,13 +271,14 @@ async def run_archive(
                     await consumer.commit(offsets)
             if idle_exit is not None and last_new is not None and now - last_new >= idle_exit:
                 break
-        writer.close()
+        status = "complete"
     finally:
-        writer.close()
+        writer.close(status)
         await consumer.stop()
         for sig in installed:
             loop.remove_signal_handler(sig)
-    return ArchiveReport(writer.written, writer.files, time.monotonic() - started)
+    return ArchiveReport(writer.written, writer.files, time.monotonic() - started,
+                         manifest.path)  # fmt: skip
 
 
 def install_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> list[int]:

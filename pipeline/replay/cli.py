@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,9 +22,6 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     from pipeline.replay.runner import ReplayOptions, replay
     from pipeline.replay.safety import ReplayRefused
 
-    if not args.sources and not args.from_topic:
-        print("newspipe replay: error: give SOURCES or --from-topic", file=sys.stderr)
-        return 2
     try:
         opts = ReplayOptions(
             sources=list(args.sources),
@@ -37,15 +36,16 @@ def _cmd_replay(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
             validate=args.validate,
             resume=Path(args.resume) if args.resume else None,
+            new_run=args.new_run,
             checkpoint_every=args.checkpoint_every,
             batch=args.batch,
             linger_ms=args.linger_ms,
             force=args.force,
             keep_timestamps=not args.now_timestamps,
             log_every=args.log_every,
+            run_id=args.run_id,
+            resume_command=resume_command(sys.argv[1:], args) if args.resume else None,
         )
-        if args.run_id:
-            opts.run_id = args.run_id
         summary = asyncio.run(replay(Settings.from_env(), opts))
     except (ReplayRefused, FileNotFoundError, ValueError) as exc:
         print(f"newspipe replay: error: {exc}", file=sys.stderr)
@@ -56,6 +56,18 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
         print(orjson.dumps(summary.as_dict()).decode(), flush=True)
     return summary.exit_code(args.allow_invalid)
+
+
+def resume_command(argv: list[str], args: argparse.Namespace) -> str:
+    """The command line that carries on this backfill: the same one, paths made absolute (they
+    resolve the same from anywhere), without --new-run (it would start over again)."""
+    paths = set(args.sources) | {args.resume, args.offline} - {None}
+    out = ["newspipe"]
+    for arg in argv:
+        if arg == "--new-run":
+            continue
+        out.append(os.path.abspath(arg) if arg in paths and not arg.startswith("-") else arg)
+    return shlex.join(out)
 
 
 def _time(text: str | None, parse: Any) -> int | None:
@@ -70,6 +82,11 @@ def _time(text: str | None, parse: Any) -> int | None:
 def _cmd_archive(args: argparse.Namespace) -> int:
     from pipeline.replay.archive import run_archive
 
+    if args.archive_action == "verify":
+        return _cmd_verify(args)
+    if not args.dir:
+        print("newspipe archive: error: --dir is required", file=sys.stderr)
+        return 2
     settings = Settings.from_env()
     report = asyncio.run(
         run_archive(settings, Path(args.dir), args.topics or None, max_bytes=args.max_bytes,
@@ -78,7 +95,28 @@ def _cmd_archive(args: argparse.Namespace) -> int:
     )  # fmt: skip
     print(f"archived {report.records} records into {len(report.files)} files under {args.dir} "
           f"in {report.seconds:.1f}s")  # fmt: skip
+    if report.records and report.manifest is not None:
+        print(f"manifest: {report.manifest}")
     return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from pipeline.replay.manifest import verify
+
+    root = Path(args.archive)
+    if not root.is_dir():
+        print(f"newspipe archive verify: error: no such folder: {root}", file=sys.stderr)
+        return 2
+    verdict = verify(root, deep=not args.quick)
+    for note in verdict.notes:
+        print(note)
+    for problem in verdict.problems:
+        print(f"problem: {problem}")
+    checked = "sizes" if args.quick else "sizes, checksums and line counts"
+    state = "complete" if verdict.ok else f"NOT complete: {len(verdict.problems)} problem(s)"
+    print(f"{root}: {verdict.runs} runs, {verdict.files} files, {verdict.records} records "
+          f"({checked} checked): {state}")  # fmt: skip
+    return 0 if verdict.ok else 1
 
 
 def add_replay_commands(sub: Any) -> None:
@@ -107,16 +145,22 @@ def add_replay_commands(sub: Any) -> None:
                      help="only this stream (plain JSON lines: the stream they are)")  # fmt: skip
     ctl = p.add_argument_group("control")
     ctl.add_argument("--rate", type=float, help="at most N events per second")
-    ctl.add_argument("--dry-run", action="store_true", help="read and validate; produce nothing")
+    ctl.add_argument("--dry-run", action="store_true",
+                     help="a plan: count per stream, target and hour/day, validate, estimate the "
+                     "duration at --rate; produce nothing")  # fmt: skip
     ctl.add_argument("--validate", action="store_true",
                      help="validate at the door first; invalid events are not sent")  # fmt: skip
     ctl.add_argument("--resume", metavar="CHECKPOINT", help="checkpoint file to resume from/write")
+    ctl.add_argument("--new-run", action="store_true",
+                     help="with --resume: start this backfill over, replacing the checkpoint "
+                     "(instead of refusing one written with other sources or options)")  # fmt: skip
     ctl.add_argument("--checkpoint-every", type=int, default=1000, help="save every N acks")
     ctl.add_argument("--batch", type=int, default=10_000, help="sends in flight before waiting")
     ctl.add_argument("--linger-ms", type=int, default=20, help="producer linger")
     ctl.add_argument("--now-timestamps", action="store_true",
                      help="let the broker stamp records, not the event times")  # fmt: skip
-    ctl.add_argument("--run-id", help="the value of the newspipe-replay header (default random)")
+    ctl.add_argument("--run-id", help="the value of the newspipe-replay header (default: the "
+                     "checkpoint's when resuming, else random)")  # fmt: skip
     ctl.add_argument("--log-every", type=float, default=10.0, help="log interval without a TTY")
     ctl.add_argument("--allow-invalid", action="store_true", help="exit 0 despite invalid lines")
     ctl.add_argument("--json", action="store_true", help="also print the summary as JSON")
@@ -125,9 +169,19 @@ def add_replay_commands(sub: Any) -> None:
     p = sub.add_parser(
         "archive", help="archive the raw topics to dated, rotated JSON-lines files",
         description="Consume the raw topics (group <app_id>-archive) into "
-        "DIR/<topic>/<YYYY-MM-DD>/part-NNNN.jsonl.gz; offsets are committed after fsync.",
+        "DIR/<topic>/<YYYY-MM-DD>/part-NNNN.jsonl.gz with a manifest per run in "
+        "DIR/_manifests/; offsets are committed after fsync. `archive verify DIR` checks it.",
     )  # fmt: skip
-    p.add_argument("--dir", required=True, help="archive root folder")
+    actions = p.add_subparsers(dest="archive_action")
+    v = actions.add_parser(
+        "verify", help="check an archive against its manifests",
+        description="Every manifest's files present with their size, checksum and line count, "
+        "every part file in a manifest, and no hole in the offsets the runs covered. Exit 1 when "
+        "anything is missing.",
+    )  # fmt: skip
+    v.add_argument("archive", help="archive root folder (the --dir it was written with)")
+    v.add_argument("--quick", action="store_true", help="sizes only: no checksums, no reading")
+    p.add_argument("--dir", help="archive root folder (required to archive)")
     p.add_argument("--topics", nargs="+", help="topics to archive (default: the raw topics)")
     p.add_argument("--max-bytes", type=int, default=64 * 1024 * 1024, help="rotate parts at this")
     p.add_argument("--idle-exit", type=float, help="stop after N seconds without new records")
@@ -137,10 +191,15 @@ def add_replay_commands(sub: Any) -> None:
     p.set_defaults(func=_cmd_archive)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """`replay` and `archive` alone, as `python -m pipeline.replay.cli` runs them."""
     parser = argparse.ArgumentParser(prog="newspipe")
     add_replay_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     return int(args.func(args) or 0)
 
 

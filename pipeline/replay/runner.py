@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import sys
 import time
 import uuid
 from collections import deque
@@ -21,8 +23,16 @@ from pipeline.replay.bucket import TokenBucket
 from pipeline.replay.checkpoint import Checkpoint
 from pipeline.replay.events import BadLine, Event, guess_stream, stream_of_topic
 from pipeline.replay.filters import EventFilter
+from pipeline.replay.manifest import prune
+from pipeline.replay.plan import Plan
 from pipeline.replay.report import Feedback, Summary
-from pipeline.replay.safety import check_targets
+from pipeline.replay.safety import (
+    ReplayRefused,
+    check_flags,
+    check_source_topic,
+    check_targets,
+    iso,
+)
 from pipeline.replay.sources import CountingReader, Item, expand_sources, read_file
 from pipeline.settings import Settings
 from pipeline.topics import ARTICLES, COMMENTS, REPLAY_HEADER, TopicNames
@@ -44,14 +54,17 @@ class ReplayOptions:
     dry_run: bool = False
     validate: bool = False
     resume: Path | None = None
+    new_run: bool = False  # with --resume: start over instead of refusing another backfill's file
     checkpoint_every: int = 1000
     batch: int = 10_000  # produce futures in flight before the oldest is awaited
     linger_ms: int = 20
     force: bool = False
     keep_timestamps: bool = True
     log_every: float = 10.0
-    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    run_id: str | None = None  # None: the checkpoint's when resuming, else a new random one
     tty: bool | None = None
+    resume_command: str | None = None  # the CLI's exact command line, for the summary
+    probe_targets: bool = True  # ask the broker whether targets exist and are read
 
 
 class _Sources:
@@ -65,12 +78,16 @@ class _Sources:
         self.files = files
         self.checkpoint = checkpoint
         self.total = float(sum(f.stat().st_size for f in files)) or None
+        self.unit = "records" if opts.from_topic else "bytes"
         self._done_bytes = 0
         self._counter: CountingReader | None = None
         self._records = 0
 
     def out_of_range(self, origin: str, position: int) -> None:
+        """A topic record outside [--from, --to): read and filtered, as a file line would be."""
+        self.summary.read += 1
         self.summary.skipped_filter += 1
+        self._records += 1
         self.checkpoint.passed(origin, position)
 
     def done(self) -> float:
@@ -84,14 +101,17 @@ class _Sources:
                 self._records += 1
                 yield event
         for path in self.files:
-            self._counter = CountingReader(open(path, "rb"))
+            counter = self._counter = CountingReader(open(path, "rb"))
+            whole = False
             try:
-                for item in read_file(path, self.opts.stream, counter=self._counter):
+                for item in read_file(path, self.opts.stream, counter=counter):
                     yield item
+                whole = True
             finally:
-                self._counter.close()
-                self._done_bytes += path.stat().st_size
                 self._counter = None
+                # stopped early (Ctrl-C): only what was read counts towards progress
+                self._done_bytes += path.stat().st_size if whole else counter.count
+                counter.close()
 
 
 async def read_topic_range(settings: Settings, opts: ReplayOptions, checkpoint: Checkpoint,
@@ -207,20 +227,72 @@ def _headers(event: Event, run_id: bytes) -> list[tuple[str, bytes]]:
     return headers
 
 
+def covers_of(opts: ReplayOptions, targets: dict[str, str]) -> dict[str, Any]:
+    """What a checkpoint is for: sources as absolute paths (a relative path typed from the same
+    folder matches), window and filters as ISO text, and the targets."""
+    f = opts.event_filter
+
+    def t(ms: int | None) -> str | None:
+        return iso(ms) if ms is not None else None
+
+    into = (
+        [f"offline:{os.path.abspath(opts.offline)}"]
+        if opts.offline
+        else sorted(set(targets.values()))
+    )
+    return {
+        "sources": sorted(os.path.abspath(s) for s in opts.sources),
+        "from_topic": opts.from_topic, "from": t(opts.from_ms), "to": t(opts.to_ms),
+        "since": t(f.since_ms), "until": t(f.until_ms), "source": f.source, "stream": f.stream,
+        "validate": opts.validate, "targets": into,
+    }  # fmt: skip
+
+
 async def replay(settings: Settings, opts: ReplayOptions,
                  stop: asyncio.Event | None = None) -> Summary:  # fmt: skip
-    """Run one replay; the mode is offline, dry run or Kafka (the default)."""
+    """Run one replay; the mode is offline, dry run (a plan) or Kafka (the default)."""
+    f = opts.event_filter
+    check_flags(has_files=bool(opts.sources), from_topic=opts.from_topic, from_ms=opts.from_ms,
+                to_ms=opts.to_ms, since_ms=f.since_ms, until_ms=f.until_ms, topic=opts.topic,
+                offline=opts.offline is not None, dry_run=opts.dry_run,
+                resume=opts.resume is not None, new_run=opts.new_run,
+                rate=opts.rate)  # fmt: skip
+    if opts.from_topic:
+        check_source_topic(opts.from_topic, opts.force)
     mode = "offline" if opts.offline else "dry-run" if opts.dry_run else "kafka"
-    summary = Summary(mode=mode, run_id=opts.run_id)
     files, missing = expand_sources(opts.sources)
     if missing:
         raise FileNotFoundError(f"nothing matches: {', '.join(missing)}")
     targets = targets_for(settings, opts)
-    if mode == "kafka":
-        check_targets(sorted(set(targets.values())), opts.force)
-    checkpoint = Checkpoint(opts.resume, opts.run_id, opts.checkpoint_every)
+    topics = sorted(set(targets.values()))
+    if mode != "offline":
+        check_targets(topics, opts.force)
+    checkpoint = Checkpoint(opts.resume, opts.run_id or "", opts.checkpoint_every,
+                            covers_of(opts, targets))  # fmt: skip
+    if opts.new_run:
+        checkpoint.start_over()
+    else:
+        checkpoint.check_same_backfill()
+    run_id = opts.run_id or checkpoint.saved_run_id or uuid.uuid4().hex[:12]
+    checkpoint.run_id = run_id
+    summary = Summary(mode=mode, run_id=run_id)
+    if opts.resume is not None:
+        summary.checkpoint = os.path.abspath(opts.resume)
+        summary.resume_command = opts.resume_command
+        if checkpoint.old_version:
+            summary.warnings.append(f"{opts.resume} is an old checkpoint that does not record "
+                                    "its filters: it is assumed to match them")  # fmt: skip
+    names = TopicNames(settings.topic_prefix)
+    summary.into_raw = bool({names.raw_articles, names.raw_comments} & set(topics))
     if mode == "dry-run":
         checkpoint.path = None  # a dry run honours a checkpoint but must never advance it
+        summary.plan = Plan(targets=topics, rate=opts.rate)
+    if mode != "offline" and opts.probe_targets:
+        await _check_broker(settings, topics, names, summary, dry=mode == "dry-run")
+    files, pruned, pruned_records = prune(files, f.since_ms, f.until_ms)
+    summary.pruned_files, summary.pruned_records = len(pruned), pruned_records
+    for warning in summary.warnings:
+        print(f"newspipe replay: warning: {warning}", file=sys.stderr, flush=True)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     installed = install_signals(loop, stop)
@@ -230,14 +302,42 @@ async def replay(settings: Settings, opts: ReplayOptions,
         if mode == "offline":
             assert opts.offline is not None
             await _run_offline(settings, opts, sources, checkpoint, summary, stop, validate)
+        elif mode == "dry-run":
+            await _run_plan(opts, sources, checkpoint, summary, stop, validate, targets)
         else:
             await _run_kafka(settings, opts, sources, checkpoint, summary, stop, validate,
-                             targets, dry=mode == "dry-run")  # fmt: skip
+                             targets)  # fmt: skip
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
         summary.finished = time.monotonic()
     return summary
+
+
+async def _check_broker(settings: Settings, topics: list[str], names: TopicNames,
+                        summary: Summary, dry: bool) -> None:  # fmt: skip
+    """Missing targets are refused; raw targets nobody reads are warned about. A dry run with no
+    broker still plans, and says the targets were not checked."""
+    from aiokafka.errors import KafkaError
+
+    from pipeline.replay.probe import probe, target_findings
+
+    raw = {names.raw_articles, names.raw_comments}
+    try:
+        info = await probe(settings, topics, raw)
+    except (KafkaError, OSError, TimeoutError) as exc:
+        if not dry:
+            raise
+        if summary.plan is not None:
+            summary.plan.checked = (f"targets NOT checked: broker {settings.bootstrap_servers} "
+                                    f"unreachable ({type(exc).__name__})")  # fmt: skip
+        return
+    errors, warnings = target_findings(topics, info, raw, settings.topic_prefix)
+    if errors:
+        raise ReplayRefused("; ".join(errors))
+    summary.warnings.extend(warnings)
+    if summary.plan is not None:
+        summary.plan.checked = f"targets exist on {settings.bootstrap_servers}"
 
 
 def _admit(
@@ -270,16 +370,16 @@ def _admit(
 async def _run_kafka(
     settings: Settings, opts: ReplayOptions, sources: _Sources, checkpoint: Checkpoint,
     summary: Summary, stop: asyncio.Event, validate: Callable[[Event], BadLine | None] | None,
-    targets: dict[str, str], dry: bool,
+    targets: dict[str, str],
 ) -> None:  # fmt: skip
     from aiokafka.errors import KafkaError
 
     from pipeline.kafka_io import producer
 
-    run_id = opts.run_id.encode()
+    run_id = summary.run_id.encode()
     only_header = [(REPLAY_HEADER, run_id)]
     bucket = TokenBucket(opts.rate) if opts.rate else None
-    prod = None if dry else producer(settings, linger_ms=opts.linger_ms)
+    prod = producer(settings, linger_ms=opts.linger_ms)
     pending: deque[asyncio.Future[Any]] = deque()
     track = opts.resume is not None  # per-ack bookkeeping only when a checkpoint is kept
     partition_of: dict[tuple[str, bytes], int] = {}
@@ -342,17 +442,18 @@ async def _run_kafka(
                 with contextlib.suppress(Exception):
                     await pending.popleft()
 
-    if prod is not None:
-        await prod.start()
-        try:
-            for topic in sorted(set(targets.values())):
-                await prod.partitions_for(topic)
-        except KafkaError as exc:
-            await prod.stop()
-            hint = "create it first, e.g. `newspipe topics create`"
-            raise ValueError(f"target topic missing or unreachable: {exc!r} ({hint})") from None
+    await prod.start()
     try:
-        with Feedback(summary, sources.total, opts.log_every, tty=opts.tty) as feedback:
+        for topic in sorted(set(targets.values())):
+            await prod.partitions_for(topic)
+    except KafkaError as exc:
+        await prod.stop()
+        hint = "create it first, e.g. `newspipe topics create`"
+        raise ValueError(f"target topic missing or unreachable: {exc!r} ({hint})") from None
+    try:
+        with Feedback(
+            summary, sources.total, opts.log_every, tty=opts.tty, unit=sources.unit
+        ) as feedback:
             n = 0
             # aclosing: a Ctrl-C break still closes the reader (and a --from-topic consumer) now
             async with contextlib.aclosing(sources.__aiter__()) as items:
@@ -362,7 +463,7 @@ async def _run_kafka(
                         break
                     n += 1
                     if n % 256 == 0:
-                        feedback.update(sources.done())
+                        feedback.update(sources.done(), sources.total)
                     event = _admit(item, opts, checkpoint, summary, validate)
                     if event is None:
                         continue
@@ -370,23 +471,48 @@ async def _run_kafka(
                         wait = bucket.take()
                         if wait > 0.002:
                             await asyncio.sleep(wait)
-                    if prod is None:
-                        summary.produced += 1
-                        checkpoint.passed(event.origin, event.position)
-                        continue
                     await produce(prod, event)
             if stop.is_set():
                 summary.interrupted = True
-            feedback.update(sources.done())
+            feedback.update(sources.done(), sources.total)
     finally:
-        if prod is not None:
-            # Flush on every exit (end, Ctrl-C, error): acked sends reach the checkpoint.
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(prod.flush(), timeout=60)
-            if pending:
-                await asyncio.wait(list(pending), timeout=60)
-            await prod.stop()
+        # Flush on every exit (end, Ctrl-C, error): acked sends reach the checkpoint.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(prod.flush(), timeout=60)
+        if pending:
+            await asyncio.wait(list(pending), timeout=60)
+        await prod.stop()
         checkpoint.save()
+
+
+async def _run_plan(
+    opts: ReplayOptions, sources: _Sources, checkpoint: Checkpoint, summary: Summary,
+    stop: asyncio.Event, validate: Callable[[Event], BadLine | None] | None,
+    targets: dict[str, str],
+) -> None:  # fmt: skip
+    """The dry run: the real run's admission, counted per stream, target and hour; no sleeping
+    for --rate (the plan states the duration instead) and no producer."""
+    plan = summary.plan
+    assert plan is not None
+    with Feedback(
+        summary, sources.total, opts.log_every, tty=opts.tty, unit=sources.unit
+    ) as feedback:
+        n = 0
+        async with contextlib.aclosing(sources.__aiter__()) as items:
+            async for item in items:
+                if stop.is_set():
+                    summary.interrupted = True
+                    break
+                n += 1
+                if n % 256 == 0:
+                    feedback.update(sources.done(), sources.total)
+                    await asyncio.sleep(0)  # let a signal handler run
+                event = _admit(item, opts, checkpoint, summary, validate)
+                if event is None:
+                    continue
+                plan.add(event.stream, targets[event.stream], event.event_time_ms())
+                checkpoint.passed(event.origin, event.position)
+        feedback.update(sources.done(), sources.total)
 
 
 async def _run_offline(
@@ -402,7 +528,7 @@ async def _run_offline(
     names = TopicNames(settings.topic_prefix)
     raw_topic = {ARTICLES: names.raw_articles, COMMENTS: names.raw_comments}
     core = Core(settings)
-    run_id = opts.run_id.encode()
+    run_id = summary.run_id.encode()
     mode = "ab" if opts.resume else "wb"
     files = {
         ARTICLES: open(out_dir / "clean.articles.jsonl", mode),
@@ -411,7 +537,9 @@ async def _run_offline(
     }
     bucket = TokenBucket(opts.rate) if opts.rate else None
     try:
-        with Feedback(summary, sources.total, opts.log_every, tty=opts.tty) as feedback:
+        with Feedback(
+            summary, sources.total, opts.log_every, tty=opts.tty, unit=sources.unit
+        ) as feedback:
             n = 0
             # aclosing: a Ctrl-C break still closes the reader (and a --from-topic consumer) now
             async with contextlib.aclosing(sources.__aiter__()) as items:
@@ -421,7 +549,7 @@ async def _run_offline(
                         break
                     n += 1
                     if n % 256 == 0:
-                        feedback.update(sources.done())
+                        feedback.update(sources.done(), sources.total)
                         await asyncio.sleep(0)  # let a signal handler run
                     event = _admit(item, opts, checkpoint, summary, validate)
                     if event is None:
@@ -442,7 +570,7 @@ async def _run_offline(
                     elif result.status == DLQ:
                         files[DLQ].write(orjson.dumps(result.record) + b"\n")
                     checkpoint.passed(event.origin, event.position)
-            feedback.update(sources.done())
+            feedback.update(sources.done(), sources.total)
     finally:
         for fh in files.values():
             fh.flush()

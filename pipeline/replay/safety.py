@@ -36,3 +36,52 @@ def check_targets(topics: list[str], force: bool = False) -> None:
         reason = protected_reason(topic)
         if reason and not force:
             raise ReplayRefused(f"refusing to replay into {topic}: {reason} (use --force)")
+
+
+def check_source_topic(topic: str, force: bool = False) -> None:
+    """`--from-topic` must hold raw events: a clean or internal topic would be re-fed as raw."""
+    reason = protected_reason(topic)
+    if reason and not force:
+        raise ReplayRefused(
+            f"refusing to read --from-topic {topic}: {reason}; its records are not raw events "
+            "and would be fed back into the pipeline as raw (use --force if that is meant)"
+        )
+
+
+def check_window(name_from: str, start: int | None, name_to: str, end: int | None) -> None:
+    """An inverted or empty window would read everything and send nothing: refuse it."""
+    if start is not None and end is not None and start >= end:
+        raise ReplayRefused(
+            f"empty time window: {name_from} {iso(start)} is not before {name_to} {iso(end)}"
+        )
+
+
+def check_flags(*, has_files: bool, from_topic: str | None, from_ms: int | None,
+                to_ms: int | None, since_ms: int | None, until_ms: int | None,
+                topic: str | None, offline: bool, dry_run: bool, resume: bool,
+                new_run: bool, rate: float | None) -> None:  # fmt: skip
+    """Refuse flags that do not apply to the chosen source or target, rather than ignore them."""
+    if not has_files and not from_topic:
+        raise ReplayRefused("give SOURCES or --from-topic")
+    if (from_ms is not None or to_ms is not None) and not from_topic:
+        raise ReplayRefused(
+            "--from/--to select a Kafka-timestamp range of --from-topic and do not apply to "
+            "files; for files use --since/--until (event time)"
+        )
+    check_window("--since", since_ms, "--until", until_ms)
+    check_window("--from", from_ms, "--to", to_ms)
+    if offline and topic:
+        raise ReplayRefused("--topic does not apply with --offline (it writes files, not topics)")
+    if offline and dry_run:
+        raise ReplayRefused("--dry-run and --offline: choose one (--dry-run plans a Kafka replay)")
+    if new_run and not resume:
+        raise ReplayRefused("--new-run starts a checkpoint over: it needs --resume FILE")
+    if rate is not None and rate <= 0:
+        raise ReplayRefused(f"--rate must be positive, got {rate:g}")
+
+
+def iso(ms: int) -> str:
+    """Epoch ms as the ISO-8601 UTC text the options take."""
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -12,6 +12,7 @@ import binascii
 import glob
 import gzip
 import io
+import os
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,7 +61,8 @@ class CountingReader(io.RawIOBase):
 
 def expand_sources(patterns: list[str]) -> tuple[list[Path], list[str]]:
     """Files for globs, folders (recursively, sorted) and plain paths; also the patterns that
-    matched nothing, so a typo is an error rather than an empty replay."""
+    matched nothing, so a typo is an error rather than an empty replay. Paths are absolute: they
+    name the origins a checkpoint records, which must not depend on the working folder."""
     files: list[Path] = []
     missing: list[str] = []
     for pattern in patterns:
@@ -69,7 +71,7 @@ def expand_sources(patterns: list[str]) -> tuple[list[Path], list[str]]:
             matches = sorted(glob.glob(pattern, recursive=True))
         found = False
         for match in matches:
-            path = Path(match)
+            path = Path(os.path.abspath(match))
             if path.is_dir():
                 inner = sorted(p for p in path.rglob("*") if p.is_file() and _readable(p))
                 files.extend(inner)
@@ -143,27 +145,37 @@ def parse_line(line: bytes, origin: str, n: int, stream: str | None = None) -> I
     if not isinstance(obj, dict):
         return BadLine(origin, n, f"not_object: a JSON {type(obj).__name__}")
     if ARCHIVE_FIELDS <= obj.keys():
-        return parse_archive_record(obj, origin, n, stream)
+        return parse_archive_record(obj, origin, n, stream, line)
     chosen = stream or guess_stream(obj)
     # The line's own bytes are sent, so what the worker validates is exactly what was written.
     return Event(chosen, line.strip(), key_for(chosen, obj), None, origin, n, obj)
 
 
 def parse_archive_record(
-    obj: dict[str, Any], origin: str, n: int, stream: str | None = None
+    obj: dict[str, Any], origin: str, n: int, stream: str | None = None, line: bytes = b""
 ) -> Item:
     """Rebuild the archived Kafka record byte for byte (see docs/backfills.md for the layout).
 
     Written for speed (type() checks, a per-topic stream cache): it runs once per replayed record.
+    `line` (the archive line's bytes) is needed for values stored raw (`value_bytes`); archives
+    written before that keep a re-serializable object in `value`, or `value_text`/`value_b64`.
     """
     try:
         record = obj.get("value")
-        if type(record) is dict:
+        size = obj.get("value_bytes")
+        if size is not None:
+            value = _raw_value(line, size)
+            if value is None:
+                return BadLine(origin, n, "archive.bad_field: value_bytes does not fit the line")
+            if type(record) is not dict:
+                record = None  # sent as it was; the worker rejects what is not an object
+        elif type(record) is dict:
             value = orjson.dumps(record)
         elif record is not None:
             return BadLine(origin, n, "archive.bad_value: value is not a JSON object")
         elif "value_text" in obj:
             value = str(obj["value_text"]).encode("utf-8")
+            record = _loads_object(value)
         elif "value_b64" in obj:
             value = base64.b64decode(obj["value_b64"], validate=True)
         else:
@@ -198,6 +210,28 @@ def parse_archive_record(
 
 
 _TOPIC_STREAM: dict[str, str] = {}
+_VALUE_TAG = b'"value":'
+
+
+def _raw_value(line: bytes, size: Any) -> bytes | None:
+    """The `size` bytes before the line's closing brace, checked to follow `"value":`."""
+    if type(size) is not int or size <= 0:
+        return None
+    body = line.rstrip(b"\r\n")
+    end = len(body) - 1
+    start = end - size
+    if start < len(_VALUE_TAG) or body[start - len(_VALUE_TAG) : start] != _VALUE_TAG:
+        return None
+    return body[start:end]
+
+
+def _loads_object(value: bytes) -> dict[str, Any] | None:
+    """The event as an object when it is one (for filters and keys); None otherwise."""
+    try:
+        obj = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    return obj if type(obj) is dict else None
 
 
 def _header(item: Any) -> tuple[str, bytes]:
