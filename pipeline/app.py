@@ -78,8 +78,17 @@ def create_app(settings: Settings | None = None) -> faust.App:
         store=settings.store,
         datadir=str(settings.state_dir),
         web_host=settings.web_host,
+        # Faust binds all interfaces unless told; web_host alone is only the advertised name
+        web_bind=settings.web_host,
         web_port=settings.web_port,
         web_enabled=True,
+        # only the endpoints the README lists: none of Faust's router, table, graph or stats
+        # pages (they answer without authentication and expose keys and values)
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
+        web_metrics_enabled=False,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         processing_guarantee=settings.processing_guarantee,

@@ -61,3 +61,43 @@ def test_seed_page_comes_out_of_kafka_as_one_article_and_its_comments(
     for record in comments:
         record.pop("_kafka")
         validate_record("clean-comment", record)
+
+
+def _listening(port: int) -> set[str]:
+    """Local addresses (hex, as /proc/net/tcp shows them) listening on `port`."""
+    out = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = open(table).read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            addr, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                out.add(addr)
+    return out
+
+
+def test_the_worker_listens_on_the_configured_host_and_serves_only_its_endpoints(
+    topics, worker_factory
+):
+    import urllib.error
+    import urllib.request
+
+    worker = worker_factory(topics).start()
+    worker.wait_ready()
+    assert _listening(topics.web_port) == {"0100007F"}  # 127.0.0.1 only, not 0.0.0.0 or ::
+
+    def status(path: str) -> int:
+        try:
+            with urllib.request.urlopen(worker.url(path), timeout=5) as resp:
+                return resp.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    assert {p: status(p) for p in ("/metrics", "/healthz", "/readyz", "/trends")} == {
+        "/metrics": 200, "/healthz": 200, "/readyz": 200, "/trends": 200,
+    }  # fmt: skip
+    for faust_page in ("/router/", "/table/", "/graph/", "/stats/", "/performance/"):
+        assert status(faust_page) == 404, faust_page
