@@ -40,6 +40,33 @@ _INLINE_TAGS = "a|b|i|u|s|em|strong|font|span|img|sup|sub|small|big|abbr|cite|co
 _BLOCK_TAG = re.compile(rf"</?(?:{_BLOCK_TAGS})(?:\s[^<>]*)?/?>", re.IGNORECASE)
 _INLINE_TAG = re.compile(rf"</?(?:{_INLINE_TAGS})(?:\s[^<>]*)?/?>|<!--.*?-->", re.IGNORECASE)
 
+# Active markup never survives, whatever it is nested in or however often it was entity-encoded
+# (decoding runs first, to a fixed point): script-like elements go with their content, elements
+# that load or run something go as tags, and so does any tag carrying an event handler or a
+# script URL. Text that only looks like markup (`a < b`, `<3`, `<TXN.N>`) stays.
+_ACTIVE_BLOCK = re.compile(
+    # an unclosed script or style runs to the end of the text, as a browser reads it
+    r"<(script|style|template|noscript|xml|textarea|title)\b[^>]*>.*?(?:</\1\s*>|$)"
+    r"|<(iframe|object|svg|math)\b[^>]*>.*?</\2\s*>",
+    re.IGNORECASE | re.DOTALL,
+)
+# In a text that held active markup nothing tag-shaped is trusted: any other element goes too
+# (MathML/SVG wrappers of a payload), and so does a `<` opening a name that no `>` closes (what
+# removal leaves of a split tag, "<scr<script>...</script>ipt>").
+_ANY_TAG = re.compile(r"</?[a-z][a-z0-9-]*(?:[\s/][^<>]*)?>", re.IGNORECASE)
+_DANGLING_OPEN = re.compile(r"<(?=/?[a-z][^<>]*(?:<|$))", re.IGNORECASE)
+_ACTIVE_TAGS = (
+    "script|style|template|noscript|xml|iframe|frame|frameset|object|embed|applet|svg|math|form|"
+    "input|button|textarea|select|option|link|meta|base|video|audio|source|track|marquee|html|"
+    "head|body|title|details|dialog|isindex|keygen|image|animate|set|use|foreignobject"
+)
+_ACTIVE_TAG = re.compile(rf"</?(?:{_ACTIVE_TAGS})\b[^<>]*>?", re.IGNORECASE)
+_HANDLER_TAG = re.compile(
+    r"<[a-z][\w:-]*[\s/][^<>]*?(?:\bon[a-z]+\s*=|(?:java|vb)script\s*:|data\s*:\s*text/html)[^<>]*>?",
+    re.IGNORECASE,
+)
+_SCRIPT_URL = re.compile(r"\b(?:java|vb|live)script\s*:", re.IGNORECASE)
+
 # `\` is a line escape in AG News / RSS dumps ("A second\team"); `\\` a paragraph break, `\$`
 # an escaped dollar. `\_` is kept: it is the shrug emoticon in comments, not an escape.
 _PARA_ESCAPE = re.compile(r"\\{2,}")
@@ -116,7 +143,12 @@ def _one_pass(s: str) -> str:
         s = ftfy.fix_text(s, _FTFY)
         ascii_only = s.isascii()
     if "<" in s:
-        s = _INLINE_TAG.sub("", _BLOCK_TAG.sub("\n\n", s))
+        inert = _ACTIVE_TAG.sub("", _HANDLER_TAG.sub("", _ACTIVE_BLOCK.sub("", s)))
+        if inert != s:
+            inert = _DANGLING_OPEN.sub("", _ANY_TAG.sub("", inert))
+        s = _INLINE_TAG.sub("", _BLOCK_TAG.sub("\n\n", inert))
+    if ":" in s and _SCRIPT_URL.search(s):
+        s = _SCRIPT_URL.sub("", s)
     if "\\" in s:
         s = _LINE_ESCAPE.sub(" ", _PARA_ESCAPE.sub("\n\n", s.replace("\\$", "$")))
     if ascii_only:
@@ -132,6 +164,8 @@ def _one_pass(s: str) -> str:
 def _may_rewrite(s: str) -> bool:
     """Could another pass change `s`? Plain `in` tests first: a regex scan costs 10x more."""
     if "&" in s or "<" in s or "\\" in s:
+        return True
+    if ":" in s and _SCRIPT_URL.search(s):
         return True
     if ";" in s and (_NUMERIC_REMNANT.search(s) or _NAMED_REMNANT.search(s)):
         return True
