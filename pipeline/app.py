@@ -11,7 +11,10 @@ orjson), so Faust never builds model objects.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import threading
 import time
 import weakref
 from typing import Any
@@ -23,13 +26,14 @@ from faust.streams import _current_event
 
 from pipeline import __version__, kafka_io, trends
 from pipeline.core import Core
-from pipeline.logs import logging_config, wire_app_logging
+from pipeline.logs import log_event, logging_config, wire_app_logging
 from pipeline.metrics import Metrics
 from pipeline.settings import Settings
 from pipeline.stream.runner import StageRunner
 from pipeline.topics import TopicNames
 
 log = logging.getLogger(__name__)
+worker_log = logging.getLogger("newspipe.worker")
 
 
 def _use_read_committed() -> None:
@@ -67,6 +71,54 @@ def _credentials(settings: Settings) -> Any:
     return faust.SSLCredentials(options["ssl_context"])
 
 
+class Worker(faust.Worker):
+    """Faust's worker with a bounded shutdown: SIGTERM or SIGINT logs what the worker still
+    waits for, and a watchdog ends the process once `shutdown_timeout_s` has passed (a stop
+    stuck in a group join took most of a minute). Ending it there is safe: an open transaction
+    is aborted by the broker or fenced by the next owner, and its records are processed again."""
+
+    def __init__(self, app: faust.App, *args: Any, shutdown_timeout_s: float, **kwargs: Any):
+        super().__init__(app, *args, **kwargs)
+        self.shutdown_timeout_s = shutdown_timeout_s
+        self._shutdown_began: float | None = None
+
+    def _schedule_shutdown(self, signal: Any) -> None:
+        if self._shutdown_began is None:
+            self._shutdown_began = time.monotonic()
+            log_event(worker_log, logging.INFO, "shutdown_requested", signal=signal.name,
+                      budget_s=self.shutdown_timeout_s,
+                      waiting_for=pending_work(self.app))  # fmt: skip
+            timer = threading.Timer(self.shutdown_timeout_s, self._force_exit)
+            timer.daemon = True
+            timer.start()
+        super()._schedule_shutdown(signal)
+
+    def _force_exit(self) -> None:
+        log_event(worker_log, logging.WARNING, "shutdown_forced",
+                  after_s=round(time.monotonic() - (self._shutdown_began or 0.0), 1),
+                  waiting_for=pending_work(self.app))  # fmt: skip
+        for handler in logging.getLogger().handlers:
+            with contextlib.suppress(Exception):
+                handler.flush()
+        os._exit(1)
+
+
+def pending_work(app: faust.App) -> list[str]:
+    """What a stopping worker may still wait for, in words an operator can act on."""
+    runner = getattr(app, "newspipe_runner", None)
+    waits = []
+    if runner is not None:
+        if runner.in_flight:
+            waits.append(f"a batch of {len(runner.in_flight)} partitions committing")
+        if runner.loading():
+            waits.append("partition state loading from its changelog")
+        if runner.consumer is not None and not runner.assignment():
+            waits.append(f"joining consumer group {runner.group_id}")
+    if getattr(app, "rebalancing", False):
+        waits.append("the trend windows' group rebalancing")
+    return waits or ["offsets commit and leaving the consumer groups"]
+
+
 def create_app(settings: Settings | None = None) -> faust.App:
     """Build the app for `settings`; tests build several with their own ids and prefixes."""
     settings = settings or Settings.from_env()
@@ -97,6 +149,10 @@ def create_app(settings: Settings | None = None) -> faust.App:
         producer_acks=-1,
         producer_linger_ms=5,
         broker_commit_interval=settings.commit_interval_s,
+        # Faust's default session (60 s) kept a dead member in the trend group for a minute,
+        # and nothing of the worker started before that group had settled
+        broker_session_timeout=settings.group_session_timeout_s,
+        broker_heartbeat_interval=settings.group_session_timeout_s / 3,
         stream_buffer_maxsize=max(4096, settings.batch_size * 4),
         table_cleanup_interval=60.0,
         table_standby_replicas=settings.standby_replicas,
@@ -130,12 +186,10 @@ def create_app(settings: Settings | None = None) -> faust.App:
         on_dead_letter=lambda c, s: dlq_log.note(c, s),
     )  # fmt: skip
     app.newspipe_runner = runner  # type: ignore[attr-defined]
-
-    @app.task
-    async def start_stages() -> None:
-        """Start the stages once Faust's own tables (the trend windows) have recovered; the app
-        stops them with itself."""
-        await app.add_runtime_dependency(runner)
+    # Started and stopped with the app, not after Faust's own group (the trend windows) has
+    # recovered: the stages read none of Faust's tables, and a slow trend-group rebalance (a
+    # dead member still counted) must not hold back every record.
+    app.add_dependency(runner)
 
     windowed = {
         name: app.Table(
@@ -214,6 +268,9 @@ def create_app(settings: Settings | None = None) -> faust.App:
         body: dict[str, Any] = {"ready": ready}
         if not ready:
             body["stalled"] = _stalls(app)
+            down = getattr(runner, "broker_down_since", None)
+            if down is not None:
+                body["broker_unreachable_for_s"] = round(time.monotonic() - down, 1)
         return web_.json(body, status=200 if ready else 503)
 
     dlq_log = wire_app_logging(app, app.tables)
@@ -232,7 +289,9 @@ def _is_ready(app: faust.App) -> bool:
     """
     try:
         runner = getattr(app, "newspipe_runner", None)
-        if runner is None or not runner.assignment() or runner.loading() or runner.stalled:
+        if runner is None or runner.broker_down_since is not None:
+            return False
+        if not runner.assignment() or runner.loading() or runner.stalled:
             return False
         tables = app.tables
         return (

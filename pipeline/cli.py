@@ -13,9 +13,8 @@ from pipeline.settings import Settings, SettingsError
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
-    import faust
 
-    from pipeline.app import create_app
+    from pipeline.app import Worker, create_app
     from pipeline.kafka_io import create_topics
 
     settings = Settings.from_env()
@@ -27,7 +26,12 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     finally:
         loop.close()
     app = create_app(settings)
-    worker = faust.Worker(app, loglevel=args.loglevel or settings.log_level, quiet=True)
+    worker = Worker(
+        app,
+        loglevel=args.loglevel or settings.log_level,
+        quiet=True,
+        shutdown_timeout_s=settings.shutdown_timeout_s,
+    )
     worker.execute_from_commandline()
     return 0
 

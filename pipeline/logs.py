@@ -14,6 +14,7 @@ because Faust's worker replaces the root logger's handlers when it starts.
 from __future__ import annotations
 
 import logging
+import re
 import time
 import traceback
 from collections import Counter, OrderedDict
@@ -97,6 +98,47 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(line, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
+# What Kafka clients log, line after line, while a broker is away: it says nothing the broker
+# watch (pipeline.stream.runner) does not say once, with a count.
+_CONNECTION_NOISE = re.compile(
+    r"Unable connect to node|Unable to update metadata|Unable to request metadata|"
+    r"Failed fetch messages|Unable to connect|Connection at .* closed|connection.*(?:lost|reset)|"
+    r"[Cc]oordinator .*(?:dead|unavailable|not available)|NodeNotReadyError|"
+    r"KafkaConnectionError|RequestTimedOutError|Error sending .* to node|Heartbeat failed|"
+    r"Got error produce response|Failed to send|Marking the coordinator dead|"
+    r"Error fetching offsets|Unable to fetch|Error in .*:.*ConnectionError",
+)
+
+
+class ConnectionNoise(logging.Filter):
+    """Drops Kafka clients' connection errors (warnings and up) and counts them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.suppressed = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING and record.name.startswith(_KAFKA_LOGGERS):
+            if _CONNECTION_NOISE.search(record.getMessage()):
+                self.suppressed += 1
+                return False
+        return True
+
+    def take(self) -> int:
+        """How many lines were dropped since the last call."""
+        count, self.suppressed = self.suppressed, 0
+        return count
+
+
+_KAFKA_LOGGERS = ("aiokafka", "faust", "mode", "pipeline.stream")
+CONNECTION_NOISE = ConnectionNoise()
+
+
+def connection_noise() -> ConnectionNoise:
+    """The process's one filter (a dictConfig factory)."""
+    return CONNECTION_NOISE
+
+
 def logging_config(level: str = "info") -> dict[str, Any]:
     """A `logging.config.dictConfig` dict: JSON lines on stderr, chatty libraries at WARNING."""
     root_level = logging.getLevelName(level.upper())
@@ -107,10 +149,12 @@ def logging_config(level: str = "info") -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": JsonFormatter}},
+        "filters": {"kafka_noise": {"()": connection_noise}},
         "handlers": {
             "json": {
                 "class": "logging.StreamHandler",
                 "formatter": "json",
+                "filters": ["kafka_noise"],
                 "stream": "ext://sys.stderr",
             }
         },

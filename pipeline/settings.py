@@ -72,6 +72,14 @@ class Settings:
     # the wait when traffic is low
     batch_size: int = 2000
     batch_timeout_s: float = 0.1
+    # how long a consumer group waits for a silent member before giving its partitions to the
+    # others (a SIGKILLed worker); heartbeats go every third of it. Both groups of the worker.
+    group_session_timeout_s: float = 10.0
+    # readiness turns 503 once no broker has answered for this long; back to 200 when one does
+    broker_unreachable_s: float = 5.0
+    # SIGTERM: the worker commits what it has and leaves its groups within this budget, then
+    # exits anyway (uncommitted work is aborted and redone by the next owner, never lost)
+    shutdown_timeout_s: float = 8.0
     # how often Faust commits consumer offsets; only a restart's re-read depends on it (records
     # below a partition's state mark are skipped, not emitted again)
     commit_interval_s: float = 1.0

@@ -35,7 +35,7 @@ from mode import Service
 
 from pipeline.core import CLEAN, DLQ, Core, Meta, States
 from pipeline.dedup import StateCorrupted
-from pipeline.logs import log_event, partitions_summary
+from pipeline.logs import CONNECTION_NOISE, log_event, partitions_summary
 from pipeline.metrics import Metrics
 from pipeline.settings import Settings
 from pipeline.stream.batch import InRecord, Tally, headers_of, process_batch, state_view
@@ -47,6 +47,8 @@ GROUP_SUFFIX = ".stages"
 # attempts at a batch before it is rewound (broker trouble) or split into single records
 MAX_ATTEMPTS = 3
 COMMIT_TIMEOUT_S = 10.0
+BROKER_PROBE_S = 1.0
+BROKER_SUMMARY_S = 60.0
 # why a batch failed: the broker (retry for as long as it lasts), unreadable local state
 # (rebuild it), or the batch itself (a bug or a record Kafka refuses: find it, dead-letter it)
 BROKER, STATE, BATCH = "broker", "state", "batch"
@@ -63,6 +65,21 @@ def failure_kind(exc: BaseException) -> str:
     if isinstance(exc, KafkaError | OSError | asyncio.TimeoutError):
         return BROKER
     return BATCH
+
+
+async def broker_reachable(bootstrap: str, timeout: float = 1.0) -> bool:
+    """Does any of the bootstrap brokers accept a connection?"""
+    for server in bootstrap.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), timeout)
+        except (TimeoutError, OSError, ValueError):
+            continue
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+        return True
+    return False
 
 
 class Stall(NamedTuple):
@@ -130,6 +147,8 @@ class StageRunner(Service):
         self.last_commit = time.monotonic()
         self.last_sweep = time.monotonic()
         self.stalled: dict[TopicPartition, Stall] = {}
+        self.last_contact = time.monotonic()  # the last time a broker accepted a connection
+        self.broker_down_since: float | None = None  # set once unreachable for long enough
         self.assigning = False
         self.stopping = False
         self.loader: asyncio.Future[None] | None = None
@@ -146,8 +165,8 @@ class StageRunner(Service):
             isolation_level="read_committed",  # near-dup forwards are written in transactions
             partition_assignment_strategy=(RangePartitionAssignor,),
             max_partition_fetch_bytes=4 * 1024 * 1024,
-            session_timeout_ms=30_000,
-            heartbeat_interval_ms=3_000,
+            session_timeout_ms=int(s.group_session_timeout_s * 1000),
+            heartbeat_interval_ms=int(s.group_session_timeout_s * 1000 / 3),
             metadata_max_age_ms=30_000,
             **s.aiokafka_security(),
         )
@@ -172,6 +191,45 @@ class StageRunner(Service):
         async with self.lock:
             for state in self.states.values():
                 await state.close()
+
+    @Service.task
+    async def _watch_broker(self) -> None:
+        """Is any bootstrap broker reachable? One line when it goes, a summary a minute while it
+        stays away, one line when it is back; the clients' own connection errors are counted
+        (pipeline.logs.ConnectionNoise), not printed."""
+        last_line = time.monotonic()
+        while not (self.should_stop or self.stopping):
+            reachable = await broker_reachable(self.settings.bootstrap_servers)
+            now = time.monotonic()
+            if reachable:
+                self.last_contact = now
+                if self.broker_down_since is not None:
+                    log_event(worker_log, logging.WARNING, "broker_reachable",
+                              down_for_s=round(now - self.broker_down_since, 1),
+                              errors_suppressed=CONNECTION_NOISE.take())  # fmt: skip
+                    self.broker_down_since = None
+                    last_line = now
+            else:
+                threshold = self.settings.broker_unreachable_s
+                if self.broker_down_since is None and now - self.last_contact >= threshold:
+                    self.broker_down_since = self.last_contact
+                    log_event(worker_log, logging.WARNING, "broker_unreachable",
+                              bootstrap=self.settings.bootstrap_servers,
+                              for_s=round(now - self.last_contact, 1),
+                              errors_suppressed=CONNECTION_NOISE.take())  # fmt: skip
+                    last_line = now
+            if now - last_line >= BROKER_SUMMARY_S:
+                noise = CONNECTION_NOISE.take()
+                if self.broker_down_since is not None:
+                    log_event(worker_log, logging.WARNING, "broker_still_unreachable",
+                              for_s=round(now - self.broker_down_since, 1),
+                              errors_suppressed=noise)  # fmt: skip
+                elif noise:
+                    log_event(worker_log, logging.WARNING, "kafka_connection_errors",
+                              errors_suppressed=noise,
+                              in_last_s=round(now - last_line))  # fmt: skip
+                last_line = now
+            await asyncio.sleep(BROKER_PROBE_S)
 
     @Service.task
     async def _consume(self) -> None:
