@@ -227,9 +227,10 @@ def wait_ready(eng: Engine, name: str, port: int, timeout: float = 150) -> float
 
 
 def start_worker(
-    stack_engine: Engine, image: str, what: str, options: list[str], env: dict[str, str]
+    eng: Engine, image: str, name: str, options: list[str], env: dict[str, str]
 ) -> str:
-    return stack_engine.run(what, image, "worker", options=options, env=env)
+    """`newspipe worker` (the image's CMD, spelled out) in a detached container."""
+    return eng.run(name, image, "worker", options=options, env=env)
 
 
 @pytest.fixture(scope="module")
