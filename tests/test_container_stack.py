@@ -35,7 +35,7 @@ import yaml
 from devtools import broker
 from pipeline.settings import Settings
 from pipeline.show import read_topics
-from pipeline.stages import GROUP_SUFFIX
+from pipeline.stream.runner import GROUP_SUFFIX
 from pipeline.topics import TopicNames
 from tests.conftest import SEED
 
