@@ -146,7 +146,16 @@ class Engine:
         return self.inspect(name)["State"]["Running"]
 
     def logs(self, name: str, lines: int = 80) -> str:
-        return self("logs", "--tail", str(lines), name, check=False, timeout=30)
+        """The container's last lines, stdout and stderr (podman replays them on its own two)."""
+        out = subprocess.run(
+            [self.exe, "logs", "--tail", str(lines), name],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=30,
+            env=self.env,
+        )
+        return out.stdout
 
     def cleanup(self) -> None:
         for name in reversed(self.containers):
@@ -171,8 +180,9 @@ def images() -> dict[str, str]:
         timeout=1800,
     )
     assert out.returncode == 0, f"building the images failed:\n{(out.stdout + out.stderr)[-4000:]}"
-    print(f"\n{out.stdout.strip()}\nimages ready in {time.monotonic() - started:.0f} s")
-    built = re.findall(r"^(\S+): \d+ MB, built in \d+ s$", out.stdout, re.M)
+    report = re.findall(r"^\S+: \d+ MB, built in \d+ s$", out.stdout, re.M)
+    print("\n" + "\n".join(report) + f"\nimages ready in {time.monotonic() - started:.0f} s")
+    built = [line.split(": ", 1)[0] for line in report]
     app = [n for n in built if n.rsplit("/", 1)[-1].startswith("newspipe:")]
     kafka = [n for n in built if n.rsplit("/", 1)[-1].startswith("newspipe-kafka:")]
     assert len(app) == 1 and len(kafka) == 1, f"unexpected build report:\n{out.stdout}"
