@@ -96,6 +96,7 @@ build_base() {
             --customize-hook='chroot "$1" update-ca-certificates --fresh >/dev/null' \
             --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*' \
             "$SUITE" "$tar.part"
+        rm -f "${tar%-*}"-*.tar # older definitions of the same base
         mv "$tar.part" "$tar"
         log "base $image: rootfs $(du -m "$tar" | cut -f1) MB in $((SECONDS - started)) s"
     fi
