@@ -302,6 +302,10 @@ def stack(images: dict[str, str], request: pytest.FixtureRequest) -> Iterator[St
             options=[*one_shot, f"--volume={SEED.parent}:/data:ro"],
             env=stack.env(),
         )
+    except BaseException:
+        failed_before = -1  # the stack did not come up: show what every container said
+        raise
+    else:
         yield stack
     finally:
         if request.session.testsfailed > failed_before:
