@@ -25,10 +25,11 @@ COPY README.md ./
 COPY pipeline ./pipeline
 COPY schemas ./schemas
 # The event contracts are package data of the wheel (`schemas/` becomes `pipeline.schemas`); the
-# check below fails the build when one is missing.
+# check below fails the build when one is missing. `-P`: import the installed package, not the
+# source tree in the working directory (which has no `pipeline/schemas`).
 RUN pip install --no-cache-dir --no-deps . \
     && pip check \
-    && python -c "import pipeline.contracts as c; [c.load_schema(n) for n in c.SCHEMA_NAMES]" \
+    && python -P -c "import pipeline.contracts as c; [c.load_schema(n) for n in c.SCHEMA_NAMES]" \
     && newspipe --version
 
 FROM ${PYTHON_IMAGE} AS runtime

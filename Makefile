@@ -7,7 +7,8 @@ NEWSPIPE := $(VENV)/bin/newspipe
 SEED ?= data/seed/000_ab5b4fd25105b7c2.txt
 DEMO_ENV := NEWSPIPE_APP_ID=newspipe-demo NEWSPIPE_TOPIC_PREFIX=demo. NEWSPIPE_STATE_DIR=.cache/demo-state
 
-.PHONY: install demo test test-unit lint bench eval-topics broker-start broker-stop tools clean
+.PHONY: install demo test test-unit lint bench eval-topics broker-start broker-stop tools clean \
+	image broker-image
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,11 +34,19 @@ test: tools
 	$(PY) -m pytest -ra $(PYTEST_ARGS)
 
 test-unit: install
-	$(PY) -m pytest -ra -m "not kafka" $(PYTEST_ARGS)
+	$(PY) -m pytest -ra -m "not kafka and not container" $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check pipeline devtools tests bench scripts
 	$(VENV)/bin/ruff format --check pipeline devtools tests bench scripts
+
+# The newspipe image from ./Dockerfile (podman, or docker where an engine runs); prints size and time.
+image:
+	bash scripts/container_images.sh app
+
+# The single-node Kafka image for docker-compose.yml where apache/kafka cannot be pulled.
+broker-image:
+	bash scripts/container_images.sh broker
 
 eval-topics: install
 	$(PY) -m devtools.tagging_eval

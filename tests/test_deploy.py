@@ -31,6 +31,7 @@ TOOLS = ROOT / ".cache" / "tools"
 TOOLS_PY = TOOLS / "venv" / "bin" / "python"
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
+BROKER_DOCKERFILE = ROOT / "deploy" / "broker" / "Dockerfile"
 COMPOSE_SCHEMA = ROOT / "deploy" / "schemas" / "compose-spec.json"
 K8S = ROOT / "deploy" / "k8s"
 KUSTOMIZATIONS = ["base", "overlays/dev", "overlays/prod", "replay"]
@@ -201,6 +202,15 @@ def test_compose_kafka_is_the_pinned_kafka_version(compose: dict[str, Any]) -> N
     assert "test" in kafka["healthcheck"], "kafka needs a healthcheck for depends_on"
 
 
+def test_compose_kafka_host_port_is_the_advertised_one(compose: dict[str, Any]) -> None:
+    """Host clients connect to what EXTERNAL advertises: both follow KAFKA_HOST_PORT."""
+    kafka = compose["services"]["kafka"]
+    published = [str(p) for p in kafka["ports"] if str(p).endswith(":9092")]
+    assert published == ["127.0.0.1:${KAFKA_HOST_PORT:-9092}:9092"]
+    advertised = service_env(kafka)["KAFKA_ADVERTISED_LISTENERS"].split(",")
+    assert "EXTERNAL://127.0.0.1:${KAFKA_HOST_PORT:-9092}" in advertised
+
+
 def test_compose_env_names_exist_in_settings(compose: dict[str, Any]) -> None:
     used = set()
     for service in compose["services"].values():
@@ -296,12 +306,13 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
     return out
 
 
-def test_dockerfile_hadolint() -> None:
+@pytest.mark.parametrize("dockerfile", [DOCKERFILE, BROKER_DOCKERFILE], ids=["app", "broker"])
+def test_dockerfile_hadolint(dockerfile: Path) -> None:
     exe = tool_path("hadolint")
     if not exe:
         missing_tool("hadolint")
     out = subprocess.run(
-        [exe, "--no-color", "--failure-threshold", "info", str(DOCKERFILE)],
+        [exe, "--no-color", "--failure-threshold", "info", str(dockerfile)],
         capture_output=True,
         text=True,
         timeout=60,
