@@ -144,3 +144,10 @@ def test_nothing_in_the_repository_reads_a_shared_folder_beside_it() -> None:
         if path.is_file() and path.suffix in {".py", ".sh", ""} and path != Path(__file__)
     ]
     assert not [str(p.relative_to(ROOT)) for p in files if reads_shared(p)]
+
+
+def test_wheel_ships_every_runtime_subpackage(wheel_names: set[str]) -> None:
+    """An editable install hides a subpackage missing from pyproject's list; the image does not."""
+    folders = {str(p.parent.relative_to(ROOT)) for p in PIPELINE.rglob("__init__.py")}
+    shipped = {n.rsplit("/", 1)[0] for n in wheel_names if n.endswith("/__init__.py")}
+    assert folders - {"schemas"} <= shipped, sorted(folders - shipped)
