@@ -70,9 +70,7 @@ async def create_topics(settings: Settings, ready_timeout_s: float = 60.0) -> li
     Returns only once every partition of every topic has a leader: a consumer that joins its
     group before that is assigned nothing of the missing topic until its next metadata refresh.
     """
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.bootstrap_servers, **settings.aiokafka_security()
-    )
+    admin = admin_client(settings)
     await admin.start()
     try:
         specs = topic_specs(settings)
@@ -137,9 +135,7 @@ async def _wait_for_leaders(
 
 
 async def delete_topics(settings: Settings, names: Iterable[str]) -> None:
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.bootstrap_servers, **settings.aiokafka_security()
-    )
+    admin = admin_client(settings)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -148,6 +144,21 @@ async def delete_topics(settings: Settings, names: Iterable[str]) -> None:
             await admin.delete_topics(doomed)
     finally:
         await admin.close()
+
+
+def consumer(settings: Settings, **options: object) -> AIOKafkaConsumer:
+    """A consumer of the cluster in `settings`, with its security options: every consumer the
+    project makes comes from here (tests/test_packaging.py), so none misses SASL or TLS."""
+    return AIOKafkaConsumer(  # type: ignore[arg-type]
+        bootstrap_servers=settings.bootstrap_servers, **settings.aiokafka_security(), **options
+    )
+
+
+def admin_client(settings: Settings, **options: object) -> AIOKafkaAdminClient:
+    """An admin client of the cluster in `settings`, with its security options."""
+    return AIOKafkaAdminClient(  # type: ignore[arg-type]
+        bootstrap_servers=settings.bootstrap_servers, **settings.aiokafka_security(), **options
+    )
 
 
 def producer(settings: Settings, **overrides: object) -> AIOKafkaProducer:

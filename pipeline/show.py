@@ -7,8 +7,8 @@ import time
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer
 
+from pipeline import kafka_io
 from pipeline.kafka_io import assign_from_beginning
 from pipeline.settings import Settings
 
@@ -26,12 +26,11 @@ async def read_topics(
 
     Stops when `until(records)` is true and nothing new arrived for `idle` seconds, or at `timeout`.
     """
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
+    consumer = kafka_io.consumer(
+        settings,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         isolation_level=isolation_level,
-        **settings.aiokafka_security(),
     )
     await consumer.start()
     out: dict[str, list[dict[str, Any]]] = {t: [] for t in topics}

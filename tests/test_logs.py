@@ -132,7 +132,7 @@ def test_logging_config_json_on_root_and_libraries_at_warning():
     try:
         logging.config.dictConfig(config)
         logging.getLogger("faust.transport.consumer").info("Highwater table ...")
-        logging.getLogger("aiokafka.consumer").warning("Heartbeat failed for group %s", "g1")
+        logging.getLogger("aiokafka.consumer").warning("Topic %s is not available", "t1")
         log_event(logging.getLogger("newspipe.worker"), logging.INFO, "worker_ready", count=1)
     finally:
         root.handlers[:] = saved_handlers
@@ -142,7 +142,7 @@ def test_logging_config_json_on_root_and_libraries_at_warning():
     got = lines(stream)
     assert [line["event"] for line in got] == ["log", "worker_ready"]
     assert got[0]["logger"] == "aiokafka.consumer" and got[0]["level"] == "warning"
-    assert got[0]["message"] == "Heartbeat failed for group g1"
+    assert got[0]["message"] == "Topic t1 is not available"
 
 
 def test_rate_limited_log_suppresses_and_reports_the_count(capture):
@@ -295,3 +295,29 @@ async def test_wire_app_logging_logs_rebalances_recoveries_and_dlq_bursts(captur
     bursts = [line for line in got if line["event"] == "dlq_burst"]
     assert [b["total"] for b in bursts] == [1, 1]
     assert partitions_summary([]) == {}
+
+
+def test_kafka_connection_errors_are_counted_not_printed():
+    """While a broker is away its clients log a line per failed connection; the broker watch
+    reports them as one count (tests/test_stream_outage.py shows it through a real outage)."""
+    from pipeline.logs import CONNECTION_NOISE
+
+    stream = io.StringIO()
+    config = logging_config("info")
+    config["handlers"]["json"]["stream"] = stream
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    CONNECTION_NOISE.take()
+    try:
+        logging.config.dictConfig(config)
+        for _ in range(50):
+            logging.getLogger("aiokafka.conn").error("Unable connect to node with id 1: %s", "x")
+            logging.getLogger("aiokafka.cluster").error("Unable to update metadata from [1]")
+        logging.getLogger("aiokafka.consumer").warning("Topic %s is not available", "t1")
+        logging.getLogger("pipeline.stream.runner").error("Unable connect to node: but ours")
+    finally:
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+    got = lines(stream)
+    assert [line["message"] for line in got] == ["Topic t1 is not available"]
+    assert CONNECTION_NOISE.take() == 101 and CONNECTION_NOISE.take() == 0

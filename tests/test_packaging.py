@@ -151,3 +151,19 @@ def test_wheel_ships_every_runtime_subpackage(wheel_names: set[str]) -> None:
     folders = {str(p.parent.relative_to(ROOT)) for p in PIPELINE.rglob("__init__.py")}
     shipped = {n.rsplit("/", 1)[0] for n in wheel_names if n.endswith("/__init__.py")}
     assert folders - {"schemas"} <= shipped, sorted(folders - shipped)
+
+
+def test_every_kafka_client_is_built_in_kafka_io() -> None:
+    """One place builds consumers, producers and admin clients, so every one gets the security
+    settings (SASL, TLS); Faust's own clients get them from its broker_credentials."""
+    clients = {"AIOKafkaConsumer", "AIOKafkaProducer", "AIOKafkaAdminClient"}
+    built_elsewhere = []
+    for path in PIPELINE.rglob("*.py"):
+        if path.name == "kafka_io.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call):
+                name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+                if name in clients:
+                    built_elsewhere.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not built_elsewhere

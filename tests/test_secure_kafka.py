@@ -262,3 +262,28 @@ def test_help_and_reprs_never_show_the_password(monkeypatch: pytest.MonkeyPatch)
     assert settings.kafka_sasl_password == password
     assert password not in repr(settings) and password not in str(settings)
     assert password not in repr(_credentials(settings))
+
+
+def test_archive_and_replay_from_a_topic_through_sasl_ssl(
+    secure_broker: SecureBroker, tmp_path: Path
+) -> None:
+    """The backfill tool's Kafka clients get the security settings too (the shipped Kubernetes
+    replay Job reads --from-topic on a SASL_SSL cluster)."""
+    from pipeline.ingest import ingest_paths
+    from pipeline.kafka_io import create_topics
+    from pipeline.topics import TopicNames
+
+    settings = secure_settings(secure_broker, tmp_path)
+    names = TopicNames(settings.topic_prefix)
+    asyncio.run(create_topics(settings))
+    asyncio.run(ingest_paths(settings, [SEED]))
+    env = security_env(settings)
+    archived = run_cli(env, "archive", "--dir", str(tmp_path / "arch"), "--from-beginning",
+                       "--idle-exit", "5", timeout=120)  # fmt: skip
+    assert archived.returncode == 0, archived.stdout + archived.stderr
+    assert len(list((tmp_path / "arch").rglob("part-*.jsonl*"))) >= 2  # articles and comments
+    replayed = run_cli(env, "replay", "--from-topic", names.raw_comments, "--topic",
+                       names.raw_comments, "--json", timeout=120)  # fmt: skip
+    output = replayed.stdout + replayed.stderr
+    assert replayed.returncode == 0, output
+    assert secure_broker.password not in output

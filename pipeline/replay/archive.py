@@ -29,6 +29,7 @@ from typing import IO, Any
 
 import orjson
 
+from pipeline import kafka_io
 from pipeline.replay.events import record_time_ms
 from pipeline.replay.manifest import FileEntry, RunManifest
 from pipeline.settings import Settings
@@ -208,7 +209,6 @@ async def run_archive(
     With a consumer group (`<app_id>-archive`) each run continues where the last one committed;
     `from_beginning` reads everything without a group and commits nothing.
     """
-    from aiokafka import AIOKafkaConsumer
 
     from pipeline.kafka_io import assign_from_beginning
 
@@ -216,8 +216,8 @@ async def run_archive(
     topics = topics or [names.name(t) for t in RAW]
     stop = stop or asyncio.Event()
     group = None if from_beginning else f"{settings.app_id}-archive"
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
+    consumer = kafka_io.consumer(
+        settings,
         group_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",

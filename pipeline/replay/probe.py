@@ -12,6 +12,7 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline import kafka_io
 from pipeline.settings import Settings
 
 
@@ -55,12 +56,9 @@ async def probe(settings: Settings, targets: list[str], raw: set[str],
     aiokafka raises (or TimeoutError) when the topics cannot be listed; the groups are only
     worth a warning, so failing or slow group look-ups (one request per group) leave
     `readers_unknown` set instead."""
-    from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.errors import KafkaError
 
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.bootstrap_servers, **settings.aiokafka_security()
-    )
+    admin = kafka_io.admin_client(settings)
     await asyncio.wait_for(admin.start(), timeout)
     try:
         info = TargetInfo(topics=set(await asyncio.wait_for(admin.list_topics(), timeout)))

@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from pipeline import kafka_io
 from pipeline.replay.archive import install_signals
 from pipeline.replay.bucket import TokenBucket
 from pipeline.replay.checkpoint import Checkpoint
@@ -123,14 +124,12 @@ async def read_topic_range(settings: Settings, opts: ReplayOptions, checkpoint: 
     replay does), so records inside the window can sit after the first one past it. Records
     outside the window are counted as skipped by filter.
     """
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import TopicPartition
 
     topic = opts.from_topic
     assert topic
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
+    consumer = kafka_io.consumer(
+        settings, enable_auto_commit=False, isolation_level="read_committed"
     )
     await consumer.start()
     try:

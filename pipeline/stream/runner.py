@@ -33,6 +33,7 @@ from aiokafka.errors import (
 )
 from mode import Service
 
+from pipeline import kafka_io
 from pipeline.core import CLEAN, DLQ, Core, Meta, States
 from pipeline.dedup import StateCorrupted
 from pipeline.logs import CONNECTION_NOISE, log_event, partitions_summary
@@ -156,8 +157,8 @@ class StageRunner(Service):
     # -- lifecycle ------------------------------------------------------------------------
     async def on_start(self) -> None:
         s = self.settings
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=s.bootstrap_servers,
+        self.consumer = kafka_io.consumer(
+            s,
             group_id=self.group_id,
             client_id=f"{s.app_id}-stages",
             enable_auto_commit=False,
@@ -168,7 +169,6 @@ class StageRunner(Service):
             session_timeout_ms=int(s.group_session_timeout_s * 1000),
             heartbeat_interval_ms=int(s.group_session_timeout_s * 1000 / 3),
             metadata_max_age_ms=30_000,
-            **s.aiokafka_security(),
         )
         self.consumer.subscribe(list(self.sources.values()), listener=_Listener(self))
         await self.consumer.start()

@@ -39,8 +39,9 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 
+from pipeline import kafka_io
 from pipeline.dedup.state import RocksState, StateCorrupted
 from pipeline.logs import log_event
 from pipeline.settings import Settings
@@ -387,12 +388,11 @@ class StageState:
     # -- recovery -------------------------------------------------------------------------
     async def _catch_up(self, partition: int, part: PartitionState) -> None:
         """Apply the changelog records after `part.applied` (committed ones only)."""
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.bootstrap_servers,
+        consumer = kafka_io.consumer(
+            self.settings,
             enable_auto_commit=False,
             isolation_level="read_committed",
             max_partition_fetch_bytes=4 * 1024 * 1024,
-            **self.settings.aiokafka_security(),
         )
         await consumer.start()
         records = 0
