@@ -515,6 +515,24 @@ def test_k8s_worker_statefulset(directory: str) -> None:
 
 
 @pytest.mark.parametrize("directory", ["base", "overlays/dev", "overlays/prod"])
+def test_k8s_worker_is_fenced_by_a_network_policy_and_has_no_api_token(directory: str) -> None:
+    docs = render(directory)
+    pod = one(docs, "StatefulSet")["spec"]["template"]
+    assert pod["spec"]["automountServiceAccountToken"] is False
+    policy = one(docs, "NetworkPolicy")["spec"]
+    labels = pod["metadata"]["labels"]
+    assert all(labels.get(k) == v for k, v in policy["podSelector"]["matchLabels"].items())
+    assert set(policy["policyTypes"]) == {"Ingress", "Egress"}
+    (ingress,) = policy["ingress"]
+    assert [p["port"] for p in ingress["ports"]] == [int(config_data(docs)["NEWSPIPE_WEB_PORT"])]
+    egress_ports = {p["port"] for rule in policy["egress"] for p in rule["ports"]}
+    broker_ports = {
+        int(b.rsplit(":", 1)[1]) for b in config_data(docs)["NEWSPIPE_BROKER"].split(";")
+    }
+    assert broker_ports <= egress_ports and 53 in egress_ports
+
+
+@pytest.mark.parametrize("directory", ["base", "overlays/dev", "overlays/prod"])
 def test_k8s_service_monitor_scrapes_the_metrics_service(directory: str) -> None:
     docs = render(directory)
     monitor = one(docs, "ServiceMonitor")
