@@ -106,3 +106,20 @@ def topics(pipeline_settings: Settings) -> Iterator[Settings]:
     asyncio.run(create_topics(pipeline_settings))
     yield pipeline_settings
     asyncio.run(delete_topics(pipeline_settings, TopicNames(pipeline_settings.topic_prefix).all()))
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[tuple[broker.BrokerPaths, int, int]]:
+    """A broker only this test uses (the shared one stays up for the others)."""
+    shared = broker.BrokerPaths(broker.DEFAULT_HOME)
+    broker.fetch_jars(shared)
+    paths = broker.BrokerPaths(tmp_path / "kafka")
+    paths.home.mkdir(parents=True)
+    paths.libs.symlink_to(shared.libs, target_is_directory=True)
+    port, controller = free_port(), free_port()
+    try:
+        broker.start(paths, port, controller)
+    except broker.BrokerError as exc:
+        pytest.fail(f"the test's own broker did not start: {exc}", pytrace=False)
+    yield paths, port, controller
+    broker.stop(paths)

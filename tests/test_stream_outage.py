@@ -10,37 +10,17 @@ import signal
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 
 import orjson
 import pytest
 
 from devtools import broker
 from pipeline.kafka_io import create_topics
-from tests.conftest import free_port
 from tests.test_stream_dedup import assert_exactly_once, events, feed, read_clean, reference_ids
 
 pytestmark = pytest.mark.kafka
 OUTAGE_S = 20.0
-
-
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[tuple[broker.BrokerPaths, int, int]]:
-    """A broker only this test uses (the shared one stays up for the others)."""
-    shared = broker.BrokerPaths(broker.DEFAULT_HOME)
-    broker.fetch_jars(shared)
-    paths = broker.BrokerPaths(tmp_path / "kafka")
-    paths.home.mkdir(parents=True)
-    paths.libs.symlink_to(shared.libs, target_is_directory=True)
-    port, controller = free_port(), free_port()
-    try:
-        broker.start(paths, port, controller)
-    except broker.BrokerError as exc:
-        pytest.fail(f"the test's own broker did not start: {exc}", pytrace=False)
-    yield paths, port, controller
-    broker.stop(paths)
 
 
 def _readyz(worker) -> tuple[int, dict]:
