@@ -47,6 +47,15 @@ class Metrics:
             ["stream"],
             registry=r,
         )
+        # An article is counted in by the worker that reads it and out by the worker that owns the
+        # near-dup stage: per worker, in + received == out + duplicates + dead letters + sent;
+        # over the group sent == received, so sum(in) == sum(out + duplicates + dead letters).
+        self.forwarded = Counter(
+            "newspipe_forwarded",
+            "Records handed from one stage to the next (articles to near-dup): sent or received",
+            ["stream", "direction"],
+            registry=r,
+        )
         self.transaction_retries = Counter(
             "newspipe_transaction_retries",
             "Batches whose transaction failed and was retried (or fenced)",

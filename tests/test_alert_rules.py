@@ -39,6 +39,7 @@ COUNTERS = {
     "newspipe_dead_letters_total": {"stream", "code", "mode"},
     "newspipe_tags_total": {"stream", "topic"},
     "newspipe_state_rebuilds_total": {"stage"},
+    "newspipe_forwarded_total": {"stream", "direction"},
 }
 HISTOGRAMS = {
     "newspipe_stage_seconds": {"stage", "stream"},

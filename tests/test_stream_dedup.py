@@ -121,7 +121,22 @@ def test_feeding_the_same_events_twice_emits_each_once(topics, worker_factory):
         + second["newspipe_duplicates"]
         + second["newspipe_dead_letters"]
     )
+    # every forwarded article was received by the near-dup stage (one worker: both here)
+    forwarded = forwarded_by_direction(topics)
+    assert forwarded["sent"] == forwarded["received"] > 0
     assert first["newspipe_dead_letters"] == 0
+
+
+def forwarded_by_direction(settings) -> dict[str, float]:
+    import re
+    import urllib.request
+
+    url = f"http://127.0.0.1:{settings.web_port}/metrics"
+    text = urllib.request.urlopen(url, timeout=5).read().decode()
+    out = {"sent": 0.0, "received": 0.0}
+    for m in re.finditer(r'^newspipe_forwarded_total\{.*direction="(\w+)".*\} (\S+)$', text, re.M):
+        out[m.group(1)] += float(m.group(2))
+    return out
 
 
 def scrape_until(settings, n_in: int, timeout: float = 240) -> dict[str, float]:

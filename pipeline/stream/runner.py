@@ -554,9 +554,12 @@ class StageRunner(Service):
         result = tally.result
         for stage, seconds in result.stage_seconds.items():
             m.child(m.stage_seconds, stage, result.stream).observe(seconds)
-        if not tally.counted_in:
+        if tally.counted_in:
+            m.child(m.forwarded, result.stream, "received").inc()
+        else:
             m.child(m.records_in, result.stream, result.source, tally.mode).inc()
         if tally.forwarded:
+            m.child(m.forwarded, result.stream, "sent").inc()
             return
         if result.status == CLEAN:
             m.child(m.records_out, result.stream, tally.mode).inc()
