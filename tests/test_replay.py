@@ -562,7 +562,7 @@ def test_a_version_1_checkpoint_resumes_with_its_origins_made_absolute(tmp_path:
     ({"offline": Path("out"), "topic": "x"}, "--topic does not apply with --offline"),
     ({"offline": Path("out"), "dry_run": True}, "choose one"),
     ({"new_run": True}, "--new-run starts a checkpoint over: it needs --resume"),
-    ({"rate": 0.0}, "--rate must be positive"),
+    ({"rate": 0.0}, "--rate must be a positive number"),
     ({"sources": []}, "give SOURCES or --from-topic"),
 ])  # fmt: skip
 def test_flags_that_do_not_apply_and_empty_windows_are_refused(tmp_path: Path, kw, message):
@@ -718,3 +718,40 @@ def test_a_summary_into_the_raw_topics_points_at_the_duplicate_counters():
     out = io.StringIO()
     Summary(mode="kafka", run_id="r", produced=5, into_raw=True).render(out)
     assert 'newspipe_duplicates_total{mode="replay"}' in " ".join(out.getvalue().split())
+
+
+def test_files_a_folder_scan_does_not_read_are_listed_for_the_summary(tmp_path: Path):
+    from pipeline.replay.sources import passed_over
+
+    (tmp_path / "a" / "_manifests").mkdir(parents=True)
+    (tmp_path / "a" / "part-0000.jsonl").write_bytes(archived(COMMENT))
+    (tmp_path / "a" / "photo.bin").write_bytes(b"\x00\x01\x02")
+    (tmp_path / "a" / "_manifests" / "run-1.json").write_text("{}")
+    assert passed_over([str(tmp_path / "a")]) == [tmp_path / "a" / "photo.bin"]
+
+
+@pytest.mark.parametrize("rate", [0.0, -5.0, float("nan"), float("inf")])
+def test_a_rate_that_is_not_a_positive_number_is_refused(rate: float):
+    from pipeline.replay.safety import ReplayRefused, check_flags
+
+    with pytest.raises(ReplayRefused, match="--rate must be a positive number"):
+        check_flags(has_files=True, from_topic=None, from_ms=None, to_ms=None, since_ms=None,
+                    until_ms=None, topic=None, offline=False, dry_run=True, resume=False,
+                    new_run=False, rate=rate)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [(b"[]", "is not a replay checkpoint"), (b'{"bad', "cannot be read"),
+     (b"\xff\xfe\x00", "cannot be read"), (b'{"version": 2, "done": []}', "is not a replay")],
+)  # fmt: skip
+def test_a_resume_file_that_is_no_checkpoint_is_named_with_what_is_wrong(
+    tmp_path: Path, content: bytes, says: str
+):
+    from pipeline.replay.checkpoint import Checkpoint, CheckpointError
+
+    path = tmp_path / "ck.json"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError) as err:
+        Checkpoint(path)
+    assert str(path) in str(err.value) and says in str(err.value)

@@ -61,6 +61,23 @@ class _Track:
         return self.seen
 
 
+class CheckpointError(ValueError):
+    """A --resume file that is not a checkpoint this tool wrote: named, with what is wrong."""
+
+
+def _read_checkpoint(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"checkpoint {path} cannot be read: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("done", {}), dict):
+        raise CheckpointError(
+            f"checkpoint {path} is not a replay checkpoint (a JSON object with 'version' and "
+            "'done'); give another --resume file, or remove it to start over"
+        )
+    return data
+
+
 class Checkpoint:
     """Tracks sends and acks per origin (a file, or kafka:topic:partition) and saves watermarks."""
 
@@ -77,7 +94,7 @@ class Checkpoint:
         self.saved_run_id: str | None = None
         self.old_version = False
         if path is not None and path.exists():
-            data = json.loads(path.read_text())
+            data = _read_checkpoint(path)
             if data.get("version") not in READABLE:
                 raise ValueError(f"{path}: unknown checkpoint version {data.get('version')!r}")
             self.saved_run_id = data.get("run_id") or None

@@ -34,7 +34,15 @@ from pipeline.replay.safety import (
     check_targets,
     iso,
 )
-from pipeline.replay.sources import CountingReader, Item, expand_sources, read_file
+from pipeline.replay.sources import (
+    LINE_SUFFIXES,
+    PAGE_SUFFIXES,
+    CountingReader,
+    Item,
+    expand_sources,
+    passed_over,
+    read_file,
+)
 from pipeline.settings import Settings
 from pipeline.topics import ARTICLES, COMMENTS, REPLAY_HEADER, TopicNames
 
@@ -262,6 +270,7 @@ async def replay(settings: Settings, opts: ReplayOptions,
     files, missing = expand_sources(opts.sources)
     if missing:
         raise FileNotFoundError(f"nothing matches: {', '.join(missing)}")
+    ignored = passed_over(opts.sources)
     targets = targets_for(settings, opts)
     topics = sorted(set(targets.values()))
     if mode != "offline":
@@ -281,6 +290,12 @@ async def replay(settings: Settings, opts: ReplayOptions,
         if checkpoint.old_version:
             summary.warnings.append(f"{opts.resume} is an old checkpoint that does not record "
                                     "its filters: it is assumed to match them")  # fmt: skip
+    if ignored:
+        shown = ", ".join(str(p) for p in ignored[:5]) + (" ..." if len(ignored) > 5 else "")
+        summary.warnings.append(
+            f"skipped {len(ignored)} file(s) in the source folders that are not event files "
+            f"(event files end in {', '.join(LINE_SUFFIXES + PAGE_SUFFIXES)}): {shown}"
+        )
     names = TopicNames(settings.topic_prefix)
     summary.into_raw = bool({names.raw_articles, names.raw_comments} & set(topics))
     if mode == "dry-run":

@@ -6,6 +6,8 @@ recovery trust; it is almost always a typo, so it is refused rather than warned 
 
 from __future__ import annotations
 
+import math
+
 from pipeline.topics import CLEAN, DLQ, NEARDUP, STATE, TOPIC_TRENDS, TREND_EVENTS
 
 PROTECTED = (*CLEAN, DLQ, TOPIC_TRENDS, TREND_EVENTS, NEARDUP)
@@ -76,8 +78,8 @@ def check_flags(*, has_files: bool, from_topic: str | None, from_ms: int | None,
         raise ReplayRefused("--dry-run and --offline: choose one (--dry-run plans a Kafka replay)")
     if new_run and not resume:
         raise ReplayRefused("--new-run starts a checkpoint over: it needs --resume FILE")
-    if rate is not None and rate <= 0:
-        raise ReplayRefused(f"--rate must be positive, got {rate:g}")
+    if rate is not None and not (math.isfinite(rate) and rate > 0):
+        raise ReplayRefused(f"--rate must be a positive number of events per second, got {rate:g}")
 
 
 def iso(ms: int) -> str:

@@ -90,6 +90,24 @@ def expand_sources(patterns: list[str]) -> tuple[list[Path], list[str]]:
     return unique, missing
 
 
+def passed_over(patterns: list[str]) -> list[Path]:
+    """Files inside the source folders that a folder scan does not read (not named like event
+    files), so the summary can say so instead of ignoring them; the archive's own manifests
+    (`_manifests/`) are expected there and not listed."""
+    out: list[Path] = []
+    for pattern in patterns:
+        for match in (
+            sorted(glob.glob(pattern, recursive=True)) if glob.has_magic(pattern) else [pattern]
+        ):
+            path = Path(os.path.abspath(match))
+            if path.is_dir():
+                out.extend(
+                    p for p in sorted(path.rglob("*"))
+                    if p.is_file() and not _readable(p) and "_manifests" not in p.parts
+                )  # fmt: skip
+    return out
+
+
 def _readable(path: Path) -> bool:
     name = path.name
     return name.endswith(LINE_SUFFIXES + PAGE_SUFFIXES) and not name.startswith(".")
