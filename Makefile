@@ -7,7 +7,7 @@ NEWSPIPE := $(VENV)/bin/newspipe
 SEED ?= data/seed/000_ab5b4fd25105b7c2.txt
 DEMO_ENV := NEWSPIPE_APP_ID=newspipe-demo NEWSPIPE_TOPIC_PREFIX=demo. NEWSPIPE_STATE_DIR=.cache/demo-state
 
-.PHONY: install demo test test-unit lint bench eval-topics broker-start broker-stop tools clean \
+.PHONY: install demo test test-unit lint audit bench eval-topics broker-start broker-stop tools clean \
 	image broker-image
 
 $(VENV)/.installed: pyproject.toml requirements.lock
@@ -47,6 +47,13 @@ image:
 # The single-node Kafka image for docker-compose.yml where apache/kafka cannot be pulled.
 broker-image:
 	bash scripts/container_images.sh broker
+
+# Known vulnerabilities of the pinned packages (PyPI's advisory data via pip-audit). Needs the
+# PyPI JSON API, which mirrors that serve only the package index do not offer: it is not part of
+# `make test` for that reason.
+audit: install
+	$(PY) -m pip install -q pip-audit==2.10.1
+	$(VENV)/bin/pip-audit -r requirements.lock --no-deps --disable-pip --strict --progress-spinner off
 
 eval-topics: install
 	$(PY) -m devtools.tagging_eval
