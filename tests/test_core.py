@@ -107,3 +107,42 @@ def test_a_comment_whose_clean_record_would_not_fit_in_a_kafka_record_is_a_too_l
     # a big event that does fit is clean
     big["text"] = "新闻" * 40_000
     assert core.process(COMMENTS, orjson.dumps(big), Meta("raw.comments", 0, 9)).status == CLEAN
+
+
+def _html_event(published_meta: str, **fields: object) -> bytes:
+    from pathlib import Path
+
+    page = Path(__file__).parent / "fixtures" / "html" / "wordpress_comments.html"
+    html = page.read_text().replace("2019-11-18 17:19:53 GMT", published_meta)
+    html = html.replace('datetime="2019-11-18T17:19:53+00:00"', "")
+    return orjson.dumps({"schema_version": "1.1", "source": "html", "html": html, **fields})
+
+
+def test_an_extracted_date_in_any_shape_keeps_the_article() -> None:
+    core = Core()
+    shapes = {
+        "2019-11-18 17:19:53 GMT": "2019-11-18T17:19:53Z",
+        "Mon, 18 Nov 2019 17:19:53 +0000": "2019-11-18T17:19:53Z",
+        "18 November 2019": "2019-11-18T00:00:00Z",
+        "2019-11-18T18:19:53+01:00": "2019-11-18T17:19:53Z",
+        "1574097593": "2019-11-18T17:19:53Z",
+    }
+    for n, (shape, expected) in enumerate(shapes.items()):
+        res = core.process(ARTICLES, _html_event(shape, url=f"https://x.example/{n}"),
+                           Meta("raw.articles"))  # fmt: skip
+        assert res.status == CLEAN, (shape, res.record)
+        assert res.record["published_at"] == expected, shape
+
+
+def test_an_unreadable_extracted_date_is_a_note_not_a_dead_letter() -> None:
+    res = Core().process(ARTICLES, _html_event("sometime last week"), Meta("raw.articles"))
+    assert res.status == CLEAN
+    assert res.record["published_at"] is None
+    assert any("sometime last week" in note for note in res.record["notes"])
+
+
+def test_a_date_the_producer_sent_keeps_the_strict_rule() -> None:
+    event = _html_event("2019-11-18 17:19:53 GMT", published_at="2019-11-18 17:19:53 GMT")
+    res = Core().process(ARTICLES, event, Meta("raw.articles"))
+    assert res.status == DLQ
+    assert res.record["error_code"] == "time.invalid"

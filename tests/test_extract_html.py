@@ -90,3 +90,47 @@ def test_raw_event_with_html_is_filled_by_extraction_then_normalized():
     assert clean["canonical_url"] == "https://farmbusiness.example/markets/grain-prices-fall-2023"
     assert "One good forecast does not make a harvest," in clean["quotes"]
     assert clean["language"] == "en"
+
+
+WORDPRESS = FIXTURES / "wordpress_comments.html"
+
+
+@pytest.fixture(scope="module")
+def wordpress():
+    return extract_file(WORDPRESS)
+
+
+def test_wordpress_comment_authors_lose_says_reply_report_and_avatar_text(wordpress):
+    # three walkers' markup: `<b class="fn">NAME <span class="says">says:</span></b>`,
+    # `<cite class="fn">` beside the "says:" span, and a plain name after an avatar whose alt
+    # text is "Avatar of NAME", followed by "says:" and a Report link
+    authors = [c["author"] for c in wordpress.comments]
+    assert authors == ["Rosie Tran", "Harbour Road Traders", "Dev Patel"]
+    clean = [normalize_comment(c, now=NOW)["author"] for c in wordpress.comments]
+    assert clean == authors
+
+
+def test_comment_dates_in_page_shapes_become_utc(wordpress):
+    # ISO with offset in <time datetime>, "November 18, 2019 at 7:45 pm" as the permalink text
+    # of an older theme, and RFC 2822 in a datetime attribute
+    posted = [c["posted_at"] for c in wordpress.comments]
+    assert posted == ["2019-11-18T18:02:11Z", "2019-11-18T19:45:00Z", "2019-11-18T21:30:00Z"]
+
+
+def test_a_gmt_page_date_is_read_instead_of_costing_the_article(wordpress):
+    # the meta tag says "2019-11-18 17:19:53 GMT", which the strict producer rule refuses
+    assert wordpress.article["published_at"] == "2019-11-18T17:19:53Z"
+    clean = normalize_article(wordpress.article, now=NOW)
+    assert clean["published_at"] == "2019-11-18T17:19:53Z"
+    assert clean["notes"] == []
+
+
+def test_an_unreadable_page_date_is_dropped_with_a_note():
+    html = WORDPRESS.read_text().replace("2019-11-18 17:19:53 GMT", "sometime last week")
+    html = html.replace('datetime="2019-11-18T17:19:53+00:00"', "")
+    raw = fill_from_html({"schema_version": "1.1", "source": "html", "html": html})
+    clean = normalize_article(raw, now=NOW)
+    assert clean["published_at"] is None
+    assert clean["body"].startswith("The city council voted on Monday evening")
+    assert len(clean["notes"]) == 1
+    assert "published_at" in clean["notes"][0] and "sometime last week" in clean["notes"][0]

@@ -7,6 +7,7 @@ import re
 import pytest
 
 from devtools.paths import SEED
+from pipeline.contracts import SCHEMA_VERSION
 from pipeline.extract import detect_format, extract_file
 from pipeline.normalize import normalize_article, normalize_comment
 
@@ -50,7 +51,7 @@ def _all_text(record: object) -> list[str]:
 def test_seed_is_detected_as_captured_text_from_bbc(page):
     assert detect_format(SEED.read_text(encoding="utf-8")) == "captured-text"
     assert page.article["source"] == "bbc"
-    assert page.article["schema_version"] == "1.0"
+    assert page.article["schema_version"] == SCHEMA_VERSION
 
 
 def test_headline_becomes_title_and_caption_is_kept_out_of_body(page):

@@ -13,6 +13,7 @@ from pipeline.normalize import (
     normalize_article,
     normalize_comment,
     normalize_text,
+    parse_found_time,
     parse_time,
 )
 
@@ -25,12 +26,13 @@ ARTICLE_FIELDS = {
     "body", "paragraphs", "captions", "fact_boxes", "quotes", "pagination", "language",
     "word_count", "content_hash", "published_at", "event_time", "processed_at",
     "pipeline_version", "revision", "previous_content_hash", "duplicate_of", "cluster_id", "tags",
+    "notes",
 }  # fmt: skip
 COMMENT_FIELDS = {
     "schema_version", "comment_id", "article_id", "source", "source_comment_id", "number",
     "author", "text", "own_text", "quotes", "reply_to_author", "mentions", "removed", "language",
     "word_count", "content_hash", "posted_at", "event_time", "processed_at", "pipeline_version",
-    "spam_suspect", "spam_cluster_size", "tags",
+    "spam_suspect", "spam_cluster_size", "tags", "notes",
 }  # fmt: skip
 
 
@@ -275,3 +277,49 @@ def test_all_ag_news_items_normalize_without_artefacts(ag):
 def test_ag_news_is_mostly_english(ag):
     langs = [normalize_article(raw, now=NOW)["language"] for raw in ag[:1000]]
     assert langs.count("en") > 700
+
+
+@pytest.mark.parametrize(
+    ("found", "expected"),
+    [
+        ("2019-11-18 17:19:53 GMT", "2019-11-18T17:19:53Z"),
+        ("Mon, 18 Nov 2019 17:19:53 GMT", "2019-11-18T17:19:53Z"),
+        ("18 November 2019", "2019-11-18T00:00:00Z"),
+        ("November 18, 2019 at 5:19 pm", "2019-11-18T17:19:00Z"),
+        ("2019-11-18T17:19:53.250-05:00", "2019-11-18T22:19:53Z"),
+        ("Nov 18 2019 5:19PM EST", "2019-11-18T22:19:00Z"),
+        ("Updated: 18 Nov 2019 12:00 BST", "2019-11-18T11:00:00Z"),
+        ("1574097593", "2019-11-18T17:19:53Z"),
+        (1574097593000, "2019-11-18T17:19:53Z"),
+    ],
+)
+def test_found_dates_in_the_shapes_pages_print_are_read(found, expected):
+    assert parse_found_time(found, "published_at", NOW) == (expected, None)
+
+
+@pytest.mark.parametrize("found", ["last Tuesday", "18 November", "yesterday, 5pm", "1850-01-01"])
+def test_found_dates_without_a_year_or_out_of_range_are_dropped_with_a_note(found):
+    parsed, note = parse_found_time(found, "published_at", NOW)
+    assert parsed is None
+    assert note is not None and note.startswith("published_at dropped")
+
+
+def test_notes_from_the_producer_reach_the_clean_record():
+    raw = _article(title="t", body="b", notes=["published_at dropped: cannot parse 'soon'"])
+    assert normalize_article(raw, now=NOW)["notes"] == ["published_at dropped: cannot parse 'soon'"]
+
+
+@pytest.mark.parametrize(
+    ("author", "expected"),
+    [
+        ("Rosie Tran says:", "Rosie Tran"),
+        ("Avatar of Dev Patel Dev Patel says: Report", "Dev Patel"),
+        ("harbourwatcher Reply", "harbourwatcher"),
+        ("Jane's avatar", "Jane"),
+        ("Reply Guy", "Reply Guy"),
+        ("says:", None),
+    ],
+)
+def test_comment_authors_lose_comment_system_furniture(author, expected):
+    comment = normalize_comment(_comment(text="Good piece.", author=author), now=NOW)
+    assert comment["author"] == expected

@@ -18,6 +18,8 @@ from pipeline.contracts import SCHEMA_VERSION
 from pipeline.extract.base import Page, register_format
 from pipeline.extract.quotes import mark_quotes
 from pipeline.ids import article_id
+from pipeline.normalize.authors import clean_author
+from pipeline.normalize.times import parse_found_time
 
 _LOOKS_HTML = re.compile(r"<(?:!doctype\s+html|html|head|body|article|div|p)\b", re.IGNORECASE)
 _PUBLISHED = (
@@ -37,7 +39,23 @@ _COMMENT_TEXT = (
     " or contains(@class, 'comment-text') or @itemprop='text']"
 )
 _COMMENT_AUTHOR = ".//*[contains(@class, 'author') or @itemprop='author']"
-_COMMENT_TIME = ".//time/@datetime | .//*[@itemprop='dateCreated']/@content"
+# inside the author block, the name itself when the markup says which element it is (WordPress
+# `<cite class="fn">` / `<b class="fn">`, schema.org `itemprop="name"`)
+_AUTHOR_NAME = (
+    ".//*[contains(concat(' ', normalize-space(@class), ' '), ' fn ')]",
+    ".//*[@itemprop='name']",
+)
+# furniture inside an author block: WordPress' "says:", reply/report links, screen-reader text
+_AUTHOR_FURNITURE = (
+    ".//*[contains(concat(' ', normalize-space(@class), ' '), ' says ')"
+    " or contains(@class, 'reply') or contains(@class, 'report')"
+    " or contains(@class, 'screen-reader-text')] | .//img | .//script | .//style"
+)
+_COMMENT_TIME = (
+    ".//time/@datetime | .//*[@itemprop='dateCreated']/@content",
+    # older WordPress themes print the date only as the permalink's text
+    ".//*[contains(@class, 'commentmetadata') or contains(@class, 'comment-metadata')]/a[1]",
+)
 
 
 def _first(tree: Any, xpaths: tuple[str, ...] | str) -> str | None:
@@ -56,6 +74,23 @@ def _paragraphs_of(element: Any) -> str:
     return "\n\n".join(" ".join(p.split()) for p in parts if p.strip())
 
 
+def _author(item: Any) -> str | None:
+    """The comment's author name: the named element of its author block, else the block's text
+    without its furniture, then `clean_author` for what themes print as plain text."""
+    blocks = item.xpath(_COMMENT_AUTHOR)
+    if not blocks:
+        return None
+    block = blocks[0]
+    name = _first(block, _AUTHOR_NAME)
+    if name is None:
+        block = lxml.html.fromstring(lxml.html.tostring(block))  # a copy: the page stays whole
+        for furniture in block.xpath(_AUTHOR_FURNITURE):
+            if furniture.getparent() is not None:
+                furniture.drop_tree()
+        name = block.text_content()
+    return clean_author(" ".join(name.split())) or None
+
+
 def _comments(tree: Any) -> list[dict[str, Any]]:
     """Comments of a page's comment section, in page order (nested items count once each)."""
     comments: list[dict[str, Any]] = []
@@ -68,12 +103,14 @@ def _comments(tree: Any) -> list[dict[str, Any]]:
         comment: dict[str, Any] = {"text": _paragraphs_of(body[0])}
         digits = re.search(r"\d+", item.get("id") or "")
         comment["source_comment_id"] = digits.group(0) if digits else str(position)
-        author = _first(item, _COMMENT_AUTHOR)
+        author = _author(item)
         if author:
             comment["author"] = author
-        posted = _first(item, _COMMENT_TIME)
+        posted, note = parse_found_time(_first(item, _COMMENT_TIME), "posted_at")
         if posted:
             comment["posted_at"] = posted
+        if note:
+            comment["notes"] = [note]
         comments.append(comment)
     return comments
 
@@ -107,9 +144,14 @@ def _parse(html: str, url: str | None) -> tuple[dict[str, Any], list[dict[str, A
     captions = [c for c in figcaptions if c]
     if captions:
         article["captions"] = captions
-    published = _first(tree, _PUBLISHED) or meta.get("date")
+    # a page prints its date however it likes: read it leniently here, at extraction, and drop
+    # (with a note) what cannot be read, so a date never costs the article (the event's own
+    # `published_at`, sent by a producer, keeps the strict rule of normalization)
+    published, note = parse_found_time(_first(tree, _PUBLISHED) or meta.get("date"), "published_at")
     if published:
         article["published_at"] = published
+    if note:
+        article["notes"] = [note]
     if meta.get("language") or tree.get("lang"):
         article["language"] = (meta.get("language") or tree.get("lang") or "").split("-")[0]
     return article, _comments(tree)
@@ -127,6 +169,9 @@ def fill_from_html(raw: dict[str, Any]) -> dict[str, Any]:
     merged = dict(extracted)
     merged.update({k: v for k, v in raw.items() if v not in (None, "", [])})
     merged["body"] = extracted.get("body", "")
+    notes = [*(extracted.get("notes") or []), *(raw.get("notes") or [])]
+    if notes:
+        merged["notes"] = notes
     return merged
 
 

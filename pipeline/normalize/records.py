@@ -15,6 +15,7 @@ from pipeline.contracts import SCHEMA_VERSION
 from pipeline.errors import Rejected
 from pipeline.ids import article_id as make_article_id
 from pipeline.ids import canonical_url, comment_id, short_hash
+from pipeline.normalize.authors import clean_author
 from pipeline.normalize.boilerplate import is_boilerplate
 from pipeline.normalize.language import detect_language
 from pipeline.normalize.text import normalize_text
@@ -48,6 +49,11 @@ def direct_quotes(text: str) -> list[str]:
         if quote and quote not in found:
             found.append(quote)
     return found
+
+
+def _notes(raw: dict[str, Any]) -> list[str]:
+    """What the producer's extractor says it dropped or repaired (raw `notes`), normalized."""
+    return [n for n in (normalize_text(str(v))[:512] for v in raw.get("notes") or []) if n]
 
 
 def _paragraphs(body: str) -> list[str]:
@@ -122,6 +128,7 @@ def normalize_article(
         "duplicate_of": None,
         "cluster_id": None,
         "tags": [],
+        "notes": _notes(raw),
     }
 
 
@@ -171,7 +178,7 @@ def normalize_comment(
     text = "" if removed else normalize_text(raw.get("text"))
     if not text and not removed:
         raise _reject_empty("comment text", "text")
-    author = normalize_text(raw.get("author")) or None if raw.get("author") else None
+    author = clean_author(normalize_text(raw.get("author"))) or None if raw.get("author") else None
     number = raw.get("number")
     source_comment_id = _str_or_none(raw.get("source_comment_id"))
     local_id = source_comment_id or (None if number is None else str(number))
@@ -213,4 +220,5 @@ def normalize_comment(
         "spam_suspect": False,
         "spam_cluster_size": 1,
         "tags": [],
+        "notes": _notes(raw),
     }

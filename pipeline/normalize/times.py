@@ -1,11 +1,19 @@
-"""Timestamps in, one form out: UTC "YYYY-MM-DDTHH:MM:SSZ". Missing stays None (never invented)."""
+"""Timestamps in, one form out: UTC "YYYY-MM-DDTHH:MM:SSZ". Missing stays None (never invented).
+
+Two rules: a time the producer put in its event must be ISO-8601, RFC 2822 or epoch (`parse_time`,
+junk is the producer's bug and dead-letters); a time that extraction *found* on a page comes in
+every shape sites print, so `parse_found_time` also asks dateutil and drops what it cannot read.
+"""
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
+
+from dateutil import parser as dateutil_parser
 
 from pipeline.errors import Rejected
 
@@ -41,6 +49,60 @@ def _parse(value: object) -> datetime | None:
         return parsedate_to_datetime(text)  # RFC 2822 ("Thu, 04 Jul 2013 10:15:00 +0100")
     except (TypeError, ValueError, IndexError):
         return None
+
+
+# Zone abbreviations that pages print and dateutil does not know by itself (it knows UTC/GMT/Z).
+_ZONES = {
+    "EST": -5 * 3600, "EDT": -4 * 3600, "CST": -6 * 3600, "CDT": -5 * 3600,
+    "MST": -7 * 3600, "MDT": -6 * 3600, "PST": -8 * 3600, "PDT": -7 * 3600,
+    "BST": 3600, "IST": 19800, "CET": 3600, "CEST": 7200, "EET": 7200, "EEST": 10800,
+    "AEST": 36000, "AEDT": 39600, "JST": 32400,
+}  # fmt: skip
+_YEAR = re.compile(r"(?<!\d)(?:19|20)\d\d(?!\d)")
+_DIGITS = re.compile(r"\d{9,13}(?:\.\d+)?")
+# page furniture around a printed date: "Updated:", "Published on", "Posted at"
+_LEAD_IN = re.compile(
+    r"^\s*(?:(?:last\s+)?updated|published|posted|first published|modified|date)"
+    r"(?:\s+(?:on|at))?\s*[:\-]?\s*",
+    re.IGNORECASE,
+)
+
+
+def _parse_loose(text: str) -> datetime | None:
+    """What dateutil reads, but only with a year in it: dateutil fills a missing year (or day)
+    from today, and a page date of "18 November" would silently become this year's."""
+    if _DIGITS.fullmatch(text):
+        return _parse(float(text))
+    text = _LEAD_IN.sub("", text)
+    if not _YEAR.search(text):
+        return None
+    try:
+        return dateutil_parser.parse(text, tzinfos=_ZONES)
+    except (ValueError, OverflowError, TypeError):
+        return None
+
+
+def parse_found_time(
+    value: object, field: str, now: str | None = None
+) -> tuple[str | None, str | None]:
+    """A time found by extraction -> (UTC ISO string or None, a note when it had to be dropped).
+
+    Never raises: an unreadable or absurd date found on a page is not a reason to lose the page.
+    """
+    if value is None or value == "":
+        return None, None
+    try:
+        return parse_time(value, field, now), None
+    except Rejected as strict:
+        if strict.code != "time.invalid":
+            return None, f"{field} dropped: {strict.message}"
+    parsed = _parse_loose(str(value).strip()) if isinstance(value, str) else None
+    if parsed is not None:
+        try:
+            return parse_time(parsed.isoformat(), field, now), None
+        except Rejected as exc:
+            return None, f"{field} dropped: {exc.message}"
+    return None, f"{field} dropped: cannot parse {str(value)[:80]!r}"
 
 
 def parse_time(value: object, field: str, now: str | None = None) -> str | None:
