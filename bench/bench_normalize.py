@@ -16,7 +16,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from devtools.datasets import ag_articles, fox_comments
-from pipeline.normalize import normalize_article, normalize_comment
+from pipeline.normalize import detect_language, normalize_article, normalize_comment
 
 NOW = "2026-11-26T10:00:00Z"
 RUNS = 5
@@ -49,6 +49,13 @@ def main() -> None:
             len(comments),
         ),
         (
+            "comments: detect_language (own text)",
+            per_event_us(
+                detect_language, [normalize_comment(c, now=NOW)["own_text"] for c in comments]
+            ),
+            len(comments),
+        ),
+        (
             "articles: orjson loads+dumps (floor)",
             per_event_us(lambda b: orjson.dumps(orjson.loads(b)), article_bytes),
             len(articles),
@@ -62,7 +69,7 @@ def main() -> None:
     for name, us, n in rows:
         print(f"{name:<40} {us:8.2f} us/event  {1e6 / us:>10,.0f} ev/s  (n={n})")
     print(f"comment / floor: {rows[1][1] / rows[0][1]:.1f}x   article / floor: "
-          f"{rows[3][1] / rows[2][1]:.1f}x")  # fmt: skip
+          f"{rows[4][1] / rows[3][1]:.1f}x")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from pipeline.dedup import Deduper, Outcome, StateCorrupted
 from pipeline.dedup.deduper import sweep
 from pipeline.errors import Rejected
 from pipeline.normalize import normalize_article, normalize_comment
+from pipeline.normalize.language import preload as preload_language_model
 from pipeline.normalize.times import iso_of_epoch, utc_now
 from pipeline.settings import Settings
 from pipeline.tagging import Tagger
@@ -111,6 +112,7 @@ class Core:
         self.states = states or States()
         self.validator = DoorValidator(self.settings)
         self.tagger = tagger or Tagger.load()
+        preload_language_model()
         self.deduper = Deduper(
             self.settings, self.states.articles, self.states.comments, self.states.index
         )
