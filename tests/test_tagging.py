@@ -149,3 +149,105 @@ def test_source_section_prior_comes_from_data(tagger: Tagger) -> None:
 
 def test_tagger_is_loaded_once() -> None:
     assert Tagger.load() is Tagger.load()
+
+
+def _tiny_tagger(tmp_path, lexicon: str) -> Tagger:
+    (tmp_path / "terms.txt").write_text(lexicon, encoding="utf-8")
+    return Tagger(Taxonomy.load(), lexicon_dir=tmp_path)
+
+
+def _top_levels(tags: list) -> list[str]:
+    return [t["code"] for t in tags if t["level"] == 1]
+
+
+POLITICS, SPORT, CONFLICT = "medtop:11000000", "medtop:15000000", "medtop:16000000"
+
+
+def test_equal_evidence_is_ordered_by_distinct_terms_not_by_code(tmp_path) -> None:
+    # politics (11000000) sorts before sport (15000000) by code; both have evidence 2.0 here,
+    # sport from two terms, politics from one
+    tagger = _tiny_tagger(tmp_path, f"[{SPORT}]\ntry\t1\nscrum\t1\n[{POLITICS}]\nparliament\t2\n")
+    tags = tagger.tag_article("Wales edge Scotland", None, "A late try after a scrum. Parliament")
+    assert _top_levels(tags) == [SPORT, POLITICS]
+    assert tags[0]["score"] == next(t["score"] for t in tags if t["code"] == POLITICS)
+
+
+def test_equal_evidence_is_ordered_by_headline_evidence_first(tmp_path) -> None:
+    # sport's one term is in the headline (3 x weight 1, square-rooted), politics has two body
+    # terms whose weights add up to exactly the same evidence
+    half = 3**0.5 / 2
+    lexicon = f"[{SPORT}]\ntry\t1\n[{POLITICS}]\nminister\t{half!r}\nparliament\t{half!r}\n"
+    tags = _tiny_tagger(tmp_path, lexicon).tag_article("Late try", None, "minister parliament")
+    assert _top_levels(tags) == [SPORT, POLITICS]
+
+
+def test_a_lone_ambiguous_word_ranks_below_real_evidence(tmp_path) -> None:
+    lexicon = f"[{CONFLICT}]\n~force\t2\n[{POLITICS}]\nhousing minister\t1\n"
+    tags = _tiny_tagger(tmp_path, lexicon).tag_article(
+        "Rules force landlords to act", None, "The housing minister said the rules come in force."
+    )
+    assert _top_levels(tags)[0] == POLITICS
+    # the same word with other evidence of its topic is not demoted
+    lexicon = f"[{CONFLICT}]\n~force\t2\ntroops\t1\n[{POLITICS}]\nhousing minister\t1\n"
+    tags = _tiny_tagger(tmp_path, lexicon).tag_article(
+        "Force sends troops", None, "The housing minister said the troops would stay."
+    )
+    assert _top_levels(tags)[0] == CONFLICT
+
+
+def test_a_text_with_only_an_ambiguous_word_is_still_tagged(tmp_path) -> None:
+    tags = _tiny_tagger(tmp_path, f"[{CONFLICT}]\n~force\t2\n").tag_article("Force", None, "")
+    assert _top_levels(tags) == [CONFLICT]
+
+
+ARTS, CRIME, ECONOMY = "medtop:01000000", "medtop:02000000", "medtop:04000000"
+# Short news stories written for these tests in the shape of real reports (headline, two or three
+# sentences); each names the top-level topic a reader would file it under.
+STORIES = {
+    "taxi cartel": (
+        ECONOMY,
+        "Minicab drivers say licence rules protect a cartel",
+        "Minicab drivers told councillors on Monday that the licence rules protect a cartel of "
+        "established operators and keep newcomers off the ranks. The licensing committee will "
+        "review the rules in the spring.",
+    ),
+    "force": (
+        ECONOMY,
+        "New rules force landlords to fix damp homes within two weeks",
+        "Landlords will have to repair damp and mould within two weeks under rules announced on "
+        "Tuesday. Tenants' groups welcomed the change, which comes into force in April.",
+    ),
+    "tv ratings": (
+        ARTS,
+        "Finale draws biggest TV audience of the year",
+        "The final episode of the drama series drew 11 million viewers on Sunday night, the "
+        "biggest television audience of the year, according to overnight ratings. The network "
+        "said it had already commissioned a second season, and the show's stars thanked fans.",
+    ),
+    "celebrity lawsuit": (
+        ARTS,
+        "Actor sues studio over streaming profits",
+        "The actor has sued the studio, saying his contract promised a share of box office "
+        "receipts that the studio avoided by releasing the film on its streaming service. A "
+        "hearing is set for June.",
+    ),
+    "film award": (
+        ARTS,
+        "Fishing drama takes best picture",
+        "A low-budget drama about a fishing family won best picture on Sunday night. Its lead "
+        "actress, in her first film role, was named best actress.",
+    ),
+    "pop star royalties": (
+        ARTS,
+        "Pop star sues former manager over unpaid royalties",
+        "The singer has filed a lawsuit against her former manager, claiming he kept millions in "
+        "royalties from her first three albums. The manager denies wrongdoing and said he would "
+        "fight the case in court.",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(STORIES))
+def test_real_shaped_stories_get_the_topic_a_reader_would_give(tagger: Tagger, name) -> None:
+    expected, title, body = STORIES[name]
+    assert tagger.top_level(tagger.tag_article(title, None, body)) == expected

@@ -8,6 +8,12 @@ matched terms are the explanation. Lists live in ``pipeline/data/lexicon/*.txt``
     =AP                      a leading '=' makes the term case-sensitive (acronyms such as US, AP)
     @weight 2                default weight for the following terms of this section
     new jersey<TAB>0         weight 0: a blocker, so the longer phrase hides "jersey" (sport)
+    ~force                   a leading '~' marks an ambiguous word ("force", "cartel"): it counts,
+                             but a topic whose only evidence is one such word ranks below any
+                             topic with other evidence (LONE_AMBIGUOUS)
+
+Two top-level topics with the same evidence mass are ordered by evidence, never by code: more
+evidence in the headline first, then more distinct terms, then the single strongest term.
 
 Evidence for a code also counts for all its ancestors, so a second-level section feeds its top
 level. Extra ``*.txt`` files dropped into the directory (e.g. one per source) are merged in;
@@ -22,7 +28,7 @@ import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypedDict, cast
+from typing import NamedTuple, TypedDict, cast
 
 import ahocorasick
 
@@ -48,9 +54,19 @@ MAX_EVIDENCE = 5
 SCORE_SCALE = 4.0  # strength = 1 - exp(-raw / SCORE_SCALE): ~0.22 for one weight-1 term, 0.92 at 10
 SECTION_PRIOR = 3.0
 PHRASE_BONUS = 1.5  # a multi-word term ("interest rates") is more specific than any one word
+# a topic resting on one ambiguous word ("force" -> conflict, "cartel" -> crime) keeps this share
+# of its evidence: enough to be a tag when nothing else is said, never ahead of real evidence
+LONE_AMBIGUOUS = 0.3
 
 
-_Contrib = tuple[str, float, tuple[str, ...]]  # (term, contribution, code chain)
+class _Contrib(NamedTuple):
+    """One matched term's share of the evidence, and where it was seen."""
+
+    term: str
+    contrib: float
+    chain: tuple[str, ...]
+    ambiguous: bool = False
+    in_title: bool = False
 
 
 class Tag(TypedDict):
@@ -71,11 +87,13 @@ class _Entry:
     weight: float
     case_sensitive: bool
     chain: tuple[str, ...]
+    ambiguous: bool = False
 
 
-def _parse_lexicon(path: Path, taxonomy: Taxonomy) -> list[tuple[str, str, float, bool]]:
-    """Read one term file into (term, code, weight, case_sensitive) rows; bad codes fail loudly."""
-    rows: list[tuple[str, str, float, bool]] = []
+def _parse_lexicon(path: Path, taxonomy: Taxonomy) -> list[tuple[str, str, float, bool, bool]]:
+    """Read one term file into (term, code, weight, case_sensitive, ambiguous) rows; bad codes
+    fail loudly."""
+    rows: list[tuple[str, str, float, bool, bool]] = []
     code: str | None = None
     default = 1.0
     for lineno, raw_line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
@@ -95,6 +113,9 @@ def _parse_lexicon(path: Path, taxonomy: Taxonomy) -> list[tuple[str, str, float
             raise ValueError(f"{path.name}:{lineno}: term before any [medtop:...] section")
         term, _, weight_s = raw_line.strip().partition("\t")
         weight = float(weight_s) if weight_s.strip() else default
+        ambiguous = term.startswith("~")
+        if ambiguous:
+            term = term[1:]
         case_sensitive = term.startswith("=")
         if case_sensitive:
             term = term[1:]
@@ -102,7 +123,7 @@ def _parse_lexicon(path: Path, taxonomy: Taxonomy) -> list[tuple[str, str, float
         if not case_sensitive:
             term = term.lower()
         if term:
-            rows.append((term, code, weight, case_sensitive))
+            rows.append((term, code, weight, case_sensitive, ambiguous))
     return rows
 
 
@@ -151,6 +172,14 @@ def _norm_with_offsets(text: str) -> tuple[str, list[int]]:
     return "".join(chars), offsets
 
 
+def _stem(term: str) -> str:
+    """One key for a word's forms ("force", "forces", "forced"): enough to count distinct words."""
+    for suffix in ("ies", "es", "ed", "s", "d"):
+        if term.endswith(suffix) and len(term) - len(suffix) >= 3:
+            return term[: -len(suffix)]
+    return term
+
+
 def _plural(word: str) -> str:
     """Regular English plural of the last word ("ban" -> "bans", "tax" -> "taxes")."""
     if word.endswith(("s", "x", "z", "ch", "sh")):
@@ -172,18 +201,18 @@ class Tagger:
         by_key: dict[str, list[int]] = {}
         seen: dict[tuple[str, str, bool], int] = {}
         for path in sorted(lexicon_dir.glob("*.txt")):
-            for term, code, weight, cs in _parse_lexicon(path, taxonomy):
+            for term, code, weight, cs, amb in _parse_lexicon(path, taxonomy):
                 key = (term, code, cs)
                 if key in seen:  # a later file (e.g. a source's own list) overrides the weight
                     old = self._entries[seen[key]]
                     weight *= PHRASE_BONUS if " " in term else 1.0
-                    self._entries[seen[key]] = _Entry(term, code, weight, cs, old.chain)
+                    self._entries[seen[key]] = _Entry(term, code, weight, cs, old.chain, amb)
                     continue
                 if " " in term:
                     weight *= PHRASE_BONUS
                 seen[key] = len(self._entries)
                 by_key.setdefault(term.lower(), []).append(len(self._entries))
-                self._entries.append(_Entry(term, code, weight, cs, taxonomy.chain(code)))
+                self._entries.append(_Entry(term, code, weight, cs, taxonomy.chain(code), amb))
         # Keys are padded, punctuation-free forms (" north korea "), matched against the text
         # normalised the same way: every automaton hit is then a whole-word match, which keeps
         # the per-hit Python work (the bulk of the cost on short comments) minimal.
@@ -285,7 +314,9 @@ class Tagger:
                     mass[i] = mass.get(i, 0.0) + factor
         return mass
 
-    def _score(self, mass: dict[int, float]) -> tuple[dict[str, float], list[_Contrib]]:
+    def _score(
+        self, mass: dict[int, float], in_title: frozenset[int] = frozenset()
+    ) -> tuple[dict[str, float], list[_Contrib]]:
         """Roll entry evidence up to every ancestor; repeats count sub-linearly (sqrt)."""
         raw: dict[str, float] = {}
         contribs: list[_Contrib] = []
@@ -295,27 +326,57 @@ class Tagger:
             if not e.weight:  # a weight-0 term only blocks shorter terms inside it
                 continue
             contrib = e.weight * m**0.5
-            contribs.append((e.term, contrib, e.chain))
+            contribs.append(_Contrib(e.term, contrib, e.chain, e.ambiguous, i in in_title))
             for code in e.chain:
                 raw[code] = raw.get(code, 0.0) + contrib
         return raw, contribs
+
+    def _rank_tops(
+        self, raw: dict[str, float], contribs: list[_Contrib]
+    ) -> list[tuple[float, str, float]]:
+        """Top-level topics best first, as (ranked evidence, code, whole evidence).
+
+        A topic whose only evidence is one ambiguous word keeps LONE_AMBIGUOUS of it (and so do
+        its sub-topics in ``raw``). Equal evidence is ordered by headline evidence, then distinct
+        terms, then the strongest single term; the code only keeps the order reproducible when
+        all of those are equal too.
+        """
+        evidence: dict[str, list[_Contrib]] = {}
+        for c in contribs:
+            evidence.setdefault(c.chain[-1], []).append(c)
+        ranked = []
+        for code, v in raw.items():
+            if self._level[code] != 1:
+                continue
+            whole = v
+            own = evidence.get(code, [])
+            words = {_stem(c.term) for c in own}
+            if own and len(words) == 1 and all(c.ambiguous for c in own):
+                v *= LONE_AMBIGUOUS
+                for sub in [c for c in raw if self._top[c] == code]:
+                    raw[sub] *= LONE_AMBIGUOUS
+            title = sum(c.contrib for c in own if c.in_title)
+            strongest = max((c.contrib for c in own), default=0.0)
+            ranked.append((v, title, len(words), strongest, code, whole))
+        ranked.sort(key=lambda r: (-round(r[0], 9), -round(r[1], 9), -r[2], -r[3], r[4]))
+        return [(r[0], r[4], r[5]) for r in ranked]
 
     def _tags(
         self, raw: dict[str, float], contribs: list[_Contrib], min_top: float, min_terms: int = 1
     ) -> list[Tag]:
         """Select top-level topics and their best-supported sub-topics."""
         level = self._level
-        tops = sorted(
-            ((v, c) for c, v in raw.items() if level[c] == 1), key=lambda x: (-x[0], x[1])
-        )
-        if not tops or tops[0][0] < min_top:
+        tops = self._rank_tops(raw, contribs)
+        # the thresholds read the whole evidence: a lone ambiguous word still tags a text that
+        # says nothing else, it only loses its rank (and score) to real evidence
+        if not tops or tops[0][2] < min_top:
             return []
         best = tops[0][0]
         out: list[Tag] = []
-        for v, top in tops[:MAX_TOP]:
-            if v < min_top or v < RELATIVE_TOP * best:
+        for v, top, whole in tops[:MAX_TOP]:
+            if whole < min_top or v < RELATIVE_TOP * best:
                 break
-            if min_terms > 1 and sum(1 for c in contribs if c[2][-1] == top) < min_terms:
+            if min_terms > 1 and sum(1 for c in contribs if c.chain[-1] == top) < min_terms:
                 continue
             out.append(self._make(top, v, best, contribs))
             floor = max(MIN_SUB, RELATIVE_SUB * v)
@@ -329,7 +390,8 @@ class Tagger:
             )
             for sv, c in subs[:MAX_SUB_PER_TOP]:
                 out.append(self._make(c, sv, best, contribs))
-        out.sort(key=lambda t: (-t["score"], t["level"], t["code"]))
+        # stable: equal scores keep the evidence order of _rank_tops, never the code order
+        out.sort(key=lambda t: (-t["score"], t["level"]))
         return out
 
     def _make(self, code: str, raw: float, best: float, contribs: list[_Contrib]) -> Tag:
@@ -340,9 +402,9 @@ class Tagger:
         """
         concept = self.taxonomy[code]
         ev: dict[str, float] = {}
-        for term, contrib, chain in contribs:
-            if code in chain:
-                ev[term] = ev.get(term, 0.0) + contrib
+        for c in contribs:
+            if code in c.chain:
+                ev[c.term] = ev.get(c.term, 0.0) + c.contrib
         terms = sorted(ev, key=lambda t: (-ev[t], t))[:MAX_EVIDENCE]
         return {
             "code": code,
@@ -359,15 +421,18 @@ class Tagger:
         self, title: str, standfirst: str | None, body: str, section: str | None = None
     ) -> list[Tag]:
         """Tags for an article; ``section`` (a source's own section name) adds a prior if mapped."""
-        mass = self._accumulate(
-            [(title, TITLE_WEIGHT), (standfirst or "", STANDFIRST_WEIGHT), (body, BODY_WEIGHT)]
-        )
-        raw, contribs = self._score(mass)
+        mass = self._accumulate([(title, TITLE_WEIGHT)])
+        in_title = frozenset(mass)
+        for i, m in self._accumulate(
+            [(standfirst or "", STANDFIRST_WEIGHT), (body, BODY_WEIGHT)]
+        ).items():
+            mass[i] = mass.get(i, 0.0) + m
+        raw, contribs = self._score(mass, in_title)
         if section:
             code = self._sections.get(section.lower())
             if code is not None:
                 chain = self.taxonomy.chain(code)
-                contribs.append((f"section:{section.lower()}", SECTION_PRIOR, chain))
+                contribs.append(_Contrib(f"section:{section.lower()}", SECTION_PRIOR, chain))
                 for c in chain:
                     raw[c] = raw.get(c, 0.0) + SECTION_PRIOR
         return self._tags(raw, contribs, ARTICLE_MIN_TOP)
@@ -388,7 +453,7 @@ class Tagger:
             own = self._tags(raw, contribs, COMMENT_MIN_TOP, COMMENT_MIN_TERMS)
             out.extend(t for t in own if t["code"] not in codes)
             if len(out) > len(codes):
-                out.sort(key=lambda t: (-t["score"], t["level"], t["code"]))
+                out.sort(key=lambda t: (-t["score"], t["level"]))
         return out
 
     def explain(self, text: str) -> list[dict]:
