@@ -61,6 +61,9 @@ class Settings:
     log_level: LogLevel = "info"
     max_event_bytes: int = 1024 * 1024
     max_field_chars: int = 200_000
+    # a raw article's `html` (a whole page, extracted by the worker) has its own limit: real
+    # pages with their scripts and inline styles run to several MB
+    max_html_bytes: int = 8 * 1024 * 1024
     max_json_depth: int = 64
     article_horizon_s: int = 7 * 24 * 3600
     comment_horizon_s: int = 2 * 24 * 3600
