@@ -7,12 +7,14 @@ and test feeds the pipeline the same shape of events.
 from __future__ import annotations
 
 import csv
+import gzip
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from devtools.paths import AG_NEWS, FOX_COMMENTS
+from devtools.paths import AG_NEWS, EXTRACTION_PAGES, FIXTURES, FOX_COMMENTS
 
 FOX = FOX_COMMENTS
 
@@ -71,3 +73,28 @@ def replicate(events: list[dict[str, Any]], count: int, id_field: str) -> Iterat
             text_field = "text" if "text" in event else "title"
             event[text_field] = f"{event[text_field]} (copy {rnd})"
         yield event
+
+
+@dataclass(frozen=True)
+class HtmlPage:
+    """A whole real news page, its URL and (for the extraction test pages) the expected text."""
+
+    name: str
+    html: str
+    url: str | None
+    expected_text: str | None
+
+
+def html_pages() -> list[HtmlPage]:
+    """The newspaper4k test pages (gzip, with the text its extractor is expected to give) and
+    this repository's own HTML fixtures (no expected text)."""
+    urls = orjson.loads((EXTRACTION_PAGES / "urls.json").read_bytes())
+    pages = []
+    for path in sorted((EXTRACTION_PAGES / "html").glob("*.html.gz")):
+        name = path.name.removesuffix(".html.gz")
+        html = gzip.decompress(path.read_bytes()).decode("utf-8", "replace")
+        expected = (EXTRACTION_PAGES / "txt" / f"{name}.txt").read_text(encoding="utf-8")
+        pages.append(HtmlPage(name, html, urls.get(name), expected))
+    for path in sorted((FIXTURES / "html").glob("*.html")):
+        pages.append(HtmlPage(path.stem, path.read_text(encoding="utf-8"), None, None))
+    return pages

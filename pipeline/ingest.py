@@ -14,7 +14,7 @@ import orjson
 
 from pipeline.extract import Page, extract_file
 from pipeline.ids import article_id
-from pipeline.kafka_io import producer
+from pipeline.kafka_io import raw_producer
 from pipeline.settings import Settings
 from pipeline.topics import TopicNames
 
@@ -50,7 +50,7 @@ async def ingest_paths(
     """Extract each page and produce its events; returns what was sent, after the broker acked."""
     names = TopicNames(settings.topic_prefix)
     reports = []
-    prod = producer(settings)
+    prod = raw_producer(settings)
     await prod.start()
     try:
         for path in paths:

@@ -5,6 +5,9 @@ bytes says it could fail:
 
 1. None / empty / whitespace only             -> empty
 2. size > max_event_bytes                     -> too_large
+   (a raw article may add max_html_bytes for its `html`, a whole page: after parsing, an article
+   over max_event_bytes must owe the excess to `html`, and `html` itself must be within
+   max_html_bytes; both are `too_large`, so the dead letter says what was too big)
 3. orjson.loads; on failure: bad UTF-8        -> not_utf8, orjson's depth limit -> json.too_deep,
    anything else (incl. truncated, BOM, lone surrogate escapes) -> not_json
 4. nesting > max_json_depth                   -> json.too_deep
@@ -23,7 +26,8 @@ bytes says it could fail:
 7. schema_version missing / not a string / not MAJOR.MINOR -> schema.missing_field / wrong_type /
    invalid_value; a major this worker does not know -> unknown_schema_major
 8. the raw schema (fastjsonschema, compiled)  -> schema.missing_field / wrong_type / invalid_value
-9. a string value (any depth) over max_field_chars -> field.too_long
+9. a string value (any depth) over max_field_chars -> field.too_long (a raw article's top-level
+   `html` has the byte limit of step 2 instead)
    (walked only when the payload is larger than max_field_chars bytes)
 10. control characters. Raw C0 bytes are not valid JSON (orjson rejects them: not_json), so the
    only ways in are the escapes \\u0000-\\u001f, \\b and \\f; the strings are walked only when
@@ -102,6 +106,7 @@ class DoorValidator:
     def __init__(self, settings: Settings | None = None) -> None:
         settings = settings if settings is not None else Settings()
         self.max_event_bytes = settings.max_event_bytes
+        self.max_html_bytes = settings.max_html_bytes
         self.max_field_chars = settings.max_field_chars
         self.max_json_depth = settings.max_json_depth
         self._article_schema = contracts.validator("raw-article")
@@ -112,7 +117,7 @@ class DoorValidator:
 
     def raw_article(self, payload: bytes | None) -> dict[str, Any]:
         """The raw article as a dict; raises Rejected(code, message, field, stage="validate")."""
-        return self._decode(payload, self._article_schema)
+        return self._decode(payload, self._article_schema, html=True)
 
     def raw_comment(self, payload: bytes | None) -> dict[str, Any]:
         """The raw comment as a dict; raises Rejected(code, message, field, stage="validate")."""
@@ -121,7 +126,7 @@ class DoorValidator:
     def decode(self, stream: str, payload: bytes | None) -> dict[str, Any]:
         """`stream` is 'articles' or 'comments'."""
         if stream == ARTICLES:
-            return self._decode(payload, self._article_schema)
+            return self._decode(payload, self._article_schema, html=True)
         if stream == COMMENTS:
             return self._decode(payload, self._comment_schema)
         raise ValueError(f"unknown stream {stream!r}")
@@ -142,7 +147,7 @@ class DoorValidator:
 
     # ---- the checks
 
-    def _decode(self, payload: bytes | None, schema: Any) -> dict[str, Any]:
+    def _decode(self, payload: bytes | None, schema: Any, html: bool = False) -> dict[str, Any]:
         if payload is None:
             raise Rejected("empty", "the record has no payload (null value)")
         if type(payload) is not bytes:
@@ -152,10 +157,13 @@ class DoorValidator:
             raise Rejected(
                 "empty", "the payload is empty" if size == 0 else "the payload is only whitespace"
             )
-        if size > self.max_event_bytes:
+        limit = self.max_event_bytes + (self.max_html_bytes if html else 0)
+        if size > limit:
             raise Rejected(
                 "too_large",
-                f"the payload is {size} bytes, over the limit of {self.max_event_bytes}",
+                f"the payload is {size} bytes, over the limit of {limit}"
+                + (" (an article with a whole page in `html`)" if html else ""),
+                "html" if html and b'"html"' in payload else None,
             )
         try:
             obj = _loads(payload)
@@ -188,8 +196,10 @@ class DoorValidator:
             code, field, message = contracts.describe_error(exc)
             raise Rejected(code, message, field) from None
 
+        if size > self.max_event_bytes:
+            self._check_html_size(obj, size)
         if size > self.max_field_chars:
-            self._check_lengths(obj)
+            self._check_lengths(obj, skip="html" if html else None)
         if payload.find(b"\\") >= 0 and _CTRL_ESCAPE.search(payload):
             self._check_controls(obj)
         return obj
@@ -270,10 +280,27 @@ class DoorValidator:
             )
         self._good_versions.add(version)
 
-    def _check_lengths(self, obj: Any) -> None:
+    def _check_html_size(self, obj: dict[str, Any], size: int) -> None:
+        """An article over max_event_bytes: only its `html` may take it there."""
+        page = obj.get("html")
+        page_bytes = len(page.encode("utf-8", "surrogatepass")) if type(page) is str else 0
+        if page_bytes > self.max_html_bytes:
+            raise Rejected(
+                "too_large",
+                f"field 'html' is {page_bytes} bytes, over the limit of {self.max_html_bytes}",
+                "html",
+            )
+        if size - page_bytes > self.max_event_bytes:
+            raise Rejected(
+                "too_large",
+                f"the payload is {size} bytes, over the limit of {self.max_event_bytes}"
+                + (f" ({page_bytes} of them in 'html', which may take more)" if page_bytes else ""),
+            )
+
+    def _check_lengths(self, obj: Any, skip: str | None = None) -> None:
         limit = self.max_field_chars
         for path, text, is_key in _strings(obj):
-            if len(text) > limit and not is_key:
+            if len(text) > limit and not is_key and path != skip:
                 raise Rejected(
                     "field.too_long",
                     f"field {_label(path)} is {len(text)} characters, over the limit of {limit}",

@@ -388,12 +388,12 @@ async def _run_kafka(
 ) -> None:  # fmt: skip
     from aiokafka.errors import KafkaError
 
-    from pipeline.kafka_io import producer
+    from pipeline.kafka_io import raw_producer
 
     run_id = summary.run_id.encode()
     only_header = [(REPLAY_HEADER, run_id)]
     bucket = TokenBucket(opts.rate) if opts.rate else None
-    prod = producer(settings, linger_ms=opts.linger_ms)
+    prod = raw_producer(settings, linger_ms=opts.linger_ms)
     pending: deque[asyncio.Future[Any]] = deque()
     track = opts.resume is not None  # per-ack bookkeeping only when a checkpoint is kept
     partition_of: dict[tuple[str, bytes], int] = {}
