@@ -70,6 +70,9 @@ class Settings:
     expiry_sweep_s: float = 60.0
     # chosen on labelled pairs by scripts/near_dup_eval.py
     near_dup_threshold: float = 0.3
+    # different articles of the same story (follow-ups) share at least this estimated Jaccard:
+    # `related_to` + `story_id` (scripts/near_dup_eval.py)
+    related_threshold: float = 0.25
     drop_near_duplicates: bool = False
     # one transaction per partition per batch: larger batches amortize it; the timeout bounds
     # the wait when traffic is low
@@ -207,7 +210,7 @@ def _check(name: str, value: object) -> str | None:
             return f"{var}: {value} must be above zero"
         if name == "web_port" and value > 65535:
             return f"{var}: {value} is not a port number"
-        if name == "near_dup_threshold" and value > 1:
+        if name in ("near_dup_threshold", "related_threshold") and value > 1:
             return f"{var}: {value} must be at most 1"
     return None
 
