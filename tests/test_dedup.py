@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from devtools.datasets import fox_comments
-from devtools.neardup_eval import build_articles, load_items, wire_copy
+from devtools.neardup_eval import build_articles, follow_up, load_items, wire_copy
 from devtools.samples import clean_article, clean_comment
 from pipeline.dedup import (
     DUPLICATE_COMMENT,
@@ -119,6 +119,73 @@ def test_syndicated_copy_is_flagged_with_duplicate_of_and_cluster(stories):
     assert out.record["duplicate_of"] == "orig"
     assert out.record["cluster_id"] == "orig"
     assert out.similarity is not None and out.similarity >= SETTINGS.near_dup_threshold
+
+
+def _follow_up(stories: list[Any], n: int, seed: int) -> Any:
+    rng = random.Random(seed)
+    titles = [s.title for s in stories]
+    vocab = sorted({w for s in stories[:50] for w in s.text().split()})
+    donors = [s for s in stories if s.label == stories[n].label and s is not stories[n]][:3]
+    return follow_up(stories[n], rng, titles, donors, vocab)
+
+
+def test_a_follow_up_of_the_same_story_is_related_not_a_copy(stories):
+    linked = 0
+    for seed in range(20):
+        dd = Deduper(SETTINGS)
+        assert dd.check_article(as_record("orig", stories[5])).kind == NEW
+        out = dd.check_article(as_record("next", _follow_up(stories, 5, seed), offset_s=3600))
+        assert out.emit and out.kind == NEW, seed
+        assert out.record["duplicate_of"] is None and out.record["cluster_id"] is None, seed
+        if out.record["related_to"] is not None:
+            assert (out.record["related_to"], out.record["story_id"]) == ("orig", "orig")
+            linked += 1
+    assert linked >= 15  # a follow-up with little text left in common may go unlinked
+
+
+def test_a_copy_and_a_follow_up_share_the_story_of_the_first_article(stories):
+    rng = random.Random(3)
+    titles = [s.title for s in stories]
+    vocab = sorted({w for s in stories[:50] for w in s.text().split()})
+    linked = 0
+    for seed in range(10):
+        dd = Deduper(SETTINGS)
+        first = dd.check_article(as_record("orig", stories[8])).record
+        assert first["story_id"] is None and first["related_to"] is None
+        copy = wire_copy(stories[8], rng, titles, vocab)
+        out = dd.check_article(as_record("copy", copy, 60)).record
+        assert out["duplicate_of"] == "orig" and out["story_id"] == "orig"
+        assert out["related_to"] is None
+        later = dd.check_article(as_record("later", _follow_up(stories, 8, seed), 7200)).record
+        assert later["duplicate_of"] is None
+        if later["related_to"] is not None:
+            assert later["related_to"] in {"orig", "copy"} and later["story_id"] == "orig"
+            linked += 1
+    assert linked >= 7
+
+
+def test_an_indexed_article_without_an_opening_is_judged_on_jaccard_alone(stories):
+    # state written before 1.1 has no opening in its `g:` entry: a copy is still found
+    dd = Deduper(SETTINGS)
+    rng = random.Random(5)
+    titles = [s.title for s in stories]
+    vocab = sorted({w for s in stories[:50] for w in s.text().split()})
+    dd.check_article(as_record("old", stories[11]))
+    dd.index["g:old"] = dd.index["g:old"][:5]
+    out = dd.check_article(as_record("copy", wire_copy(stories[11], rng, titles, vocab), 60))
+    assert out.record["duplicate_of"] == "old" and out.record["story_id"] == "old"
+
+
+def test_a_revision_keeps_its_story_links(stories):
+    dd = Deduper(SETTINGS)
+    dd.check_article(as_record("orig", stories[5]))
+    later = _follow_up(stories, 5, 1)
+    first = dd.check_article(as_record("next", later, 600)).record
+    assert first["related_to"] == "orig"
+    later.paragraphs.append("A paragraph added in an update of the follow-up.")
+    out = dd.check_article(as_record("next", later, 900))
+    assert out.kind == REVISION
+    assert (out.record["related_to"], out.record["story_id"]) == ("orig", "orig")
 
 
 def test_copy_of_a_copy_joins_the_first_articles_cluster(stories):
@@ -355,3 +422,25 @@ def test_all_fox_comments_pass_and_counts_add_up():
     # feeding them again drops every one as a redelivery
     again = [dd.check_comment(clean_comment(raw, offset_s=i)) for i, raw in enumerate(raws)]
     assert all(o.kind == DUPLICATE_EXACT for o in again)
+
+
+def test_shipped_thresholds_meet_the_duplicate_of_target_on_held_out_labelled_pairs():
+    from devtools.neardup_eval import ARTICLE_ITEMS, SEED, build_pairs, relations
+
+    rng = random.Random(SEED)
+    docs = build_articles(load_items(), rng, ARTICLE_ITEMS)
+    pairs = build_pairs(docs, rng)
+    assert sum(kind == "follow_up" for *_, kind in pairs) > 500
+    rel = relations(pairs, Settings().near_dup_threshold, Settings().related_threshold)
+    precision, recall, _ = rel.deployed["duplicate_of"]
+    assert precision >= 0.99 and recall >= 0.95
+    assert rel.shares["follow_up"]["duplicate_of"] <= 0.01
+    assert rel.before[0] < 0.9  # Jaccard alone linked follow-ups as copies
+    related_precision, related_recall, _ = rel.deployed["related_to"]
+    assert related_precision >= 0.9 and related_recall >= 0.85
+
+
+def test_the_related_threshold_comes_from_the_settings(monkeypatch):
+    assert Deduper().related_threshold == Settings().related_threshold
+    monkeypatch.setenv("NEWSPIPE_RELATED_THRESHOLD", "0.4")
+    assert Deduper(Settings.from_env()).related_threshold == 0.4

@@ -26,7 +26,7 @@ ARTICLE_FIELDS = {
     "body", "paragraphs", "captions", "fact_boxes", "quotes", "pagination", "language",
     "word_count", "content_hash", "published_at", "event_time", "processed_at",
     "pipeline_version", "revision", "previous_content_hash", "duplicate_of", "cluster_id", "tags",
-    "notes",
+    "notes", "related_to", "story_id",
 }  # fmt: skip
 COMMENT_FIELDS = {
     "schema_version", "comment_id", "article_id", "source", "source_comment_id", "number",

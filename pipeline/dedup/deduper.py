@@ -17,12 +17,19 @@ Articles (state `articles`, key = article id):
   * new id -> MinHash-LSH lookup (`near_dup_threshold` on the estimated Jaccard of word 3-shingles
     of title + standfirst + body; 128 values, 42 bands x 3 rows). Chosen over SimHash by
     scripts/near_dup_eval.py: better precision and recall at the same cost, and LSH band keys give
-    the index a natural partition key. The threshold is chosen on labelled pairs by
-    scripts/near_dup_eval.py (docs/performance.md has the figures). A match -> `near_duplicate`,
-    emitted with duplicate_of = the matched (earlier) article and cluster_id = that article's
-    cluster_id, or its own id when it has none: the first article of a cluster keeps cluster_id
-    null, so group by `cluster_id or article_id`. With `drop_near_duplicates` -> `duplicate.near`,
-    dropped (still remembered, so its redelivery is `duplicate.exact`). No match -> `new`.
+    the index a natural partition key. The thresholds are chosen on labelled pairs by
+    scripts/near_dup_eval.py (docs/performance.md has the figures). Jaccard alone cannot tell a
+    copy from a follow-up of the same story (a new opening over the first article's text shares
+    as much as a cut copy), so a copy must also open like its candidate: `lead_containment` >=
+    LEAD_THRESHOLD (of each text's first 20 words, the share found in the other's first 100). A
+    copy -> `near_duplicate`, emitted with duplicate_of = the matched (earlier) article and
+    cluster_id = that article's cluster_id, or its own id when it has none: the first article of
+    a cluster keeps cluster_id null, so group by `cluster_id or article_id`. With
+    `drop_near_duplicates` -> `duplicate.near`, dropped (still remembered, so its redelivery is
+    `duplicate.exact`). Not a copy but Jaccard >= `related_threshold` -> `new`, with related_to =
+    the most similar such article. Both relations set story_id = the first article of the story
+    (null for that first article: group by `story_id or article_id`); the window is the article
+    horizon. No match -> `new`.
 Comments (state `comments`; comments are keyed by article id, so all of an article's comments
 meet on one partition):
   * same comment id and hash -> `duplicate.exact`; same id, new hash (an edit, a moderator
@@ -57,7 +64,9 @@ comments: ``c:<comment_id>`` -> [t, content_hash]
           ``s:<content_hash>`` -> [t, distinct (author, article) count]           (spam clusters)
 index:    ``b:<band>:<12 hex of xxh3 of the band's rows>`` -> [t, first article_id with the band]
           ``g:<article_id>`` -> [t, base64 low-16-bit MinHash signature (256 B),
-                                 cluster_id | null, duplicate_of | null, content_hash]
+                                 cluster_id | null, duplicate_of | null, content_hash,
+                                 base64 16-bit shingles of the first 100 body words (~260 B),
+                                 story_id | null, related_to | null]
 Per article: 1 + 42 + 1 entries, ~2 KB serialized (the 42 band keys are most of it); per
 comment: up to 3 entries. `bench/bench_dedup.py` prints the measured sizes.
 Key prefixes differ across the three states, so `expire()` can return one flat key list.
@@ -81,9 +90,13 @@ from typing import Any
 from pipeline.dedup.fingerprint import (
     MinHasher,
     band_hashes,
+    decode_lead,
     decode_signature,
+    encode_lead,
     encode_signature,
     jaccard_estimate,
+    lead_containment,
+    lead_shingles,
     shingle_hashes,
     words,
 )
@@ -105,6 +118,10 @@ NUM_PERM = 128
 BANDS = 42  # 42 bands x 3 rows of 128 values: chosen by scripts/near_dup_eval.py
 ROWS = 3
 FUTURE_SLACK_S = 3600
+# A copy's opening reappears in the original's (and the other way round): at least this share
+# of the first 20 words' shingles (fingerprint.lead_containment). Chosen by
+# scripts/near_dup_eval.py on labelled copies and follow-ups of the same story.
+LEAD_THRESHOLD = 0.5
 
 
 @dataclass(slots=True)
@@ -116,6 +133,11 @@ class Outcome:
     record: dict[str, Any]
     duplicate_of: str | None = None
     similarity: float | None = None
+
+
+def lead_text(record: dict[str, Any]) -> str:
+    """The text whose opening tells a copy from a follow-up: the body (standfirst without one)."""
+    return record.get("body") or record.get("standfirst") or ""
 
 
 def article_text(record: dict[str, Any]) -> str:
@@ -151,6 +173,8 @@ class Deduper:
         self.article_horizon_s = float(settings.article_horizon_s)
         self.comment_horizon_s = float(settings.comment_horizon_s)
         self.threshold = settings.near_dup_threshold
+        self.related_threshold = settings.related_threshold
+        self.lead_threshold = LEAD_THRESHOLD
         self.drop_near = settings.drop_near_duplicates
         self.articles: StateMap = DictState() if articles is None else articles
         self.comments: StateMap = DictState() if comments is None else comments
@@ -213,6 +237,8 @@ class Deduper:
         entry = self.articles.get(key)
         record.setdefault("duplicate_of", None)
         record.setdefault("cluster_id", None)
+        record.setdefault("related_to", None)
+        record.setdefault("story_id", None)
         if not self._live(entry, self.article_horizon_s):
             record["revision"] = 1
             record["previous_content_hash"] = None
@@ -237,8 +263,14 @@ class Deduper:
     def check_near_duplicate(self, record: dict[str, Any], outcome: Outcome) -> Outcome:
         """Look a new article up in the band index, then add it (first writer of a band wins).
 
-        A revision is not re-judged: it gets the duplicate_of/cluster_id its first version got
-        (kept in its own `g:` entry) and its new signature is indexed.
+        Two relations come out of one lookup. A candidate whose estimated Jaccard reaches
+        `near_dup_threshold` AND whose opening matches (`lead_containment` >= LEAD_THRESHOLD) is
+        the same text published again: `duplicate_of`, `cluster_id`. Otherwise a candidate at
+        `related_threshold` or more is another article of the same story: `related_to`. Both
+        give `story_id` (the first article of the story; null for that first article). A
+        candidate indexed without an opening (state from before 1.1) is judged on Jaccard alone.
+        A revision is not re-judged: it keeps what its first version got (its own `g:` entry)
+        and its new signature is indexed.
         """
         aid = record["article_id"]
         t = int(self._event_time(record))
@@ -251,12 +283,16 @@ class Deduper:
         if own is not None and own[0] >= cutoff and len(own) > 4 and own[4] == h:
             # This very version was indexed already: a redelivery into a separate near-dup
             # stage (at-least-once between stages). Drop it like any exact duplicate.
-            record["cluster_id"], record["duplicate_of"] = own[2], own[3]
+            _restore_links(record, own)
             return Outcome(DUPLICATE_EXACT, False, record, duplicate_of=aid)
         sig = self.fingerprint(record)
+        lead = lead_shingles(lead_text(record))
         free: list[str] = []
         checked: set[str] = set()
-        best_id, best_sim, best_cluster = None, -1.0, None
+        floor = min(self.threshold, self.related_threshold)
+        best_sim = -1.0
+        copy: tuple[float, str, str | None, str] | None = None  # (sim, id, cluster, story)
+        related: tuple[float, str, str] | None = None  # (sim, id, story)
         for prefix, band in zip(
             self._band_prefixes, band_hashes(sig, self.bands, self.rows), strict=True
         ):
@@ -275,26 +311,44 @@ class Deduper:
                 free.append(key)  # the band's owner expired: take the band over
                 continue
             sim = jaccard_estimate(sig, decode_signature(g[1]))
-            if sim > best_sim:
-                best_id, best_sim, best_cluster = cand, sim, g[2] or cand
+            best_sim = max(best_sim, sim)
+            if sim < floor:
+                continue
+            story = (g[6] if len(g) > 6 else None) or g[2] or cand
+            opening = decode_lead(g[5]) if len(g) > 5 and g[5] else None
+            same_text = sim >= self.threshold and (
+                opening is None or lead_containment(lead, opening) >= self.lead_threshold
+            )
+            if same_text:
+                if copy is None or sim > copy[0]:
+                    copy = (sim, cand, g[2] or cand, story)
+            elif sim >= self.related_threshold and (related is None or sim > related[0]):
+                related = (sim, cand, story)
         for key in free:
             index[key] = [t, aid]
         if revision:
             if own is not None and own[0] >= cutoff:
-                record["cluster_id"], record["duplicate_of"] = own[2], own[3]
-            index[gkey] = [
-                t, encode_signature(sig), record["cluster_id"], record["duplicate_of"], h
-            ]  # fmt: skip
+                _restore_links(record, own)
+            index[gkey] = self._entry(t, sig, lead, record, h)
             return outcome
-        if best_id is None or best_sim < self.threshold:
-            index[gkey] = [t, encode_signature(sig), None, None, h]
-            outcome.similarity = best_sim if best_id is not None else None
-            return outcome
-        record["duplicate_of"] = best_id
-        record["cluster_id"] = best_cluster
-        index[gkey] = [t, encode_signature(sig), best_cluster, best_id, h]
-        kind, emit = (DUPLICATE_NEAR, False) if self.drop_near else (NEAR_DUPLICATE, True)
-        return Outcome(kind, emit, record, duplicate_of=best_id, similarity=best_sim)
+        if copy is not None:
+            sim, record["duplicate_of"], record["cluster_id"], record["story_id"] = copy
+            index[gkey] = self._entry(t, sig, lead, record, h)
+            kind, emit = (DUPLICATE_NEAR, False) if self.drop_near else (NEAR_DUPLICATE, True)
+            return Outcome(kind, emit, record, duplicate_of=copy[1], similarity=sim)
+        if related is not None:
+            _, record["related_to"], record["story_id"] = related
+        index[gkey] = self._entry(t, sig, lead, record, h)
+        outcome.similarity = best_sim if best_sim >= 0 else None
+        return outcome
+
+    @staticmethod
+    def _entry(t: int, sig: Any, lead: Any, record: dict[str, Any], h: Any) -> list[Any]:
+        """The `g:` entry of an indexed article (layout in the module docstring)."""
+        return [
+            t, encode_signature(sig), record.get("cluster_id"), record.get("duplicate_of"), h,
+            encode_lead(lead), record.get("story_id"), record.get("related_to"),
+        ]  # fmt: skip
 
     # -- comments ---------------------------------------------------------------------------
     def check_comment(self, record: dict[str, Any]) -> Outcome:
@@ -367,6 +421,13 @@ class Deduper:
             "comments": len(self.comments),
             "index": len(self.index),
         }
+
+
+def _restore_links(record: dict[str, Any], entry: list[Any]) -> None:
+    """The relations an article's first version got, from its `g:` entry."""
+    record["cluster_id"], record["duplicate_of"] = entry[2], entry[3]
+    record["story_id"] = entry[6] if len(entry) > 6 else None
+    record["related_to"] = entry[7] if len(entry) > 7 else None
 
 
 def sweep(state: Any, is_stale: Any) -> list[str]:

@@ -127,6 +127,8 @@ def normalize_article(
         "previous_content_hash": None,
         "duplicate_of": None,
         "cluster_id": None,
+        "related_to": None,
+        "story_id": None,
         "tags": [],
         "notes": _notes(raw),
     }
