@@ -29,6 +29,13 @@ _ONLY_FURNITURE = re.compile(
 )
 
 
+# any furniture at all? (most names have none: one search instead of the loop below)
+_HINT = re.compile(
+    rf"{_WORDS}|{_ACTIONS}|avatar|photo|picture|profile|image|posted|written|comment|\bby\b",
+    re.IGNORECASE,
+)
+
+
 def clean_author(name: str) -> str:
     """`name` without "says:", "Reply", "Report" and avatar alt text; "" when nothing is left.
 
@@ -37,6 +44,8 @@ def clean_author(name: str) -> str:
     """
     previous = None
     out = name.strip()
+    if not _HINT.search(out):
+        previous = out
     while out != previous:
         previous = out
         out = _TRAILING.sub("", out)

@@ -45,8 +45,8 @@ _SURE_DISTINCT = 3
 _SURE_SHARE = 0.2
 _MIN_HITS = 2
 
-_MODEL_CHARS = 200  # the classifier's cost grows with length (a Python loop over bytes)
-_MORE_CHARS = 600  # ... unless the first 200 leave it unsure and the text has more to read
+_MODEL_CHARS = 300  # the classifier's cost grows with length (a Python loop over bytes)
+_MORE_CHARS = 900  # ... unless the first 300 leave it unsure and the text has much more
 _SURE_CONFIDENCE = 0.7
 _MIN_CONFIDENCE = 0.3  # normalized probability over 97 languages
 _MIN_LETTERS = 8  # "lol", "Amen", "+1": too short to tell
@@ -57,20 +57,19 @@ _NOT_A_LANGUAGE = frozenset({"zxx", "und"})
 
 
 def _stopwords(text: str) -> tuple[str | None, bool]:
-    """(best stopword language or None, whether it is sure) from the first ~25 words."""
+    """(best stopword language or None, whether it is sure) from the first ~45 words."""
     words = text[:_MAX_CHARS].lower().split()
     if len(text) > _MAX_CHARS and words:
         words.pop()  # probably cut in the middle
-    hits = [(h, w) for w in words if (h := _INDEX.get(w)) is not None]
-    if len(hits) < _MIN_HITS:
+    found = [w for w in words if w in _INDEX]
+    if len(found) < _MIN_HITS:
         return None, False
-    kinds = {h for h, _ in hits}
+    hits = list(map(_INDEX.__getitem__, found))
+    kinds = set(hits)
     if len(kinds) == 1:
-        top, lang = len(hits), hits[0][0]
-        sure = len({w for _, w in hits}) >= _SURE_DISTINCT and top >= _SURE_SHARE * len(words)
-        return _LANGS[lang], sure
-    counts = [h for h, _ in hits]
-    ranked = sorted((counts.count(k), k) for k in kinds)
+        sure = len(set(found)) >= _SURE_DISTINCT and len(found) >= _SURE_SHARE * len(words)
+        return _LANGS[hits[0]], sure
+    ranked = sorted((hits.count(k), k) for k in kinds)
     if ranked[-1][0] == ranked[-2][0]:
         return None, False  # a tie: no clear winner
     top, lang = ranked[-1]
@@ -99,8 +98,9 @@ def detect_language(text: str) -> str:
         return guess  # type: ignore[return-value]
     long_clean = _NOISE.sub(" ", text[: _MORE_CHARS + 200])[:_MORE_CHARS]
     clean = long_clean[:_MODEL_CHARS]
-    letters = [c for c in clean.lower() if c.isalpha()]
-    if len(letters) < _MIN_LETTERS or len(set(letters)) < _MIN_DISTINCT_LETTERS:
+    if sum(map(str.isalpha, clean)) < _MIN_LETTERS:
+        return "und"
+    if sum(map(str.isalpha, set(clean.lower()))) < _MIN_DISTINCT_LETTERS:
         return "und"
     lang, confidence = _identifier().classify(clean)
     if confidence < _SURE_CONFIDENCE and len(long_clean) > len(clean):

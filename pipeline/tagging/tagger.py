@@ -344,22 +344,29 @@ class Tagger:
         evidence: dict[str, list[_Contrib]] = {}
         for c in contribs:
             evidence.setdefault(c.chain[-1], []).append(c)
+        level = self._level
         ranked = []
         for code, v in raw.items():
-            if self._level[code] != 1:
+            if level[code] != 1:
                 continue
             whole = v
-            own = evidence.get(code, [])
-            words = {_stem(c.term) for c in own}
-            if own and len(words) == 1 and all(c.ambiguous for c in own):
+            own = evidence.get(code)
+            if own and all(c.ambiguous for c in own) and len({_stem(c.term) for c in own}) == 1:
                 v *= LONE_AMBIGUOUS
                 for sub in [c for c in raw if self._top[c] == code]:
                     raw[sub] *= LONE_AMBIGUOUS
-            title = sum(c.contrib for c in own if c.in_title)
-            strongest = max((c.contrib for c in own), default=0.0)
-            ranked.append((v, title, len(words), strongest, code, whole))
-        ranked.sort(key=lambda r: (-round(r[0], 9), -round(r[1], 9), -r[2], -r[3], r[4]))
-        return [(r[0], r[4], r[5]) for r in ranked]
+            ranked.append((round(v, 9), code, v, whole))
+        ranked.sort(key=lambda r: -r[0])
+        if len({r[0] for r in ranked}) < len(ranked):  # a tie: order it on the evidence
+
+            def evidence_first(r: tuple[float, str, float, float]) -> tuple[float, ...]:
+                own = evidence.get(r[1], [])
+                title = round(sum(c.contrib for c in own if c.in_title), 9)
+                strongest = max((c.contrib for c in own), default=0.0)
+                return (-r[0], -title, -len({_stem(c.term) for c in own}), -strongest)
+
+            ranked.sort(key=lambda r: (*evidence_first(r), r[1]))
+        return [(v, code, whole) for _, code, v, whole in ranked]
 
     def _tags(
         self, raw: dict[str, float], contribs: list[_Contrib], min_top: float, min_terms: int = 1
