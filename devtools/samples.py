@@ -66,3 +66,81 @@ def clean_comment(raw: dict[str, Any], *, offset_s: float = 0.0) -> dict[str, An
         "content_hash": short_hash(text),
         "event_time": iso(offset_s),
     }
+
+
+# Short comments (3-7 words) in 16 languages, written for the language tests and
+# devtools.language_eval (not from any data set).
+SHORT_TEXTS = {
+    "en": [
+        "The mayor resigned after the vote.",
+        "I totally agree with this comment.",
+        "What a terrible decision by the court",
+    ],
+    "de": [
+        "Die Regierung hat heute zugestimmt.",
+        "Das finde ich wirklich gut so.",
+        "Warum schreibt niemand über die Kosten?",
+    ],
+    "fr": [
+        "Le gouvernement a perdu le vote hier.",
+        "Je suis tout à fait d'accord.",
+        "Quelle honte pour notre pays !",
+    ],
+    "es": [
+        "El presidente visitó la ciudad ayer.",
+        "Estoy totalmente de acuerdo contigo.",
+        "¿Por qué nadie habla de esto?",
+    ],
+    "it": [
+        "Il governo ha approvato la legge.",
+        "Sono completamente d'accordo con te.",
+        "Che vergogna per tutti noi!",
+    ],
+    "pt": [
+        "O governo aprovou a nova lei ontem.",
+        "Concordo plenamente com você.",
+        "Que vergonha para o nosso país!",
+    ],
+    "nl": [
+        "De regering heeft het plan goedgekeurd.",
+        "Ik ben het helemaal met je eens.",
+        "Wat een schande voor ons land!",
+    ],
+    "pl": [
+        "Rząd przyjął nową ustawę wczoraj.",
+        "Całkowicie się z tobą zgadzam.",
+        "Co za wstyd dla naszego kraju!",
+    ],
+    "sv": [
+        "Regeringen godkände lagen i går.",
+        "Jag håller helt med dig.",
+        "Vilken skam för vårt land!",
+    ],
+    "da": [
+        "Regeringen vedtog loven i går.",
+        "Jeg er helt enig med dig.",
+        "Hvilken skam for vores land!",
+    ],
+    "tr": [
+        "Hükümet yeni yasayı dün onayladı.",
+        "Sana tamamen katılıyorum.",
+        "Ülkemiz için ne büyük bir utanç!",
+    ],
+    "ru": [
+        "Правительство вчера одобрило закон.",
+        "Я полностью с вами согласен.",
+        "Какой позор для нашей страны!",
+    ],
+    "ar": ["وافقت الحكومة على القانون أمس.", "أنا أتفق معك تماما.", "يا له من عار على بلدنا!"],
+    "ja": [
+        "政府は昨日新しい法律を承認した。",
+        "私は完全に同意します。",
+        "我が国にとって何という恥だ！",
+    ],
+    "zh": ["政府昨天批准了新法律。", "我完全同意你的看法。", "这对我们国家来说真是耻辱！"],
+    "el": [
+        "Η κυβέρνηση ενέκρινε τον νόμο χθες.",
+        "Συμφωνώ απόλυτα μαζί σου.",
+        "Τι ντροπή για τη χώρα μας!",
+    ],
+}
