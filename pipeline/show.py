@@ -1,4 +1,4 @@
-"""Reading clean topics back for people: `newspipe show` (used by `make demo`) and the tests."""
+"""Reading topics back for people: `newspipe show` (used by `make demo`) and the tests."""
 
 from __future__ import annotations
 
@@ -113,4 +113,59 @@ def render(
             str(c.get("word_count")),
             text[:90],
         )
+    console.print(table)
+
+
+def render_dlq(letters: list[dict[str, Any]], max_rows: int = 50) -> None:
+    """Dead letters by code, then the newest few: where each came from and why it failed."""
+    from collections import Counter
+
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if not letters:
+        console.print("dlq: no dead letters")
+        return
+    counts = Counter(d.get("error_code") for d in letters)
+    console.print("dlq: " + ", ".join(f"{code} {n}" for code, n in counts.most_common()))
+    table = Table(title=f"dlq (newest {min(max_rows, len(letters))} of {len(letters)})")
+    for col in ("failed at", "code", "from", "message", "payload"):
+        table.add_column(col)
+    newest = sorted(letters, key=lambda d: d.get("failed_at") or "", reverse=True)[:max_rows]
+    for d in newest:
+        payload = d.get("payload")
+        if payload is None:
+            payload = "(base64)" if d.get("payload_b64") else "(none)"
+        table.add_row(
+            str(d.get("failed_at")),
+            str(d.get("error_code")),
+            f"{d.get('original_topic')}[{d.get('partition')}]@{d.get('offset')}",
+            str(d.get("error_message"))[:80],
+            " ".join(str(payload).split())[:60],
+        )
+    console.print(table)
+
+
+def render_trends(records: list[dict[str, Any]], max_rows: int = 40) -> None:
+    """The latest count per (window, window start, stream, topic): the topic's newest record per
+    key is the running count, so earlier ones are left out."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if not records:
+        console.print("topic.trends: no counts yet")
+        return
+    latest: dict[tuple, dict[str, Any]] = {}
+    for r in records:
+        latest[(r.get("window"), r.get("window_start"), r.get("stream"), r.get("topic_code"))] = r
+    rows = sorted(latest.values(), key=lambda r: (str(r.get("window_start")), -r.get("count", 0)))
+    table = Table(title=f"topic.trends (latest {min(max_rows, len(rows))} of {len(rows)} counts)")
+    for col in ("window", "start", "stream", "topic", "count"):
+        table.add_column(col)
+    for r in rows[-max_rows:]:
+        topic = f"{r.get('topic_label')} ({r.get('topic_code')})"
+        table.add_row(str(r.get("window")), str(r.get("window_start")), str(r.get("stream")),
+                      topic, str(r.get("count")))  # fmt: skip
     console.print(table)
