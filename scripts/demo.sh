@@ -47,3 +47,11 @@ for line in text.splitlines():
                         "newspipe_duplicates_total", "newspipe_dead_letters_total")):
         print(line)
 PY
+cat <<NEXT
+--- next ---
+The demo's topics stay on the broker under their own prefix; to read them again:
+  NEWSPIPE_TOPIC_PREFIX=$NEWSPIPE_TOPIC_PREFIX NEWSPIPE_APP_ID=$NEWSPIPE_APP_ID .venv/bin/newspipe show
+and to remove them:
+  NEWSPIPE_TOPIC_PREFIX=$NEWSPIPE_TOPIC_PREFIX NEWSPIPE_APP_ID=$NEWSPIPE_APP_ID .venv/bin/newspipe topics delete --yes
+Run it yourself: README "The same by hand"; every command: docs/cli.md.
+NEXT
