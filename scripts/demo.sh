@@ -49,7 +49,8 @@ for line in text.splitlines():
 PY
 cat <<NEXT
 --- next ---
-The demo's topics stay on the broker under their own prefix; to read them again:
+The demo's topics stay in the broker's data under a per-run prefix (if the demo stopped the
+broker, newspipe broker start brings them back); to read them again:
   NEWSPIPE_TOPIC_PREFIX=$NEWSPIPE_TOPIC_PREFIX NEWSPIPE_APP_ID=$NEWSPIPE_APP_ID .venv/bin/newspipe show
 and to remove them:
   NEWSPIPE_TOPIC_PREFIX=$NEWSPIPE_TOPIC_PREFIX NEWSPIPE_APP_ID=$NEWSPIPE_APP_ID .venv/bin/newspipe topics delete --yes
