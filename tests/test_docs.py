@@ -1,0 +1,67 @@
+"""The generated references match the code, and the hand-written docs link to pages that exist."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from dataclasses import fields
+
+import pytest
+
+from devtools import docgen
+from pipeline.cli import build_parser
+from pipeline.settings import Settings
+
+ROOT = docgen.ROOT
+
+
+@pytest.mark.parametrize("page", sorted(docgen.PAGES))
+def test_the_committed_page_is_what_the_code_generates(page: str) -> None:
+    committed = docgen.PAGES[page].read_text()
+    assert committed == docgen.pages()[page], (
+        f"docs/{page}.md is stale: run python -m devtools.docgen"
+    )
+
+
+def test_every_setting_is_in_configuration_md_with_a_meaning() -> None:
+    text = docgen.PAGES["configuration"].read_text()
+    for name in Settings.env_names():
+        row = next((line for line in text.splitlines() if line.startswith(f"| `{name}` |")), None)
+        assert row is not None, f"{name} is missing from docs/configuration.md"
+        assert not row.rstrip().endswith("|  |"), f"{name} has no meaning in the table"
+
+
+def test_every_settings_field_has_a_comment_to_generate_from() -> None:
+    comments = docgen.field_comments(docgen.SETTINGS_PY.read_text())
+    assert [f.name for f in fields(Settings) if not comments.get(f.name)] == []
+
+
+def test_every_command_and_option_is_in_cli_md() -> None:
+    text = docgen.PAGES["cli"].read_text()
+    for path, sub in docgen._subcommands(build_parser()):
+        assert f"## newspipe {' '.join(path)}\n" in text, f"newspipe {' '.join(path)} is missing"
+        for action in sub._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            for option in action.option_strings:
+                assert f"`{option}" in text, f"{option} of newspipe {' '.join(path)} is missing"
+
+
+def test_the_broker_variables_outside_settings_are_documented() -> None:
+    text = docgen.PAGES["configuration"].read_text()
+    source = (ROOT / "devtools" / "broker.py").read_text()
+    for name in set(re.findall(r"NEWSPIPE_BROKER_[A-Z_]+", source)):
+        assert f"`{name}`" in text
+
+
+@pytest.mark.parametrize(
+    "doc",
+    ["README.md", "CONTRIBUTING.md", "CHANGELOG.md", *(f"docs/{p.name}" for p in
+                                                        sorted((ROOT / "docs").glob("*.md")))],
+)  # fmt: skip
+def test_relative_links_point_to_files_that_exist(doc: str) -> None:
+    path = ROOT / doc
+    if not path.is_file():
+        pytest.fail(f"{doc} is missing")
+    for target in re.findall(r"\]\(([^)#:\s]+)(?:#[^)]*)?\)", path.read_text()):
+        assert (path.parent / target).exists(), f"{doc} links to {target}, which does not exist"
