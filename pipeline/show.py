@@ -117,34 +117,29 @@ def render(
 
 
 def render_dlq(letters: list[dict[str, Any]], max_rows: int = 50) -> None:
-    """Dead letters by code, then the newest few: where each came from and why it failed."""
+    """Dead letters by code, then the newest few, two lines each (where it came from and why;
+    the start of its payload), so long messages stay readable in a narrow terminal."""
     from collections import Counter
 
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
     if not letters:
-        console.print("dlq: no dead letters")
+        print("dlq: no dead letters")
         return
     counts = Counter(d.get("error_code") for d in letters)
-    console.print("dlq: " + ", ".join(f"{code} {n}" for code, n in counts.most_common()))
-    table = Table(title=f"dlq (newest {min(max_rows, len(letters))} of {len(letters)})")
-    for col in ("failed at", "code", "from", "message", "payload"):
-        table.add_column(col)
+    print(f"dlq: {len(letters)} dead letters: "
+          + ", ".join(f"{code} {n}" for code, n in counts.most_common()))  # fmt: skip
     newest = sorted(letters, key=lambda d: d.get("failed_at") or "", reverse=True)[:max_rows]
+    if len(newest) < len(letters):
+        print(f"(the newest {len(newest)})")
     for d in newest:
         payload = d.get("payload")
         if payload is None:
-            payload = "(base64)" if d.get("payload_b64") else "(none)"
-        table.add_row(
-            str(d.get("failed_at")),
-            str(d.get("error_code")),
-            f"{d.get('original_topic')}[{d.get('partition')}]@{d.get('offset')}",
-            str(d.get("error_message"))[:80],
-            " ".join(str(payload).split())[:60],
-        )
-    console.print(table)
+            payload = "(not UTF-8: payload_b64)" if d.get("payload_b64") else "(no payload)"
+        cut = " [truncated]" if d.get("payload_truncated") else ""
+        where = f"{d.get('original_topic')}[{d.get('partition')}]@{d.get('offset')}"
+        print(f"{d.get('failed_at')}  {d.get('error_code')}  {where}  stage {d.get('stage')}: "
+              f"{' '.join(str(d.get('error_message')).split())[:200]}")  # fmt: skip
+        print(f"    payload ({d.get('payload_bytes')} bytes{cut}): "
+              f"{' '.join(str(payload).split())[:100]}")  # fmt: skip
 
 
 def render_trends(records: list[dict[str, Any]], max_rows: int = 40) -> None:
