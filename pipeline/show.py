@@ -143,24 +143,24 @@ def render_dlq(letters: list[dict[str, Any]], max_rows: int = 50) -> None:
 
 
 def render_trends(records: list[dict[str, Any]], max_rows: int = 40) -> None:
-    """The latest count per (window, window start, stream, topic): the topic's newest record per
-    key is the running count, so earlier ones are left out."""
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
+    """The latest count per (window, window start, stream, topic), one line each: the topic's
+    newest record per key is the running count, so earlier ones are left out."""
     if not records:
-        console.print("topic.trends: no counts yet")
+        print("topic.trends: no counts yet")
         return
     latest: dict[tuple, dict[str, Any]] = {}
     for r in records:
         latest[(r.get("window"), r.get("window_start"), r.get("stream"), r.get("topic_code"))] = r
-    rows = sorted(latest.values(), key=lambda r: (str(r.get("window_start")), -r.get("count", 0)))
-    table = Table(title=f"topic.trends (latest {min(max_rows, len(rows))} of {len(rows)} counts)")
-    for col in ("window", "start", "stream", "topic", "count"):
-        table.add_column(col)
+
+    def order(r: dict[str, Any]) -> tuple:
+        return (r.get("window") or "", r.get("window_start") or "", r.get("stream") or "",
+                -(r.get("count") or 0))  # fmt: skip
+
+    rows = sorted(latest.values(), key=order)
+    print(
+        f"topic.trends: {len(rows)} counts"
+        + (f" (the last {max_rows})" if len(rows) > max_rows else "")
+    )
     for r in rows[-max_rows:]:
-        topic = f"{r.get('topic_label')} ({r.get('topic_code')})"
-        table.add_row(str(r.get("window")), str(r.get("window_start")), str(r.get("stream")),
-                      topic, str(r.get("count")))  # fmt: skip
-    console.print(table)
+        print(f"{r.get('window'):>3} from {r.get('window_start')}  {r.get('stream'):<8} "
+              f"{r.get('count'):>6}  {r.get('topic_label')} ({r.get('topic_code')})")  # fmt: skip
