@@ -48,6 +48,16 @@ def existing_topics(settings: Settings) -> set[str]:
     return asyncio.run(run())
 
 
+def run_example_consumer(settings: Settings) -> str:
+    """docs/consumers.md's consumer, as a reader would run it, on the clean topics."""
+    done = subprocess.run(
+        [sys.executable, "docs/examples/consume_clean.py", "--group", "by-hand", "--idle", "5"],
+        cwd=ROOT, env=settings_env(settings), capture_output=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    return done.stdout.decode()
+
+
 def test_the_readme_by_hand_sequence_runs_as_written(
     pipeline_settings: Settings, worker_factory
 ) -> None:
@@ -81,6 +91,8 @@ def test_the_readme_by_hand_sequence_runs_as_written(
             )  # fmt: skip
             assert done.returncode == 0, (command, done.stderr.decode()[-2000:])
             outputs[command] = done.stdout.decode()
+            if argv[:2] == ["show", "--articles"]:
+                outputs["consumer"] = run_example_consumer(settings)
     finally:
         asyncio.run(delete_topics(settings, app_topic_names(settings)))
 
@@ -91,6 +103,9 @@ def test_the_readme_by_hand_sequence_runs_as_written(
     assert "clean.articles" in shown and "clean.comments" in shown
     assert "dlq: no dead letters" in by_verb[("show", "dlq")]
     assert "topic.trends" in by_verb[("show", "trends")]
+    consumed = outputs["consumer"].splitlines()
+    assert sum(" new article: " in line for line in consumed) == 1
+    assert sum(line.startswith("comment ") for line in consumed) >= 20
     metrics = next(v for c, v in outputs.items() if c.startswith("curl"))
     assert re.search(r'newspipe_records_out_total\{[^}]*stream="articles"[^}]*\} 1\.0', metrics)
     deleted = by_verb[("topics", "delete")]

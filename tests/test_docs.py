@@ -65,3 +65,34 @@ def test_relative_links_point_to_files_that_exist(doc: str) -> None:
         pytest.fail(f"{doc} is missing")
     for target in re.findall(r"\]\(([^)#:\s]+)(?:#[^)]*)?\)", path.read_text()):
         assert (path.parent / target).exists(), f"{doc} links to {target}, which does not exist"
+
+
+def test_every_alert_rule_has_a_procedure_in_operations_md() -> None:
+    rules = re.findall(r"- alert: (\w+)", (ROOT / "deploy/prometheus/alerts.yml").read_text())
+    text = (ROOT / "docs/operations.md").read_text()
+    assert len(rules) >= 6
+    assert [r for r in rules if f"### {r}\n" not in text] == []
+
+
+def test_the_records_shown_in_consumers_md_match_their_schemas() -> None:
+    import json
+
+    import jsonschema
+
+    text = (ROOT / "docs/consumers.md").read_text()
+    blocks = [json.loads(b) for b in re.findall(r"```json\n(.*?)\n```", text, re.S)]
+    schemas = {
+        "article_id" : "clean-article", "comment_id": "clean-comment",
+        "error_code": "dead-letter", "window": "trend",
+    }  # fmt: skip
+    seen = set()
+    for record in blocks:
+        kind = next(
+            k
+            for f, k in schemas.items()
+            if f in record and (f != "article_id" or "comment_id" not in record)
+        )
+        schema = json.loads((ROOT / "schemas" / f"{kind}.schema.json").read_text())
+        jsonschema.validate(record, schema)
+        seen.add(kind)
+    assert seen == set(schemas.values())
