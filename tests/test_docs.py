@@ -96,3 +96,37 @@ def test_the_records_shown_in_consumers_md_match_their_schemas() -> None:
         jsonschema.validate(record, schema)
         seen.add(kind)
     assert seen == set(schemas.values())
+
+
+def documented_commands() -> list[tuple[str, str]]:
+    """(file, command) for every `newspipe ...` line in a code block of the docs."""
+    out = []
+    files = ["README.md", "CONTRIBUTING.md", "deploy/README.md", *(
+        f"docs/{p.name}" for p in sorted((ROOT / "docs").glob("*.md")))]  # fmt: skip
+    for name in files:
+        blocks = re.findall(r"```[a-z]*\n(.*?)```", (ROOT / name).read_text(), re.S)
+        for block in blocks:
+            joined = re.sub(r"\\\n\s*", " ", block)
+            for line in joined.splitlines():
+                line = line.strip().removeprefix("$ ")
+                line = re.sub(r"^(NEWSPIPE_\w+=\S+\s+)+", "", line).replace(".venv/bin/", "")
+                output = re.match(r"newspipe( [a-z]+)*: ", line)  # what a command printed
+                if line.startswith("newspipe ") and "<" not in line and not output:
+                    out.append((name, line.split("  #", 1)[0].strip()))
+    return out
+
+
+def test_every_command_the_docs_show_parses(capsys) -> None:
+    import shlex
+
+    commands = documented_commands()
+    assert len(commands) > 30
+    bad = []
+    for name, command in commands:
+        try:
+            build_parser().parse_args(shlex.split(command)[1:])
+        except SystemExit as exc:
+            if exc.code != 0:
+                bad.append(f"{name}: {command}")
+    capsys.readouterr()
+    assert bad == []
