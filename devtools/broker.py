@@ -284,27 +284,54 @@ def status(paths: BrokerPaths, port: int) -> tuple[bool, str]:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="newspipe broker",
-        description="Run a local single-node Apache Kafka broker (KRaft) on 127.0.0.1.",
-    )
-    parser.add_argument("action", choices=["start", "stop", "status", "fetch", "reset"])
+ACTIONS = {
+    "start": "start the broker (idempotent: a running one is reported); fetches the jars first",
+    "stop": "SIGTERM, then SIGKILL after 30 s; leaves no process",
+    "status": "print whether it runs (exit 3 when not)",
+    "fetch": "download the Kafka jars from Maven Central into the home folder, start nothing",
+    "reset": "stop the broker and delete its data (every topic); the jars stay",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The broker's arguments, shared by `python -m devtools.broker` and `newspipe broker`."""
     parser.add_argument(
-        "--port", type=int, default=int(os.environ.get("NEWSPIPE_BROKER_PORT", "9092"))
+        "action",
+        choices=list(ACTIONS),
+        help="; ".join(f"{name}: {text}" for name, text in ACTIONS.items()),
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("NEWSPIPE_BROKER_PORT", "9092")),
+        help="client port on 127.0.0.1 (default NEWSPIPE_BROKER_PORT, else 9092)",
     )
     parser.add_argument(
         "--controller-port",
         type=int,
         default=int(os.environ.get("NEWSPIPE_BROKER_CONTROLLER_PORT", "9093")),
+        help="KRaft controller port (default NEWSPIPE_BROKER_CONTROLLER_PORT, else 9093)",
     )
     parser.add_argument(
         "--home",
         type=Path,
         default=Path(os.environ.get("NEWSPIPE_BROKER_HOME", DEFAULT_HOME)),
-        help="cache for jars, data and logs (git-ignored)",
+        help="cache for jars, data and logs, git-ignored (default NEWSPIPE_BROKER_HOME, else "
+        ".cache/kafka in the checkout)",
     )
-    args = parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="newspipe broker",
+        description="Run a local single-node Apache Kafka broker (KRaft) on 127.0.0.1.",
+    )
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """One action on parsed arguments (`newspipe broker` parses them with its own parser)."""
     paths = BrokerPaths(args.home)
     try:
         if args.action == "start":

@@ -7,24 +7,31 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from pipeline import __version__
+from pipeline.cli_args import Formatter, RenamedFlag, exit_epilog
 from pipeline.settings import Settings, SettingsError
 
 
-def _cmd_worker(args: argparse.Namespace) -> int:
-
-    from pipeline.app import Worker, create_app
+def _prepare_worker(args: argparse.Namespace) -> int:
+    """Create the worker's topics (a no-op for those that exist) before Faust starts, inside
+    `main`'s Kafka guard: an unreachable broker is one line here, not a Faust traceback. A loop of
+    its own, so Faust still gets a fresh default loop."""
     from pipeline.kafka_io import create_topics
 
-    settings = Settings.from_env()
-    # the worker needs its state changelogs; creating is a no-op for topics that exist. A loop
-    # of its own, so Faust still gets a fresh default loop.
     loop = asyncio.new_event_loop()
     try:
-        loop.run_until_complete(create_topics(settings))
+        loop.run_until_complete(create_topics(Settings.from_env()))
     finally:
         loop.close()
+    return 0
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from pipeline.app import Worker, create_app
+
+    settings = Settings.from_env()
     app = create_app(settings)
     worker = Worker(
         app,
@@ -37,21 +44,42 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
 
 def _cmd_topics(args: argparse.Namespace) -> int:
-    from pipeline.kafka_io import create_topics, delete_topics
-    from pipeline.topics import TopicNames
+    from pipeline.kafka_io import app_topic_names, create_topics, delete_topics
 
     settings = Settings.from_env()
     if args.action == "create":
         created = asyncio.run(create_topics(settings))
         print(f"created {len(created)} topics: {', '.join(created) or '(all existed)'}")
     elif args.action == "delete":
-        names = TopicNames(settings.topic_prefix, settings.app_id)
-        asyncio.run(delete_topics(settings, names.all()))
-        print("deleted the pipeline's topics")
+        names = app_topic_names(settings)
+        if not args.yes and not _confirm(
+            f"delete every topic of app {settings.app_id!r} (prefix "
+            f"{settings.topic_prefix!r}) on {settings.bootstrap_servers}, records included?"
+        ):
+            print(
+                "newspipe topics: error: not confirmed; nothing deleted (pass --yes when no one "
+                "can answer)",
+                file=sys.stderr,
+            )
+            return 2
+        deleted, absent = asyncio.run(delete_topics(settings, names))
+        print(f"deleted {len(deleted)} topics: {', '.join(deleted) or '(none)'}")
+        if absent:
+            print(f"did not exist: {', '.join(absent)}")
     else:
-        for name in TopicNames(settings.topic_prefix, settings.app_id).all():
+        for name in app_topic_names(settings):
             print(name)
     return 0
+
+
+def _confirm(question: str) -> bool:
+    """A yes from a person at a terminal; no terminal (a script, CI) is a no."""
+    if not sys.stdin.isatty():
+        return False
+    try:
+        return input(f"{question} [y/N] ").strip().lower() in {"y", "yes"}
+    except EOFError:
+        return False
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
@@ -63,18 +91,23 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     if missing:
         print(f"newspipe ingest: error: no such file: {', '.join(missing)}", file=sys.stderr)
         return 2
-    reports = asyncio.run(ingest_paths(settings, paths, url=args.url, source=args.source))
+    reports = asyncio.run(ingest_paths(settings, paths, url=args.url, source=args.set_source))
     for r in reports:
         print(f"{r.path}: 1 article ({r.article_id}) + {r.comments} comments produced")
     return 0
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    from pipeline.show import read_topics, render
+    from pipeline.show import read_topics, render, render_dlq, render_trends
     from pipeline.topics import TopicNames
 
     settings = Settings.from_env()
     names = TopicNames(settings.topic_prefix, settings.app_id)
+    if args.what in ("dlq", "trends"):
+        topic = names.dlq if args.what == "dlq" else names.trends
+        out = asyncio.run(read_topics(settings, [topic], timeout=args.timeout))
+        (render_dlq if args.what == "dlq" else render_trends)(out[topic])
+        return 0
 
     def enough(out: dict) -> bool:
         return len(out[names.clean_articles]) >= args.articles and (
@@ -100,7 +133,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_broker(args: argparse.Namespace) -> int:
+def _checkout_broker() -> Any:
     """The local development broker lives in the checkout's `devtools`, not in the wheel: an
     editable install (`make install`) finds it beside `pipeline/`; an installed wheel does not."""
     checkout = Path(__file__).resolve().parent.parent
@@ -109,6 +142,13 @@ def _cmd_broker(args: argparse.Namespace) -> int:
     try:
         from devtools import broker
     except ImportError:
+        return None
+    return broker
+
+
+def _cmd_broker(args: argparse.Namespace) -> int:
+    broker = _checkout_broker()
+    if broker is None:
         print(
             "newspipe broker: error: the local development broker is not installed; run it from "
             "a source checkout (python -m devtools.broker start) or point NEWSPIPE_BROKER at a "
@@ -116,16 +156,18 @@ def _cmd_broker(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    return broker.main([args.action, *args.rest])
+    return int(broker.run(args))
 
 
 def _cmd_tag(args: argparse.Namespace) -> int:
     from pipeline.tagging import Tagger
 
     tagger = Tagger.load()
-    tags = tagger.explain(" ".join(args.text))
+    text = " ".join(args.text)
+    tags = tagger.tag_article(title="", standfirst=None, body=text)
     if not tags:
-        print("no tags")
+        terms = sorted({m["term"] for m in tagger.explain(text)})
+        print("no tags" + (f" (terms matched, too weak: {', '.join(terms)})" if terms else ""))
     for tag in tags:
         evidence = ", ".join(tag.get("evidence") or [])
         print(
@@ -135,67 +177,98 @@ def _cmd_tag(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sub(sub: Any, name: str, help: str, description: str,
+         extra_codes: dict[int, str] | None = None) -> argparse.ArgumentParser:  # fmt: skip
+    """A subcommand with its exit codes in the help epilog."""
+    return sub.add_parser(
+        name, help=help, description=description, epilog=exit_epilog(extra_codes),
+        formatter_class=Formatter,
+    )  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="newspipe",
         description="Streaming news-and-comment pipeline on Kafka. Settings come from NEWSPIPE_* "
-        "environment variables (see README).",
+        "environment variables (docs/configuration.md); every command is in docs/cli.md.",
+        epilog=exit_epilog(),
+        formatter_class=Formatter,
     )
     parser.add_argument("--version", action="version", version=f"newspipe {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser(
-        "worker",
-        help="run a stream worker (Faust)",
-        description="Run a stream worker: consumes raw topics, emits clean ones.",
-    )
-    p.add_argument("--loglevel", default=None, help="log level (default NEWSPIPE_LOG_LEVEL)")
+    p = _sub(sub, "worker", "run a stream worker (Faust)",
+             "Run a stream worker: creates the pipeline's topics if missing, consumes the raw "
+             "topics, emits the clean ones, serves /metrics, /healthz, /readyz and /trends. "
+             "Stops on SIGTERM or Ctrl-C.")  # fmt: skip
+    p.add_argument("--loglevel", default=None, choices=["debug", "info", "warning", "error"],
+                   help="log level (default NEWSPIPE_LOG_LEVEL)")  # fmt: skip
     p.set_defaults(func=_cmd_worker)
 
-    p = sub.add_parser(
-        "topics",
-        help="create, list or delete the pipeline's topics",
-        description="Manage the pipeline's topics (names in pipeline/topics.py).",
-    )
-    p.add_argument("action", choices=["create", "list", "delete"])
+    p = _sub(sub, "topics", "create, list or delete the pipeline's topics",
+             "Manage the pipeline's topics: names from NEWSPIPE_TOPIC_PREFIX and NEWSPIPE_APP_ID "
+             "(pipeline/topics.py), plus the topics Faust makes for the app.",
+             {2: "bad settings or usage; `delete` not confirmed"})  # fmt: skip
+    p.add_argument("action", choices=["create", "list", "delete"],
+                   help="create: the missing ones (existing ones are kept); list: print every "
+                   "name; delete: every topic the app created, records included")  # fmt: skip
+    p.add_argument("--yes", action="store_true",
+                   help="delete without asking (needed when stdin is not a terminal)")  # fmt: skip
     p.set_defaults(func=_cmd_topics)
 
-    p = sub.add_parser(
+    p = _sub(
+        sub,
         "ingest",
-        help="produce captured pages as raw events",
-        description="Extract captured pages (text or HTML) and produce one raw "
-        "article and one raw comment event per reader comment.",
+        "produce captured pages as raw events",
+        "Extract captured pages (text or HTML) and produce one raw article and one raw "
+        "comment event per reader comment.",
+        {2: "bad settings or usage; a file is missing"},
     )
     p.add_argument("paths", nargs="+", help="captured page files")
     p.add_argument("--url", help="the page's URL when the capture does not carry it")
-    p.add_argument("--source", help="source name (default: detected)")
+    p.add_argument("--set-source", "--source", dest="set_source", metavar="NAME",
+                   action=RenamedFlag,
+                   help="stamp this source name on the events (default: detected)")  # fmt: skip
     p.set_defaults(func=_cmd_ingest)
 
-    p = sub.add_parser(
-        "show",
-        help="print the clean topics readably",
-        description="Read clean.articles and clean.comments from the beginning and print them.",
-    )
-    p.add_argument("--articles", type=int, default=1, help="wait for at least this many articles")
-    p.add_argument("--comments", type=int, default=0, help="wait for at least this many comments")
-    p.add_argument("--timeout", type=float, default=60.0)
+    p = _sub(sub, "show", "print the clean topics, the DLQ or the trends readably",
+             "Read a topic from the beginning (read_committed, no consumer group) and print it: "
+             "clean.articles and clean.comments (default), dlq (why each record was refused) or "
+             "topic.trends (the latest count per window and topic).",
+             {1: "Kafka unreachable or refusing; clean: fewer records than asked for within "
+              "--timeout"})  # fmt: skip
+    p.add_argument("what", nargs="?", default="clean", choices=["clean", "dlq", "trends"],
+                   help="which topics (default clean)")  # fmt: skip
+    p.add_argument("--articles", type=int, default=1,
+                   help="clean: wait for at least this many articles (default 1)")  # fmt: skip
+    p.add_argument("--comments", type=int, default=0,
+                   help="clean: wait for at least this many comments (default 0)")  # fmt: skip
+    p.add_argument("--timeout", type=float, default=60.0,
+                   help="seconds to wait at most (default 60); reading stops earlier once "
+                   "nothing new arrived for 2 s")  # fmt: skip
     p.set_defaults(func=_cmd_show)
 
-    p = sub.add_parser(
-        "broker",
-        help="start/stop/status of the local Kafka broker",
-        description="Local single-node Apache Kafka (KRaft) on 127.0.0.1.",
-    )
-    p.add_argument("action", choices=["start", "stop", "status", "fetch", "reset"])
-    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p = _sub(sub, "broker", "start/stop/status of the local Kafka broker (a checkout only)",
+             "Local single-node Apache Kafka (KRaft) on 127.0.0.1, for development and tests. "
+             "Needs Java 17+ and Maven, and Linux (it reads /proc).",
+             {1: "the broker could not start or stop (one line says why)",
+              2: "bad usage, or not run from a source checkout",
+              3: "status: no broker runs"})  # fmt: skip
+    broker = _checkout_broker()
+    if broker is not None:
+        broker.add_arguments(p)
+    else:
+        p.add_argument("action", choices=["start", "stop", "status", "fetch", "reset"],
+                       help="only in a source checkout")  # fmt: skip
     p.set_defaults(func=_cmd_broker)
 
-    p = sub.add_parser(
+    p = _sub(
+        sub,
         "tag",
-        help="print IPTC tags with their evidence for a text",
-        description="Tag a text with IPTC Media Topics and show the evidence.",
+        "print IPTC tags with their evidence for a text",
+        "Tag a text as an article body with IPTC Media Topics and show the evidence.",
     )
-    p.add_argument("text", nargs="+")
+    p.add_argument("text", nargs="+", help="the text (several words are joined)")
     p.set_defaults(func=_cmd_tag)
 
     from pipeline.replay.cli import add_replay_commands
@@ -224,9 +297,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"newspipe: error: {line}", file=sys.stderr)
         return 2
     if args.command == "worker":
+        failed = _guarded(_prepare_worker, args)
+        if failed:
+            return failed
         # Faust's worker reads sys.argv itself; hand it only the program name.
         sys.argv = sys.argv[:1]
         return int(args.func(args) or 0)
+    return _guarded(args.func, args)
+
+
+def _guarded(func: Any, args: argparse.Namespace) -> int:
+    """Run one command; Kafka and topic-layout errors become one line and exit 1."""
     # Kafka connection and authentication failures (wrong password, untrusted certificate, broker
     # down) become one line instead of aiokafka's log lines plus a traceback. aiokafka logs the
     # real cause ("SaslAuthenticationFailed: ...") and raises a generic "Unable to bootstrap", so
@@ -245,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     kafka_log.propagate = False
     failed = False
     try:
-        return int(args.func(args) or 0)
+        return int(func(args) or 0)
     except (KafkaError, ssl.SSLError) as exc:
         failed = True
         causes = [r.getMessage() for r in buffer.records if r.levelno >= logging.ERROR]

@@ -143,14 +143,30 @@ async def _wait_for_leaders(
         await asyncio.sleep(0.2)
 
 
-async def delete_topics(settings: Settings, names: Iterable[str]) -> None:
+def app_topic_names(settings: Settings) -> list[str]:
+    """Every topic a deployment's worker and tools create: the pipeline's own (pipeline/topics.py)
+    and those Faust makes for the app (the trend tables' changelogs, its assignor's topic)."""
+    from pipeline.trends import WINDOWS
+
+    names = TopicNames(settings.topic_prefix, settings.app_id).all()
+    # Faust names them `<app id>-<table>-changelog` with no prefix; tables `trends-<window>`
+    # (pipeline/app.py)
+    faust = [f"{settings.app_id}-trends-{window}-changelog" for window in WINDOWS]
+    faust.append(f"{settings.app_id}-__assignor-__leader")
+    return [*names, *faust]
+
+
+async def delete_topics(settings: Settings, names: Iterable[str]) -> tuple[list[str], list[str]]:
+    """Delete those of `names` that exist; returns (deleted, did not exist)."""
     admin = admin_client(settings)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        doomed = [n for n in names if n in existing]
+        wanted = list(names)
+        doomed = [n for n in wanted if n in existing]
         if doomed:
             await admin.delete_topics(doomed)
+        return doomed, [n for n in wanted if n not in existing]
     finally:
         await admin.close()
 

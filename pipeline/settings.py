@@ -46,37 +46,62 @@ class SettingsError(ValueError):
 class Settings:
     """Defaults work against the local broker started by `newspipe broker start`."""
 
+    # Kafka bootstrap servers in Faust's URL form; several separated by `;`
     broker: str = "kafka://127.0.0.1:9092"
+    # put before every topic name, so several deployments share one cluster
     topic_prefix: str = ""
+    # partitions of the topics `newspipe topics create` makes: at most this many workers share
+    # the load (the near-dup topics always have one)
     partitions: int = 6
+    # replicas of each topic the pipeline creates (3 on a production cluster)
     replication_factor: int = 1
+    # how long the raw topics keep records: the window for replaying them from Kafka
     raw_retention_ms: int = 7 * 24 * 3600 * 1000
+    # how long the clean topics and topic.trends keep records
     clean_retention_ms: int = 7 * 24 * 3600 * 1000
+    # how long dead letters are kept for reading and redriving (`newspipe replay --from-dlq`)
     dlq_retention_ms: int = 30 * 24 * 3600 * 1000
+    # names the consumer groups (`<app_id>.stages`, `<app_id>`), transactional ids and the state
+    # changelogs (`<prefix><app_id>-state.*`); two apps reading one raw topic need two ids
     app_id: str = "newspipe"
+    # where the RocksDB state (and Faust's table data) lives on the worker's disk
     state_dir: Path = Path(".state")
+    # state store: memory:// (rebuilt from the changelog at each start) or rocksdb:// (kept)
     store: Store = "memory://"
+    # address the worker's web endpoints listen on (0.0.0.0 in containers)
     web_host: str = "127.0.0.1"
+    # port of /metrics, /healthz, /readyz and /trends
     web_port: int = 6066
+    # log level of the worker's JSON logs
     log_level: LogLevel = "info"
+    # larger raw records go to the DLQ as `too_large`
     max_event_bytes: int = 1024 * 1024
+    # longer text fields go to the DLQ as `field.too_long`
     max_field_chars: int = 200_000
     # a raw article's `html` (a whole page, extracted by the worker) has its own limit: real
     # pages with their scripts and inline styles run to several MB
     max_html_bytes: int = 8 * 1024 * 1024
+    # deeper JSON nesting goes to the DLQ as `json.too_deep`
     max_json_depth: int = 64
+    # dedup memory for articles in event time: a copy arriving later is treated as new
     article_horizon_s: int = 7 * 24 * 3600
+    # dedup memory for comments in event time
     comment_horizon_s: int = 2 * 24 * 3600
+    # how often state older than its horizon is swept from the local store
     expiry_sweep_s: float = 60.0
-    # chosen on labelled pairs by scripts/near_dup_eval.py
+    # MinHash similarity above which an article is a syndicated copy; chosen on labelled pairs
+    # by scripts/near_dup_eval.py
     near_dup_threshold: float = 0.3
     # different articles of the same story (follow-ups) share at least this estimated Jaccard:
     # `related_to` + `story_id` (scripts/near_dup_eval.py)
     related_threshold: float = 0.25
+    # drop syndicated copies (counted as duplicate.near) instead of emitting them with
+    # `duplicate_of`
     drop_near_duplicates: bool = False
-    # one transaction per partition per batch: larger batches amortize it; the timeout bounds
-    # the wait when traffic is low
+    # most records the stages take per batch; one transaction per partition per batch: larger
+    # batches amortize it; the timeout bounds the wait when traffic is low
     batch_size: int = 2000
+    # the longest wait for a batch to fill, in seconds
     batch_timeout_s: float = 0.1
     # how long a consumer group waits for a silent member before giving its partitions to the
     # others (a SIGKILLed worker); heartbeats go every third of it. Both groups of the worker.
@@ -97,11 +122,17 @@ class Settings:
     standby_replicas: int = 0
     # Kafka security: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL; SASL PLAIN or SCRAM-SHA-256/512.
     kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
+    # SASL mechanism (empty: PLAIN when the protocol is SASL_*)
     kafka_sasl_mechanism: SaslMechanism = ""
+    # SASL user name
     kafka_sasl_username: str = ""
+    # SASL password; never printed or logged
     kafka_sasl_password: str = field(default="", repr=False)
+    # CA bundle (PEM) that signed the brokers' certificates (empty: the system's)
     kafka_ssl_cafile: str = ""
+    # client certificate (PEM), for brokers that ask for one
     kafka_ssl_certfile: str = ""
+    # the client certificate's private key (PEM)
     kafka_ssl_keyfile: str = ""
 
     def __post_init__(self) -> None:

@@ -1,4 +1,4 @@
-"""Reading clean topics back for people: `newspipe show` (used by `make demo`) and the tests."""
+"""Reading topics back for people: `newspipe show` (used by `make demo`) and the tests."""
 
 from __future__ import annotations
 
@@ -114,3 +114,53 @@ def render(
             text[:90],
         )
     console.print(table)
+
+
+def render_dlq(letters: list[dict[str, Any]], max_rows: int = 50) -> None:
+    """Dead letters by code, then the newest few, two lines each (where it came from and why;
+    the start of its payload), so long messages stay readable in a narrow terminal."""
+    from collections import Counter
+
+    if not letters:
+        print("dlq: no dead letters")
+        return
+    counts = Counter(d.get("error_code") for d in letters)
+    print(f"dlq: {len(letters)} dead letters: "
+          + ", ".join(f"{code} {n}" for code, n in counts.most_common()))  # fmt: skip
+    newest = sorted(letters, key=lambda d: d.get("failed_at") or "", reverse=True)[:max_rows]
+    if len(newest) < len(letters):
+        print(f"(the newest {len(newest)})")
+    for d in newest:
+        payload = d.get("payload")
+        if payload is None:
+            payload = "(not UTF-8: payload_b64)" if d.get("payload_b64") else "(no payload)"
+        cut = " [truncated]" if d.get("payload_truncated") else ""
+        where = f"{d.get('original_topic')}[{d.get('partition')}]@{d.get('offset')}"
+        print(f"{d.get('failed_at')}  {d.get('error_code')}  {where}  stage {d.get('stage')}: "
+              f"{' '.join(str(d.get('error_message')).split())[:200]}")  # fmt: skip
+        print(f"    payload ({d.get('payload_bytes')} bytes{cut}): "
+              f"{' '.join(str(payload).split())[:100]}")  # fmt: skip
+
+
+def render_trends(records: list[dict[str, Any]], max_rows: int = 40) -> None:
+    """The latest count per (window, window start, stream, topic), one line each: the topic's
+    newest record per key is the running count, so earlier ones are left out."""
+    if not records:
+        print("topic.trends: no counts yet")
+        return
+    latest: dict[tuple, dict[str, Any]] = {}
+    for r in records:
+        latest[(r.get("window"), r.get("window_start"), r.get("stream"), r.get("topic_code"))] = r
+
+    def order(r: dict[str, Any]) -> tuple:
+        return (r.get("window") or "", r.get("window_start") or "", r.get("stream") or "",
+                -(r.get("count") or 0))  # fmt: skip
+
+    rows = sorted(latest.values(), key=order)
+    print(
+        f"topic.trends: {len(rows)} counts"
+        + (f" (the last {max_rows})" if len(rows) > max_rows else "")
+    )
+    for r in rows[-max_rows:]:
+        print(f"{r.get('window'):>3} from {r.get('window_start')}  {r.get('stream'):<8} "
+              f"{r.get('count'):>6}  {r.get('topic_label')} ({r.get('topic_code')})")  # fmt: skip

@@ -47,3 +47,12 @@ for line in text.splitlines():
                         "newspipe_duplicates_total", "newspipe_dead_letters_total")):
         print(line)
 PY
+cat <<NEXT
+--- next ---
+The demo's topics stay in the broker's data under a per-run prefix (if the demo stopped the
+broker, newspipe broker start brings them back); to read them again:
+  NEWSPIPE_TOPIC_PREFIX=$NEWSPIPE_TOPIC_PREFIX NEWSPIPE_APP_ID=$NEWSPIPE_APP_ID .venv/bin/newspipe show
+and to remove them:
+  NEWSPIPE_TOPIC_PREFIX=$NEWSPIPE_TOPIC_PREFIX NEWSPIPE_APP_ID=$NEWSPIPE_APP_ID .venv/bin/newspipe topics delete --yes
+Run it yourself: README "The same by hand"; every command: docs/cli.md.
+NEXT

@@ -559,11 +559,11 @@ def test_a_version_1_checkpoint_resumes_with_its_origins_made_absolute(tmp_path:
     ({"from_topic": "raw.comments", "sources": [], "from_ms": 10, "to_ms": 5},
      "--from 1970-01-01T00:00:00Z is not before --to"),
     ({"from_topic": "p.clean.comments", "sources": []}, "refusing to read --from-topic"),
-    ({"offline": Path("out"), "topic": "x"}, "--topic does not apply with --offline"),
+    ({"offline": Path("out"), "topic": "x"}, "--to-topic does not apply with --offline"),
     ({"offline": Path("out"), "dry_run": True}, "choose one"),
     ({"new_run": True}, "--new-run starts a checkpoint over: it needs --resume"),
     ({"rate": 0.0}, "--rate must be a positive number"),
-    ({"sources": []}, "give SOURCES or --from-topic"),
+    ({"sources": []}, "give SOURCES, --from-topic or --from-dlq"),
 ])  # fmt: skip
 def test_flags_that_do_not_apply_and_empty_windows_are_refused(tmp_path: Path, kw, message):
     from pipeline.replay.runner import ReplayOptions, replay

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pipeline.cli_args import Formatter, RenamedFlag, exit_epilog
 from pipeline.settings import Settings
 
 
@@ -30,6 +31,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
             topic=args.topic,
             offline=Path(args.offline) if args.offline else None,
             from_topic=args.from_topic,
+            from_dlq=args.from_dlq,
+            codes=list(args.code or []),
             from_ms=_time(args.from_time, parse_time_ms),
             to_ms=_time(args.to_time, parse_time_ms),
             rate=args.rate,
@@ -122,19 +125,36 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 def add_replay_commands(sub: Any) -> None:
     """Add `replay` and `archive` to an argparse subparsers object."""
     p = sub.add_parser(
-        "replay", help="replay archives, files, pages or a topic range (backfills)",
-        description="Replay raw events into the raw topics (default), another topic (--topic) "
-        "or through the core offline (--offline DIR). Records carry the header newspipe-replay "
-        "and their original timestamps; dedup in the worker makes a repeat harmless.",
+        "replay", help="replay archives, files, pages, a topic range or the DLQ (backfills, "
+        "redrives)",
+        description="Replay raw events into the raw topics (default), another topic "
+        "(--to-topic) or through the core offline (--offline DIR). Records carry the header "
+        "newspipe-replay and their original timestamps; dedup in the worker makes a repeat "
+        "harmless. --from-dlq redrives dead letters: each one's original bytes, key and headers "
+        "go back to the raw topic it came from, once its cause is fixed (docs/operations.md).",
+        epilog=exit_epilog({
+            1: "Kafka unreachable or refusing; records not acknowledged; invalid (or, with "
+               "--from-dlq, still failing) records without --allow-invalid",
+            2: "bad settings or usage; refused before anything was read (flags that do not "
+               "apply, a missing target, a checkpoint of another backfill)",
+            130: "interrupted (Ctrl-C); the summary says how to resume",
+        }),
+        formatter_class=Formatter,
     )  # fmt: skip
     p.add_argument("sources", nargs="*", help="archive files/folders, JSON-lines files, pages "
                    "(.txt/.html); globs allowed")  # fmt: skip
     src = p.add_argument_group("sources")
     src.add_argument("--from-topic", help="replay this topic's records instead of files")
-    src.add_argument("--from", dest="from_time", help="with --from-topic: first timestamp (ISO)")
-    src.add_argument("--to", dest="to_time", help="with --from-topic: end timestamp, exclusive")
+    src.add_argument("--from-dlq", action="store_true",
+                     help="redrive the dead letters of this deployment's dlq topic, each to "
+                     "the raw topic it came from; checked at the door first")  # fmt: skip
+    src.add_argument("--from", dest="from_time", help="with --from-topic or --from-dlq: first "
+                     "Kafka timestamp (ISO-8601; for the DLQ, when the record failed)")  # fmt: skip
+    src.add_argument("--to", dest="to_time", help="with --from-topic or --from-dlq: end Kafka "
+                     "timestamp, exclusive")  # fmt: skip
     tgt = p.add_argument_group("target")
-    tgt.add_argument("--topic", help="produce into this topic instead of the raw topics")
+    tgt.add_argument("--to-topic", "--topic", dest="topic", metavar="TOPIC", action=RenamedFlag,
+                     help="produce into this topic instead of the raw topics")  # fmt: skip
     tgt.add_argument("--offline", metavar="DIR", help="run the core in process; write JSON lines")
     tgt.add_argument("--force", action="store_true", help="allow clean/internal target topics")
     flt = p.add_argument_group("filters")
@@ -143,6 +163,9 @@ def add_replay_commands(sub: Any) -> None:
     flt.add_argument("--source", help="only events whose source is NAME")
     flt.add_argument("--stream", choices=["articles", "comments"],
                      help="only this stream (plain JSON lines: the stream they are)")  # fmt: skip
+    flt.add_argument("--code", action="append", metavar="CODE",
+                     help="with --from-dlq: only dead letters with this error code (repeat "
+                     "for several; codes in pipeline/errors.py)")  # fmt: skip
     ctl = p.add_argument_group("control")
     ctl.add_argument("--rate", type=float, help="at most N events per second")
     ctl.add_argument("--dry-run", action="store_true",
@@ -171,6 +194,8 @@ def add_replay_commands(sub: Any) -> None:
         description="Consume the raw topics (group <app_id>-archive) into "
         "DIR/<topic>/<YYYY-MM-DD>/part-NNNN.jsonl.gz with a manifest per run in "
         "DIR/_manifests/; offsets are committed after fsync. `archive verify DIR` checks it.",
+        epilog=exit_epilog({2: "bad settings or usage (--dir missing)"}),
+        formatter_class=Formatter,
     )  # fmt: skip
     actions = p.add_subparsers(dest="archive_action")
     v = actions.add_parser(
@@ -178,6 +203,9 @@ def add_replay_commands(sub: Any) -> None:
         description="Every manifest's files present with their size, checksum and line count, "
         "every part file in a manifest, and no hole in the offsets the runs covered. Exit 1 when "
         "anything is missing.",
+        epilog=exit_epilog({1: "the archive is not complete (each problem on its own line)",
+                            2: "bad usage; no such folder"}),
+        formatter_class=Formatter,
     )  # fmt: skip
     v.add_argument("archive", help="archive root folder (the --dir it was written with)")
     v.add_argument("--quick", action="store_true", help="sizes only: no checksums, no reading")

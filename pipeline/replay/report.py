@@ -43,6 +43,8 @@ class Summary:
     invalid_where: list[BadLine] = field(default_factory=list)
     failures: Counter[str] = field(default_factory=Counter)
     outcomes: Counter[str] = field(default_factory=Counter)
+    redrive: bool = False  # --from-dlq: `invalid` are letters still failing at the door
+    skipped: Counter[str] = field(default_factory=Counter)  # dead letters not sent, by reason
     interrupted: bool = False
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
@@ -89,6 +91,7 @@ class Summary:
             "invalid": dict(self.invalid), "invalid_where": [b.where + " " + b.reason
                                                              for b in self.invalid_where],
             "outcomes": dict(self.outcomes), "interrupted": self.interrupted,
+            "skipped": dict(self.skipped),
             "seconds": round(self.seconds, 3), "rate": round(self.rate, 1),
             "warnings": self.warnings, "checkpoint": self.checkpoint,
             "resume_command": self.resume_command,
@@ -110,7 +113,8 @@ class Summary:
         if self.mode == "dry-run":
             table.add_row("would produce", str(self.would_produce))
         else:
-            label = {"kafka": "produced (acked)", "offline": "processed"}
+            label = {"kafka": "redriven (acked)" if self.redrive else "produced (acked)",
+                     "offline": "processed"}  # fmt: skip
             table.add_row(label.get(self.mode, "produced"), str(self.produced))
         for name, n in sorted(self.outcomes.items()):
             table.add_row(f"  {name}", str(n))
@@ -118,9 +122,12 @@ class Summary:
             table.add_row("[red]failed to produce[/red]", str(self.failed))
             for reason, n in self.failures.most_common(5):
                 table.add_row(f"  {reason[:80]}", str(n))
-        table.add_row("invalid", str(self.invalid_total))
+        bad = "still failing (refused at the door)" if self.redrive else "invalid"
+        table.add_row(bad, str(self.invalid_total))
         for reason, n in sorted(self.invalid.items()):
             table.add_row(f"  {reason}", str(n))
+        for reason, n in sorted(self.skipped.items()):
+            table.add_row(f"skipped: {reason}", str(n))
         table.add_row("skipped by filter", str(self.skipped_filter))
         table.add_row("skipped (already done, --resume)", str(self.skipped_resume))
         if self.pruned_files:
@@ -144,7 +151,8 @@ class Summary:
             for line in self.resume_lines():  # unwrapped: the command is copied as it is
                 console.print(line, markup=False, highlight=False, soft_wrap=True)
         for bad in self.invalid_where:
-            console.print(f"invalid: {bad.where}: {bad.reason}", markup=False, highlight=False)
+            what = "still failing" if self.redrive else "invalid"
+            console.print(f"{what}: {bad.where}: {bad.reason}", markup=False, highlight=False)
         if self.invalid_total > len(self.invalid_where):
             console.print(f"... and {self.invalid_total - len(self.invalid_where)} more")
 

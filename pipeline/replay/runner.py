@@ -57,6 +57,8 @@ class ReplayOptions:
     topic: str | None = None
     offline: Path | None = None
     from_topic: str | None = None
+    from_dlq: bool = False  # the redrive: dead letters back to their original raw topics
+    codes: list[str] = field(default_factory=list)  # with from_dlq: only these error codes
     from_ms: int | None = None
     to_ms: int | None = None
     rate: float | None = None
@@ -87,7 +89,7 @@ class _Sources:
         self.files = files
         self.checkpoint = checkpoint
         self.total = float(sum(f.stat().st_size for f in files)) or None
-        self.unit = "records" if opts.from_topic else "bytes"
+        self.unit = "records" if opts.from_topic or opts.from_dlq else "bytes"
         self._done_bytes = 0
         self._counter: CountingReader | None = None
         self._records = 0
@@ -100,7 +102,7 @@ class _Sources:
         self.checkpoint.passed(origin, position)
 
     def done(self) -> float:
-        if self.opts.from_topic:
+        if self.opts.from_topic or self.opts.from_dlq:
             return self._records
         return self._done_bytes + (self._counter.count if self._counter else 0)
 
@@ -108,6 +110,9 @@ class _Sources:
         if self.opts.from_topic:
             async for event in read_topic_range(self.settings, self.opts, self.checkpoint, self):
                 self._records += 1
+                yield event
+        if self.opts.from_dlq:
+            async for event in self._dead_letters():
                 yield event
         for path in self.files:
             counter = self._counter = CountingReader(open(path, "rb"))
@@ -122,10 +127,53 @@ class _Sources:
                 self._done_bytes += path.stat().st_size if whole else counter.count
                 counter.close()
 
+    async def _dead_letters(self) -> AsyncIterator[Event]:
+        """The DLQ's records as the events they were; a letter that cannot or need not be sent
+        (a code not asked for, a truncated payload, a repeat) is read and skipped with why."""
+        from pipeline.replay.deadletters import REPEATED, identity, unwrap
+
+        names = TopicNames(self.settings.topic_prefix, self.settings.app_id)
+        raw = {ARTICLES: names.raw_articles, COMMENTS: names.raw_comments}
+        codes = frozenset(self.opts.codes)
+        seen: set[int] = set()
+        async for origin, msg in _topic_messages(self.settings, self.opts, names.dlq,
+                                                 self.checkpoint, self):  # fmt: skip
+            self._records += 1
+            if self.checkpoint.already_done(origin, msg.offset):
+                self.summary.skipped_resume += 1
+                self.checkpoint.passed(origin, msg.offset)
+                continue
+            letter = unwrap(msg.value, origin, msg.offset, raw, codes)
+            reason = letter.skipped
+            if letter.event is not None and (mark := identity(letter.event)) in seen:
+                reason = REPEATED
+            if reason is not None or letter.event is None:
+                self.summary.read += 1
+                self.summary.skipped[reason or "?"] += 1
+                self.checkpoint.passed(origin, msg.offset)
+                continue
+            seen.add(mark)
+            yield letter.event
+
 
 async def read_topic_range(settings: Settings, opts: ReplayOptions, checkpoint: Checkpoint,
                            sources: _Sources | None = None) -> AsyncIterator[Event]:  # fmt: skip
-    """Records of `opts.from_topic` whose Kafka timestamps fall in [from, to).
+    """Records of `opts.from_topic` whose Kafka timestamps fall in [from, to), as events."""
+    topic = opts.from_topic
+    assert topic
+    default_stream = stream_of_topic(topic) or opts.stream
+    async for origin, msg in _topic_messages(settings, opts, topic, checkpoint, sources):
+        record = _loads(msg.value)
+        stream = default_stream or (guess_stream(record) if record else ARTICLES)
+        yield Event(stream, msg.value or b"", msg.key, msg.timestamp, origin, msg.offset, record,
+                    list(msg.headers or ()), topic)  # fmt: skip
+
+
+async def _topic_messages(
+    settings: Settings, opts: ReplayOptions, topic: str, checkpoint: Checkpoint,
+    sources: _Sources | None = None,
+) -> AsyncIterator[tuple[str, Any]]:  # fmt: skip
+    """(origin, message) for the records of `topic` whose Kafka timestamps fall in [from, to).
 
     `offsets_for_times(from)` gives a safe first offset (everything before it is older). The end
     is the log end, not `offsets_for_times(to)`: producers may set timestamps out of order (a
@@ -134,8 +182,6 @@ async def read_topic_range(settings: Settings, opts: ReplayOptions, checkpoint: 
     """
     from aiokafka import TopicPartition
 
-    topic = opts.from_topic
-    assert topic
     consumer = kafka_io.consumer(
         settings, enable_auto_commit=False, isolation_level="read_committed"
     )
@@ -168,7 +214,6 @@ async def read_topic_range(settings: Settings, opts: ReplayOptions, checkpoint: 
         for tp in todo:
             consumer.seek(tp, start[tp])
         remaining = set(todo)
-        default_stream = stream_of_topic(topic) or opts.stream
         while remaining:
             batch = await consumer.getmany(*remaining, timeout_ms=1000, max_records=2000)
             for tp, messages in batch.items():
@@ -181,11 +226,7 @@ async def read_topic_range(settings: Settings, opts: ReplayOptions, checkpoint: 
                         if sources is not None:
                             sources.out_of_range(f"kafka:{topic}:{tp.partition}", msg.offset)
                         continue
-                    record = _loads(msg.value)
-                    stream = default_stream or (guess_stream(record) if record else ARTICLES)
-                    yield Event(stream, msg.value or b"", msg.key, msg.timestamp,
-                                f"kafka:{topic}:{tp.partition}", msg.offset, record,
-                                list(msg.headers or ()), topic)  # fmt: skip
+                    yield f"kafka:{topic}:{tp.partition}", msg
             for tp in list(remaining):
                 if await consumer.position(tp) >= stop[tp]:
                     remaining.discard(tp)
@@ -247,8 +288,9 @@ def covers_of(opts: ReplayOptions, targets: dict[str, str]) -> dict[str, Any]:
         if opts.offline
         else sorted(set(targets.values()))
     )
+    redrive = {"from_dlq": True, "codes": sorted(opts.codes)} if opts.from_dlq else {}
     return {
-        "sources": sorted(os.path.abspath(s) for s in opts.sources),
+        "sources": sorted(os.path.abspath(s) for s in opts.sources), **redrive,
         "from_topic": opts.from_topic, "from": t(opts.from_ms), "to": t(opts.to_ms),
         "since": t(f.since_ms), "until": t(f.until_ms), "source": f.source, "stream": f.stream,
         "validate": opts.validate, "targets": into,
@@ -259,7 +301,8 @@ async def replay(settings: Settings, opts: ReplayOptions,
                  stop: asyncio.Event | None = None) -> Summary:  # fmt: skip
     """Run one replay; the mode is offline, dry run (a plan) or Kafka (the default)."""
     f = opts.event_filter
-    check_flags(has_files=bool(opts.sources), from_topic=opts.from_topic, from_ms=opts.from_ms,
+    check_flags(has_files=bool(opts.sources), from_topic=opts.from_topic,
+                from_dlq=opts.from_dlq, codes=bool(opts.codes), from_ms=opts.from_ms,
                 to_ms=opts.to_ms, since_ms=f.since_ms, until_ms=f.until_ms, topic=opts.topic,
                 offline=opts.offline is not None, dry_run=opts.dry_run,
                 resume=opts.resume is not None, new_run=opts.new_run,
@@ -283,7 +326,7 @@ async def replay(settings: Settings, opts: ReplayOptions,
         checkpoint.check_same_backfill()
     run_id = opts.run_id or checkpoint.saved_run_id or uuid.uuid4().hex[:12]
     checkpoint.run_id = run_id
-    summary = Summary(mode=mode, run_id=run_id)
+    summary = Summary(mode=mode, run_id=run_id, redrive=opts.from_dlq)
     if opts.resume is not None:
         summary.checkpoint = os.path.abspath(opts.resume)
         summary.resume_command = opts.resume_command
@@ -311,7 +354,10 @@ async def replay(settings: Settings, opts: ReplayOptions,
     loop = asyncio.get_running_loop()
     installed = install_signals(loop, stop)
     sources = _Sources(settings, opts, files, checkpoint, summary)
-    validate = _validator(settings) if (opts.validate or opts.dry_run) else None
+    # a redrive always checks at the door first: a letter whose cause is not fixed yet is
+    # reported as still failing instead of being dead-lettered again
+    check = opts.validate or opts.dry_run or opts.from_dlq
+    validate = _validator(settings) if check else None
     try:
         if mode == "offline":
             assert opts.offline is not None

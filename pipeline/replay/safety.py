@@ -59,21 +59,33 @@ def check_window(name_from: str, start: int | None, name_to: str, end: int | Non
 
 
 def check_flags(*, has_files: bool, from_topic: str | None, from_ms: int | None,
+                from_dlq: bool = False, codes: bool = False,
                 to_ms: int | None, since_ms: int | None, until_ms: int | None,
                 topic: str | None, offline: bool, dry_run: bool, resume: bool,
                 new_run: bool, rate: float | None) -> None:  # fmt: skip
     """Refuse flags that do not apply to the chosen source or target, rather than ignore them."""
-    if not has_files and not from_topic:
-        raise ReplayRefused("give SOURCES or --from-topic")
-    if (from_ms is not None or to_ms is not None) and not from_topic:
+    if not has_files and not from_topic and not from_dlq:
+        raise ReplayRefused("give SOURCES, --from-topic or --from-dlq")
+    if from_dlq and (has_files or from_topic):
+        raise ReplayRefused("--from-dlq reads the DLQ: give no SOURCES and no --from-topic with it")
+    if from_dlq and topic:
         raise ReplayRefused(
-            "--from/--to select a Kafka-timestamp range of --from-topic and do not apply to "
-            "files; for files use --since/--until (event time)"
+            "--to-topic does not apply with --from-dlq: each dead letter goes back to the raw "
+            "topic it came from"
+        )
+    if codes and not from_dlq:
+        raise ReplayRefused("--code selects dead letters: it needs --from-dlq")
+    if (from_ms is not None or to_ms is not None) and not (from_topic or from_dlq):
+        raise ReplayRefused(
+            "--from/--to select a Kafka-timestamp range of --from-topic or --from-dlq and do not "
+            "apply to files; for files use --since/--until (event time)"
         )
     check_window("--since", since_ms, "--until", until_ms)
     check_window("--from", from_ms, "--to", to_ms)
     if offline and topic:
-        raise ReplayRefused("--topic does not apply with --offline (it writes files, not topics)")
+        raise ReplayRefused(
+            "--to-topic does not apply with --offline (it writes files, not topics)"
+        )
     if offline and dry_run:
         raise ReplayRefused("--dry-run and --offline: choose one (--dry-run plans a Kafka replay)")
     if new_run and not resume:
