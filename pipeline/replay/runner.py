@@ -514,19 +514,9 @@ async def _run_kafka(
         with Feedback(
             summary, sources.total, opts.log_every, tty=opts.tty, unit=sources.unit
         ) as feedback:
-            n = 0
-            # aclosing: a Ctrl-C break still closes the reader (and a --from-topic consumer) now
-            async with contextlib.aclosing(sources.__aiter__()) as items:
-                async for item in items:
-                    if stop.is_set():
-                        summary.interrupted = True
-                        break
-                    n += 1
-                    if n % 256 == 0:
-                        feedback.update(sources.done(), sources.total)
-                    event = _admit(item, opts, checkpoint, summary, validate)
-                    if event is None:
-                        continue
+            admitted = _admitted(sources, opts, checkpoint, summary, validate, stop, feedback)
+            async with contextlib.aclosing(admitted) as events:
+                async for event in events:
                     if bucket is not None:
                         wait = bucket.take()
                         if wait > 0.002:
@@ -545,6 +535,27 @@ async def _run_kafka(
         checkpoint.save()
 
 
+async def _admitted(
+    sources: _Sources, opts: ReplayOptions, checkpoint: Checkpoint, summary: Summary,
+    validate: Callable[[Event], BadLine | None] | None, stop: asyncio.Event, feedback: Any,
+) -> AsyncIterator[Event]:  # fmt: skip
+    """The events every mode acts on: read, counted, filtered and admitted the same way. A
+    Ctrl-C ends it (`interrupted`); closing it closes the reader (and a --from-topic consumer)."""
+    n = 0
+    async with contextlib.aclosing(sources.__aiter__()) as items:
+        async for item in items:
+            if stop.is_set():
+                summary.interrupted = True
+                break
+            n += 1
+            if n % 256 == 0:
+                feedback.update(sources.done(), sources.total)
+                await asyncio.sleep(0)  # let a signal handler run
+            event = _admit(item, opts, checkpoint, summary, validate)
+            if event is not None:
+                yield event
+
+
 async def _run_plan(
     opts: ReplayOptions, sources: _Sources, checkpoint: Checkpoint, summary: Summary,
     stop: asyncio.Event, validate: Callable[[Event], BadLine | None] | None,
@@ -557,19 +568,9 @@ async def _run_plan(
     with Feedback(
         summary, sources.total, opts.log_every, tty=opts.tty, unit=sources.unit
     ) as feedback:
-        n = 0
-        async with contextlib.aclosing(sources.__aiter__()) as items:
-            async for item in items:
-                if stop.is_set():
-                    summary.interrupted = True
-                    break
-                n += 1
-                if n % 256 == 0:
-                    feedback.update(sources.done(), sources.total)
-                    await asyncio.sleep(0)  # let a signal handler run
-                event = _admit(item, opts, checkpoint, summary, validate)
-                if event is None:
-                    continue
+        admitted = _admitted(sources, opts, checkpoint, summary, validate, stop, feedback)
+        async with contextlib.aclosing(admitted) as events:
+            async for event in events:
                 plan.add(event.stream, targets[event.stream], event.event_time_ms())
                 checkpoint.passed(event.origin, event.position)
         feedback.update(sources.done(), sources.total)
@@ -600,20 +601,9 @@ async def _run_offline(
         with Feedback(
             summary, sources.total, opts.log_every, tty=opts.tty, unit=sources.unit
         ) as feedback:
-            n = 0
-            # aclosing: a Ctrl-C break still closes the reader (and a --from-topic consumer) now
-            async with contextlib.aclosing(sources.__aiter__()) as items:
-                async for item in items:
-                    if stop.is_set():
-                        summary.interrupted = True
-                        break
-                    n += 1
-                    if n % 256 == 0:
-                        feedback.update(sources.done(), sources.total)
-                        await asyncio.sleep(0)  # let a signal handler run
-                    event = _admit(item, opts, checkpoint, summary, validate)
-                    if event is None:
-                        continue
+            admitted = _admitted(sources, opts, checkpoint, summary, validate, stop, feedback)
+            async with contextlib.aclosing(admitted) as events:
+                async for event in events:
                     if bucket is not None:
                         wait = bucket.take()
                         if wait > 0.002:
