@@ -38,6 +38,7 @@ from pipeline.replay.runner import ReplayOptions, replay  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 
 TARGET_EVENTS = 25_500_000  # the backfill the issue sizes: 25.5M events
+DEFAULT_EVENTS = 200_000
 
 
 def hours_minutes(seconds: float) -> str:
@@ -143,7 +144,7 @@ def _cpu(workers: list[Worker]) -> float:
 
 
 def run(
-    events: int = 200_000,
+    events: int = DEFAULT_EVENTS,
     workers: tuple[int, ...] = (1, 2),
     *,
     timeout: float = 1800.0,
@@ -180,7 +181,7 @@ def run(
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--events", type=int, default=200_000)
+    ap.add_argument("--events", type=int, default=DEFAULT_EVENTS)
     ap.add_argument("--workers", default="1,2", help="worker counts, comma-separated")
     args = ap.parse_args(argv)
     counts = tuple(int(c) for c in args.workers.split(",") if c)

@@ -10,6 +10,11 @@
    archive into the raw topics; offline).
 4. memory: RSS and state entries over many events with a short horizon (bench/memory.py, in its
    own process), with the expiry sweep and, as a control, without it.
+5. peers: the same trivial job through an aiokafka passthrough, a Faust agent, a Quix Streams app
+   and a confluent-kafka loop, one process each (bench/peers/); the newspipe worker's row comes
+   from the e2e part of the same run.
+6. backfill: an archive replayed into the raw topics while workers run, first record replayed to
+   last clean record committed, extrapolated to 25.5M events (bench/backfill.py).
 
 Prints a table and writes bench/results/latest.json (figures, ratios, versions, machine facts).
 
@@ -260,14 +265,20 @@ def bench_memory(events: int, expire: bool, sample_every: int) -> dict[str, Any]
 
 # -- the broker ---------------------------------------------------------------------------------
 def ensure_broker(log: Callable[[str], None]) -> None:
-    """`newspipe broker start` (idempotent): reuses a running broker, never stops it."""
-    paths = broker.BrokerPaths(broker.DEFAULT_HOME)
+    """`newspipe broker start` (idempotent): reuses a running broker, never stops it.
+
+    Honours the same NEWSPIPE_BROKER_PORT / _CONTROLLER_PORT / _HOME as `python -m
+    devtools.broker`, so a bench on its own ports never touches another broker; with
+    NEWSPIPE_BROKER unset, the clients are pointed at that port too."""
+    paths = broker.BrokerPaths(Path(os.environ.get("NEWSPIPE_BROKER_HOME", broker.DEFAULT_HOME)))
     port = int(os.environ.get("NEWSPIPE_BROKER_PORT", "9092"))
+    controller = int(os.environ.get("NEWSPIPE_BROKER_CONTROLLER_PORT", str(port + 1)))
+    os.environ.setdefault("NEWSPIPE_BROKER", f"kafka://127.0.0.1:{port}")
     running, text = broker.status(paths, port)
     if running:
         log(f"broker: {text}")
         return
-    log(broker.start(paths, port, port + 1))
+    log(broker.start(paths, port, controller))
 
 
 # -- the table ----------------------------------------------------------------------------------
@@ -363,6 +374,8 @@ def table(res: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             "",
             "",
         ))  # fmt: skip
+    rows += peer_rows(res)
+    rows += backfill_rows(res)
     mem = res.get("memory")
     if mem:
         for key, label in (("expire", "with expire()"), ("no_expire", "no expire()")):
@@ -378,6 +391,54 @@ def table(res: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 "",
             ))  # fmt: skip
     return rows
+
+
+def passthrough_rate(res: dict[str, Any]) -> tuple[float | None, str]:
+    """The aiokafka passthrough of this run that ratios are taken against: the peers' (their
+    input, their median), else the e2e one."""
+    peers = res.get("peers", {}).get("peers", {})
+    if "aiokafka" in peers:
+        return peers["aiokafka"]["events_per_s"], "aiokafka passthrough (peers)"
+    if res.get("e2e"):
+        return res["e2e"]["passthrough"]["events_per_s"], "aiokafka passthrough (e2e)"
+    return None, ""
+
+
+def peer_rows(res: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """The peers' comparison, one row per system (bench/peers/compare.py's rows)."""
+    from bench.peers.compare import rows as compare_rows
+
+    peers = res.get("peers")
+    if not peers:
+        return []
+    own = f"aiokafka passthrough ({peers['events']:,} comments, median of {peers['rounds']})"
+    e2e = res.get("e2e")
+    e2e_base = ""
+    if e2e:
+        e2e_base = f"aiokafka passthrough (e2e, {e2e['comments'] + e2e['articles']:,} events)"
+    return [
+        (f"peers {system}", f"{rate} ev/s, {cpu} cpu us/ev" if cpu else rate,
+         e2e_base if system.endswith("(e2e run)") else own, ratio)
+        for system, rate, cpu, ratio in compare_rows(peers, e2e)
+    ]  # fmt: skip
+
+
+def backfill_rows(res: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """Backfill rate per worker count, the 25.5M-event time, and the ratio to the passthrough."""
+    bf = res.get("backfill")
+    if not bf:
+        return []
+    base, label = passthrough_rate(res)
+    out = []
+    for count, r in bf["runs"].items():
+        out.append((
+            f"backfill, {count} worker(s)",
+            f"{r['events_per_s']:,.0f} ev/s replayed->committed ({bf['events']:,} events, "
+            f"{r['first_replayed_to_last_committed_s']:.1f} s); 25.5M events: {r['target_text']}",
+            label,
+            f"{r['events_per_s'] / base:.3f}" if base else "",
+        ))  # fmt: skip
+    return out
 
 
 def print_table(rows: list[tuple[str, str, str, str]]) -> str:
@@ -401,6 +462,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-e2e", action="store_true")
     ap.add_argument("--no-replay", action="store_true")
     ap.add_argument("--no-memory", action="store_true")
+    ap.add_argument("--no-peers", action="store_true", help="skip the peers comparison")
+    ap.add_argument("--no-backfill", action="store_true", help="skip the backfill benchmark")
+    ap.add_argument("--peers-events", type=int)
+    ap.add_argument("--peers-rounds", type=int)
+    ap.add_argument(
+        "--peers", default="aiokafka,faust,quixstreams,confluent", help="peers to run (bench/peers)"
+    )
+    ap.add_argument("--backfill-events", type=int)
+    ap.add_argument("--backfill-workers", help="worker counts, comma-separated (default 1,2)")
     ap.add_argument("--no-profile", action="store_true")
     ap.add_argument("--e2e-comments", type=int)
     ap.add_argument("--e2e-articles", type=int)
@@ -435,7 +505,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         seconds["profile"] = time.monotonic() - t
 
-    kafka = not args.no_kafka and not (args.no_e2e and args.no_replay)
+    kafka = not args.no_kafka and not (
+        args.no_e2e and args.no_replay and args.no_peers and args.no_backfill
+    )
     if kafka:
         ensure_broker(log)
     if kafka and not args.no_e2e:
@@ -454,6 +526,19 @@ def main(argv: list[str] | None = None) -> int:
         res["e2e"] = e2e.run(n_c, n_a, two_workers=True,
                              latency_seconds=5 if quick else 20, log=log)  # fmt: skip
         seconds["e2e"] = time.monotonic() - t
+    if kafka and not args.no_peers:
+        from bench.peers import compare
+
+        t = time.monotonic()
+        n_p = args.peers_events or (2_000 if quick else compare.DEFAULT_EVENTS)
+        k_p = args.peers_rounds or (1 if quick else 3)
+        log(f"peers: the trivial job, {n_p:,} comments, median of {k_p} round(s)")
+        peers = tuple(p for p in args.peers.split(",") if p)
+        res["peers"] = compare.run(n_p, k_p, peers=peers, log=log)
+        for peer, why in res["peers"]["skipped"].items():
+            res["notes"].append(f"peers: {peer} skipped: {why}")
+        res["versions"].update(res["peers"].get("versions", {}))
+        seconds["peers"] = time.monotonic() - t
     if kafka and not args.no_replay:
         from bench import bench_replay
 
@@ -465,6 +550,14 @@ def main(argv: list[str] | None = None) -> int:
                   "--archive-events", "200000"]  # fmt: skip
         res["replay"] = bench_replay.run(replay_args)
         seconds["replay"] = time.monotonic() - t
+    if kafka and not args.no_backfill:
+        from bench import backfill
+
+        t = time.monotonic()
+        n_b = args.backfill_events or (2_000 if quick else backfill.DEFAULT_EVENTS)
+        counts = args.backfill_workers or ("1" if quick else "1,2")
+        res["backfill"] = backfill.run(n_b, tuple(int(c) for c in counts.split(",") if c), log=log)
+        seconds["backfill"] = time.monotonic() - t
     if not args.no_memory:
         t = time.monotonic()
         n_mem = args.memory_events or (20_000 if quick else 1_000_000)
@@ -485,6 +578,11 @@ def main(argv: list[str] | None = None) -> int:
     res["machine"]["load_average_at_end"] = os.getloadavg()
     print()
     res["table"] = print_table(table(res))
+    if res.get("peers"):
+        from bench.peers.compare import print_rows, rows
+
+        print()
+        res["peers"]["table"] = print_rows(rows(res["peers"], res.get("e2e")))
     print(f"\nwall time {seconds['total']:.0f} s; results in {args.out}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_bytes(orjson.dumps(res, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))

@@ -1,7 +1,9 @@
 """`make bench` in its smoke form: the suite runs and latest.json has the promised shape.
 
-No broker needed (`--no-kafka` leaves out the end-to-end and replay parts), so this is not marked
-`kafka`; the full suite is `make bench` (docs/performance.md).
+No broker needed (`--no-kafka` leaves out the end-to-end, replay, peers and backfill parts), so
+this is not marked `kafka`; the full suite is `make bench` (docs/performance.md). The peers' and
+the backfill's own code (the job, the report lines, the venv fallback, the table rows, the
+extrapolation) is checked here without a broker; one `kafka` test runs both at a tiny size.
 """
 
 from __future__ import annotations
@@ -12,6 +14,12 @@ import time
 from pathlib import Path
 
 import orjson
+import pytest
+
+from bench import backfill
+from bench import run as bench_run
+from bench.peers import compare, venv
+from bench.peers.job import REPORT_PREFIX, Clock, Job
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,6 +63,88 @@ def test_quick_bench_writes_figures_ratios_versions_and_machine_facts(tmp_path: 
     assert all(s["rss_mib"] > 0 for s in mem["samples"])
     control = res["memory"]["no_expire"]
     assert control["expire"] is False and control["swept_entries"] == 0
-    assert "e2e" not in res and "replay" not in res  # --no-kafka
+    assert not {"e2e", "replay", "peers", "backfill"} & set(res)  # --no-kafka
     assert res["table"] and res["seconds"]["total"] > 0
     print(f"quick bench in {elapsed:.0f} s")
+
+
+def test_peer_job_normalizes_dedups_and_reports() -> None:
+    job = Job()
+    raw = orjson.dumps({"source_comment_id": "7", "text": "  Hello World \n", "author": "a"})
+    out = job(raw)
+    assert out is not None and out["text"] == "hello world" and out["author"] == "a"
+    assert job(raw) is None and job.duplicates == 1  # the same id again
+    assert orjson.loads(job.encode(out)) == out
+    clock = Clock(2)
+    clock.first()
+    rep = clock.report(2, duplicates=job.duplicates)
+    assert rep["events"] == 2 and rep["events_per_s"] > 0 and rep["cpu_us_per_event"] >= 0
+    line = f"[2026-01-01 00:00:00,000] [1] [WARNING] {REPORT_PREFIX}{orjson.dumps(rep).decode()}"
+    assert compare.parse_report("noise\n" + line + "\n") == rep  # Faust's logged print
+    assert compare.parse_report("no report here") is None
+
+
+def test_peers_venv_that_cannot_be_made_is_a_message_not_a_failure(tmp_path: Path) -> None:
+    python, why = venv.ensure(tmp_path / "venv", base_python=str(tmp_path / "no-python"))
+    assert python is None and "could not make" in why
+    assert venv.versions(None) == {}
+
+
+def test_peer_commands_and_rows() -> None:
+    cmd = compare.commands("quixstreams", "/py", "h:1", "p.", "p.out", "g", 10, 60.0)
+    assert cmd[:2] == ["/py", str(compare.PEERS / "quix_peer.py")]
+    assert cmd[cmd.index("--topic") + 1] == "p.raw.comments"
+    assert "--prefix" in compare.commands("aiokafka", "/py", "h:1", "p.", "o", "g", 10, 60.0)
+
+    def rep(rate: float) -> dict[str, float]:
+        return {"events_per_s": rate, "cpu_us_per_event": 1e6 / rate}
+
+    peers = compare.summarize({"aiokafka": [rep(100.0), rep(300.0), rep(200.0)],
+                               "faust": [rep(50.0)]})  # fmt: skip
+    assert (
+        peers["aiokafka"]["events_per_s"] == 200.0
+        and peers["faust"]["ratio_to_passthrough"] == 0.25
+    )
+    res = {"events": 10, "rounds": 3, "peers": peers, "skipped": {"quixstreams": "no venv"}}
+    e2e = {
+        "one_worker": {"events_per_s": 20.0, "worker_cpu_us_per_event": 900.0},
+        "ratio_one_worker_to_passthrough": 0.1,
+        "comments": 9,
+        "articles": 1,
+        "passthrough": {"events_per_s": 200.0},
+    }
+    table = compare.rows(res, e2e)
+    assert [r[0] for r in table] == ["aiokafka passthrough", "Faust agent",
+                                     "newspipe worker (e2e run)", "Quix Streams app"]  # fmt: skip
+    assert table[1][3] == "0.25" and table[3][1] == "skipped"
+    assert "ratio vs aiokafka passthrough" in compare.print_rows(table)
+
+    bf = {"events": 10, "runs": {"1": {"events_per_s": 50.0, "target_text": "1 h 00 min",
+                                       "first_replayed_to_last_committed_s": 0.2}}}  # fmt: skip
+    whole = {"peers": res, "e2e": e2e, "backfill": bf}
+    assert len(bench_run.peer_rows(whole)) == 4
+    (row,) = bench_run.backfill_rows(whole)
+    assert row[2] == "aiokafka passthrough (peers)" and row[3] == "0.250"
+
+
+def test_backfill_extrapolation() -> None:
+    assert backfill.hours_minutes(8401) == "2 h 20 min"
+    assert backfill.hours_minutes(600) == "10 min"
+    ext = backfill.extrapolate(25_500.0)
+    assert ext["target_seconds"] == 1000.0 and ext["target_text"] == "17 min"
+    assert backfill.extrapolate(0.0)["target_text"] == "never"
+
+
+@pytest.mark.kafka
+def test_peers_and_backfill_run_tiny(kafka: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The aiokafka and Faust peers (the Quix venv needs the registry) and a one-worker backfill,
+    a few hundred events each, through the real broker; every topic made is deleted."""
+    monkeypatch.setenv("NEWSPIPE_BROKER", f"kafka://{kafka}")
+    res = compare.run(300, 1, peers=("aiokafka", "faust"), timeout=120, log=lambda _: None)
+    assert set(res["peers"]) == {"aiokafka", "faust"} and res["topics_deleted"] > 0
+    for entry in res["peers"].values():
+        assert entry["runs"][0]["events"] == 300 and entry["events_per_s"] > 0
+    bf = backfill.run(300, (1,), timeout=180, log=lambda _: None)
+    one = bf["runs"]["1"]
+    assert one["records_out"] + one["duplicates"] + one["dead_letters"] >= 300
+    assert one["events_per_s"] > 0 and one["target_seconds"] > 0 and bf["topics_deleted"] > 0

@@ -49,6 +49,7 @@ from pipeline.topics import TopicNames  # noqa: E402
 
 PEERS = Path(__file__).resolve().parent
 BASELINE = "aiokafka passthrough"
+DEFAULT_EVENTS = 200_000
 LABELS = {
     "aiokafka": BASELINE,
     "faust": "Faust agent",
@@ -138,7 +139,7 @@ def summarize(rounds: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, An
 
 
 def run(
-    events: int = 200_000,
+    events: int = DEFAULT_EVENTS,
     rounds: int = 3,
     *,
     peers: tuple[str, ...] = ("aiokafka", "faust", "quixstreams", "confluent"),
@@ -242,7 +243,7 @@ def print_rows(table: list[tuple[str, str, str, str]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--events", type=int, default=200_000)
+    ap.add_argument("--events", type=int, default=DEFAULT_EVENTS)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument(
         "--peers",
