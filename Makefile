@@ -7,7 +7,8 @@ NEWSPIPE := $(VENV)/bin/newspipe
 SEED ?= data/seed/000_ab5b4fd25105b7c2.txt
 DEMO_ENV := NEWSPIPE_APP_ID=newspipe-demo NEWSPIPE_TOPIC_PREFIX=demo. NEWSPIPE_STATE_DIR=.cache/demo-state
 
-.PHONY: install demo test test-unit lint audit bench eval-topics broker-start broker-stop tools clean \
+.PHONY: install demo test test-unit lint audit bench bench-peers bench-backfill eval-topics \
+	broker-start broker-stop tools clean
 	image broker-image
 
 $(VENV)/.installed: pyproject.toml requirements.lock
@@ -60,6 +61,13 @@ eval-topics: install
 
 bench: install
 	$(PY) -m bench.run
+
+# The two parts of `make bench` that are worth running alone (docs/performance.md, 5 and 6).
+bench-peers: install
+	$(PY) -m bench.peers
+
+bench-backfill: install
+	$(PY) -m bench.backfill
 
 clean:
 	rm -rf .cache/demo-state .state .pytest_cache
