@@ -8,8 +8,7 @@ SEED ?= data/seed/000_ab5b4fd25105b7c2.txt
 DEMO_ENV := NEWSPIPE_APP_ID=newspipe-demo NEWSPIPE_TOPIC_PREFIX=demo. NEWSPIPE_STATE_DIR=.cache/demo-state
 
 .PHONY: install demo test test-unit lint audit bench bench-peers bench-backfill eval-topics \
-	broker-start broker-stop tools clean
-	image broker-image
+	broker-start broker-stop tools clean image broker-image
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
