@@ -185,8 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", default="1,2", help="worker counts, comma-separated")
     args = ap.parse_args(argv)
     counts = tuple(int(c) for c in args.workers.split(",") if c)
-    from bench.run import ensure_broker
+    from bench.run import ensure_broker, exit_on_sigterm
 
+    exit_on_sigterm()
     ensure_broker(print)  # as make bench does: its ports, never stopped here
     res = run(args.events, counts)
     print(orjson.dumps(res, option=orjson.OPT_INDENT_2).decode())

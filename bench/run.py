@@ -32,6 +32,7 @@ import io
 import os
 import platform
 import pstats
+import signal
 import statistics
 import subprocess
 import sys
@@ -263,6 +264,13 @@ def bench_memory(events: int, expire: bool, sample_every: int) -> dict[str, Any]
     return orjson.loads(done.stdout.strip().splitlines()[-1])
 
 
+def exit_on_sigterm() -> None:
+    """SIGTERM (a `timeout`, a CI stop) as SystemExit, so the finally blocks that stop peer and
+    worker processes (each in its own session, out of reach of a group kill) and delete the
+    bench's topics still run."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
 # -- the broker ---------------------------------------------------------------------------------
 def ensure_broker(log: Callable[[str], None]) -> None:
     """`newspipe broker start` (idempotent): reuses a running broker, never stops it.
@@ -481,6 +489,7 @@ def main(argv: list[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(msg, flush=True)
 
+    exit_on_sigterm()
     quick = args.quick
     started = time.monotonic()
     res: dict[str, Any] = {

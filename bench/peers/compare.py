@@ -257,8 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(peers) - set(LABELS) - {"newspipe"}
     if unknown:
         ap.error(f"unknown peers: {', '.join(sorted(unknown))}")
-    from bench.run import ensure_broker
+    from bench.run import ensure_broker, exit_on_sigterm
 
+    exit_on_sigterm()
     ensure_broker(print)  # as make bench does: its ports, never stopped here
     res = run(args.events, args.rounds, peers=peers, worker=args.worker)
     print()
