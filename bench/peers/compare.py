@@ -190,7 +190,9 @@ def run(
                         f" {rep['cpu_us_per_event']:6.0f} cpu us/ev")  # fmt: skip
                 if worker:
                     own = replace(settings, app_id=f"{settings.app_id}-w-r{rnd}")
-                    one = run_workers(own, 1, events, logdir, timeout)
+                    rnd_dir = logdir / f"worker-r{rnd}"  # run_workers' state-0 is per folder
+                    rnd_dir.mkdir()
+                    one = run_workers(own, 1, events, rnd_dir, timeout)
                     rep = {"events_per_s": one["events_per_s"],
                            "cpu_us_per_event": one["worker_cpu_us_per_event"],
                            "steady_events_per_s": one["steady_events_per_s"]}  # fmt: skip
