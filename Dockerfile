@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # newspipe worker image: `docker build -t newspipe:0.1.0 .`
-# Two stages: `build` resolves the pinned dependencies (requirements.lock) into a venv and installs
-# the project into it; `runtime` copies only that venv onto a clean slim base, as a non-root user.
+# Two stages: `build` installs the pinned, hashed dependencies (requirements-runtime.lock) and the
+# project into a venv; `runtime` copies only that venv onto a clean slim base, as a non-root user.
 # Pin by digest in production (python:3.11-slim-bookworm@sha256:...); tests/test_deploy.py checks
 # the tag is explicit and never `latest`.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
@@ -14,12 +14,11 @@ ENV PIP_NO_CACHE_DIR=1 \
     PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 RUN python -m venv /opt/venv
-# 1) Runtime dependencies only, at the versions requirements.lock pins (the lock also pins the
-#    test tools; the runtime list comes from pyproject.toml so they stay out of the image). This
-#    layer is rebuilt only when pyproject.toml or requirements.lock change.
-COPY pyproject.toml requirements.lock ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/runtime-deps.txt \
-    && pip install --no-cache-dir -c requirements.lock -r /tmp/runtime-deps.txt
+# 1) Runtime dependencies only, at the versions and sha256 hashes requirements-runtime.lock pins
+#    (the test tools are in requirements.lock only). This layer is rebuilt only when that lock
+#    changes.
+COPY pyproject.toml requirements-runtime.lock ./
+RUN pip install --no-cache-dir --require-hashes -r requirements-runtime.lock
 # 2) The project itself, without touching the resolved dependencies.
 COPY README.md ./
 COPY pipeline ./pipeline

@@ -10,10 +10,13 @@ DEMO_ENV := NEWSPIPE_APP_ID=newspipe-demo NEWSPIPE_TOPIC_PREFIX=demo. NEWSPIPE_S
 .PHONY: install demo test test-unit lint audit bench bench-peers bench-backfill eval-topics \
 	broker-start broker-stop tools clean image broker-image
 
+# Every package from requirements.lock, each file checked against its sha256 there; then the
+# project itself (editable) without touching them. scripts/lock.sh regenerates the locks.
 $(VENV)/.installed: pyproject.toml requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c requirements.lock -e '.[test]'
+	$(PY) -m pip install -q --require-hashes -r requirements.lock
+	$(PY) -m pip install -q --no-deps -e .
 	@touch $@
 
 install: $(VENV)/.installed

@@ -360,9 +360,9 @@ def test_dockerfile_structure() -> None:
     unknown = prefixed(re.findall(r"(NEWSPIPE_\w+)=", env)) - settings_names()
     assert not unknown, f"not in Settings.env_names(): {sorted(unknown)}"
     copies = " ".join(rest for w, rest in instructions if w == "COPY")
-    assert "requirements.lock" in copies, "dependencies must come from requirements.lock"
+    assert "requirements-runtime.lock" in copies, "dependencies must come from the runtime lock"
     runs = " ".join(rest for w, rest in instructions if w == "RUN")
-    assert "-c requirements.lock" in runs or "-r requirements.lock" in runs
+    assert "--require-hashes -r requirements-runtime.lock" in runs
 
 
 def test_dockerignore_keeps_the_context_small() -> None:

@@ -167,3 +167,32 @@ def test_every_kafka_client_is_built_in_kafka_io() -> None:
                 if name in clients:
                     built_elsewhere.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not built_elsewhere
+
+
+def _pins(lock: Path) -> dict[str, tuple[str, int]]:
+    """name -> (version, number of sha256 hashes) of a pip-compile lock file."""
+    pins: dict[str, tuple[str, int]] = {}
+    current = None
+    for line in lock.read_text().splitlines():
+        m = re.match(r"^([A-Za-z0-9_.-]+)==([^ ;\\]+)", line)
+        if m:
+            current = m.group(1).lower().replace("_", "-")
+            pins[current] = (m.group(2), 0)
+        elif current and line.strip().startswith("--hash=sha256:"):
+            version, hashes = pins[current]
+            pins[current] = (version, hashes + 1)
+    return pins
+
+
+def test_both_locks_pin_every_package_with_hashes_and_agree() -> None:
+    """make install and the image install with --require-hashes: a lock line without a hash,
+    or two locks pinning different versions, would fail there or drift apart."""
+    import tomllib
+
+    full, runtime = _pins(ROOT / "requirements.lock"), _pins(ROOT / "requirements-runtime.lock")
+    assert full and runtime
+    assert all(n > 0 for _, n in full.values()) and all(n > 0 for _, n in runtime.values())
+    assert {k: v[0] for k, v in runtime.items()} == {k: full[k][0] for k in runtime}
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    names = {re.split(r"[<>=\[ ;]", d, maxsplit=1)[0].lower().replace("_", "-") for d in declared}
+    assert names <= set(runtime), sorted(names - set(runtime))
