@@ -192,10 +192,16 @@ def assert_exactly_once(out, settings, expected: set[str]) -> None:
 
 
 def feed_and_kill_midway(settings, items, worker_factory) -> None:
-    """Feed `items`, start a worker, and SIGKILL it once it has read ~30% of them."""
-    asyncio.run(feed(settings, items))
+    """Start a worker, feed `items` while it runs, and SIGKILL it once it has read ~30% of them.
+
+    The feed starts after the worker is ready: the stages start before Faust's web server, so
+    input fed earlier could all be processed before the worker's metrics can be read."""
+    import threading
+
     worker = worker_factory(settings, "first").start()
     worker.wait_ready()
+    feeder = threading.Thread(target=lambda: asyncio.run(feed(settings, items)), daemon=True)
+    feeder.start()
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         done = scrape(settings).get("newspipe_records_in", 0)
@@ -204,6 +210,7 @@ def feed_and_kill_midway(settings, items, worker_factory) -> None:
         time.sleep(0.2)
     assert done < len(items), "worker finished before it could be killed; feed more events"
     worker.kill(signal.SIGKILL)
+    feeder.join(timeout=120)  # the rest of the input is in Kafka before the restart
 
 
 async def rewind_group(settings, timeout: float = 90) -> None:

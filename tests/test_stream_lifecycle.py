@@ -68,6 +68,8 @@ def test_sigterm_while_joining_a_group_exits_within_the_grace_period(topics, wor
 
 
 def test_sigterm_of_a_busy_worker_commits_and_a_restart_emits_nothing_twice(topics, worker_factory):
+    import threading
+
     from tests.test_stream_dedup import (
         assert_exactly_once,
         events,
@@ -79,15 +81,50 @@ def test_sigterm_of_a_busy_worker_commits_and_a_restart_emits_nothing_twice(topi
 
     items = events()[:8000]
     expected = reference_ids(items)
-    asyncio.run(feed(topics, items))
     worker = worker_factory(topics, "busy").start()
     worker.wait_ready(timeout=120)
+    feeder = threading.Thread(target=lambda: asyncio.run(feed(topics, items)), daemon=True)
+    feeder.start()
     while scrape(topics).get("newspipe_records_in", 0) < 1000:
         time.sleep(0.1)
     started = time.monotonic()
     os.killpg(worker.proc.pid, signal.SIGTERM)
     worker.proc.wait(timeout=30)
     assert time.monotonic() - started < GRACE_S
+    feeder.join(timeout=120)
     restarted = worker_factory(topics, "after").start()
     restarted.wait_ready(timeout=120)
     assert_exactly_once(read_clean(topics, len(expected)), topics, expected)
+
+
+def test_counters_add_up_over_a_restart_summed_like_increase_does(topics, worker_factory):
+    """Two lives of a worker (SIGTERM between them, as a rolling update does): each life's
+    counters start at zero, and summed over both lives, as Prometheus' increase() sums over a
+    reset, in == out + duplicates + dead letters and the near-dup hand-over balances."""
+    from tests.test_stream_dedup import events, feed, forwarded_by_direction, scrape_until
+
+    items = events()[:6000]
+    first_half, second_half = items[:3000], items[3000:] + items[:500]  # 500 seen before
+    totals: dict[str, float] = {}
+    forwarded = {"sent": 0.0, "received": 0.0}
+    fed = 0
+    for life, part in enumerate((first_half, second_half)):
+        worker = worker_factory(topics, f"life{life}").start()
+        worker.wait_ready(timeout=120)
+        asyncio.run(feed(topics, part))
+        fed += len(part)
+        counted = scrape_until(topics, len(part))  # this life's own counters, drained
+        for name, value in counted.items():
+            totals[name] = totals.get(name, 0.0) + value
+        for direction, value in forwarded_by_direction(topics).items():
+            forwarded[direction] += value
+        os.killpg(worker.proc.pid, signal.SIGTERM)
+        worker.proc.wait(timeout=30)
+    assert totals["newspipe_records_in"] == fed
+    assert totals["newspipe_records_in"] == (
+        totals["newspipe_records_out"]
+        + totals["newspipe_duplicates"]
+        + totals.get("newspipe_dead_letters", 0.0)
+    )
+    assert totals["newspipe_duplicates"] >= 500  # the second life knew the first life's records
+    assert forwarded["sent"] == forwarded["received"] > 0
