@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A plain `git clone` is enough: clone the committed tree into a folder with no ../shared beside
+# A plain `git clone` is enough: clone the committed tree into a folder with nothing beside
 # it, run `make demo` there, and require the seed page's headline in its output. .ci/run calls
 # this before `make test`; so can you: bash scripts/clone_demo.sh
 set -euo pipefail

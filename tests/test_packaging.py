@@ -130,7 +130,8 @@ def test_cli_broker_without_checkout_says_it_is_a_development_tool(tmp_path: Pat
 
 
 def test_nothing_in_the_repository_reads_a_shared_folder_beside_it() -> None:
-    """A plain clone has no ../shared: code, tests, scripts and the Makefile read data/."""
+    """A plain clone has no shared folder beside it: code, tests, scripts and the Makefile read
+    data/."""
     pattern = re.compile(r"""(\.\./shared|parent\s*/\s*["']shared["']|/shared/data)""")
 
     def reads_shared(path: Path) -> bool:

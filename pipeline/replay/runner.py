@@ -514,13 +514,11 @@ async def _run_kafka(
         with Feedback(
             summary, sources.total, opts.log_every, tty=opts.tty, unit=sources.unit
         ) as feedback:
-            admitted = _admitted(sources, opts, checkpoint, summary, validate, stop, feedback)
+            admitted = _admitted(
+                sources, opts, checkpoint, summary, validate, stop, feedback, bucket
+            )
             async with contextlib.aclosing(admitted) as events:
                 async for event in events:
-                    if bucket is not None:
-                        wait = bucket.take()
-                        if wait > 0.002:
-                            await asyncio.sleep(wait)
                     await produce(prod, event)
             if stop.is_set():
                 summary.interrupted = True
@@ -538,9 +536,11 @@ async def _run_kafka(
 async def _admitted(
     sources: _Sources, opts: ReplayOptions, checkpoint: Checkpoint, summary: Summary,
     validate: Callable[[Event], BadLine | None] | None, stop: asyncio.Event, feedback: Any,
+    bucket: TokenBucket | None = None,
 ) -> AsyncIterator[Event]:  # fmt: skip
-    """The events every mode acts on: read, counted, filtered and admitted the same way. A
-    Ctrl-C ends it (`interrupted`); closing it closes the reader (and a --from-topic consumer)."""
+    """The events every mode acts on: read, counted, filtered and admitted the same way, at
+    most `bucket`'s rate. A Ctrl-C ends it (`interrupted`); closing it closes the reader (and a
+    --from-topic consumer)."""
     n = 0
     async with contextlib.aclosing(sources.__aiter__()) as items:
         async for item in items:
@@ -552,8 +552,13 @@ async def _admitted(
                 feedback.update(sources.done(), sources.total)
                 await asyncio.sleep(0)  # let a signal handler run
             event = _admit(item, opts, checkpoint, summary, validate)
-            if event is not None:
-                yield event
+            if event is None:
+                continue
+            if bucket is not None:
+                wait = bucket.take()
+                if wait > 0.002:
+                    await asyncio.sleep(wait)
+            yield event
 
 
 async def _run_plan(
@@ -601,13 +606,11 @@ async def _run_offline(
         with Feedback(
             summary, sources.total, opts.log_every, tty=opts.tty, unit=sources.unit
         ) as feedback:
-            admitted = _admitted(sources, opts, checkpoint, summary, validate, stop, feedback)
+            admitted = _admitted(
+                sources, opts, checkpoint, summary, validate, stop, feedback, bucket
+            )
             async with contextlib.aclosing(admitted) as events:
                 async for event in events:
-                    if bucket is not None:
-                        wait = bucket.take()
-                        if wait > 0.002:
-                            await asyncio.sleep(wait)
                     # The worker sees the Kafka timestamp the replay would set (or the append time).
                     ts = event.timestamp_ms or event.event_time_ms() or int(time.time() * 1000)
                     meta = Meta(event.topic or raw_topic[event.stream], None, None, event.key,
