@@ -28,12 +28,19 @@ STATE_ARTICLES = "state.articles"
 STATE_COMMENTS = "state.comments"
 STATE_NEARDUP = "state.neardup"
 STATE = (STATE_ARTICLES, STATE_COMMENTS, STATE_NEARDUP)
+# moderation: comments whose status is not `approved`, keyed by article id, for moderation tools
+MODERATION_QUEUE = "moderation.queue"
+# editors' lists, compacted, keyed by list name; every worker reads it whole (pipeline.moderation)
+MODERATION_RULES = "moderation.rules"
+# internal: non-approved comments re-keyed by author; every worker reads it whole, retention
+# about the history horizon, so an author's recent history is rebuilt after a restart
+MODERATION_HISTORY = "moderation.history"
 
 RAW = (RAW_ARTICLES, RAW_COMMENTS)
 CLEAN = (CLEAN_ARTICLES, CLEAN_COMMENTS)
 ALL = (
     RAW_ARTICLES, RAW_COMMENTS, CLEAN_ARTICLES, CLEAN_COMMENTS, DLQ, TOPIC_TRENDS, TREND_EVENTS,
-    NEARDUP, *STATE,
+    NEARDUP, *STATE, MODERATION_QUEUE, MODERATION_RULES, MODERATION_HISTORY,
 )  # fmt: skip
 SINGLE_PARTITION = (NEARDUP, STATE_NEARDUP)
 
@@ -93,6 +100,18 @@ class TopicNames:
     @property
     def state_neardup(self) -> str:
         return self.name(STATE_NEARDUP)
+
+    @property
+    def moderation_queue(self) -> str:
+        return self.name(MODERATION_QUEUE)
+
+    @property
+    def moderation_rules(self) -> str:
+        return self.name(MODERATION_RULES)
+
+    @property
+    def moderation_history(self) -> str:
+        return self.name(MODERATION_HISTORY)
 
     def all(self) -> list[str]:
         return [self.name(t) for t in ALL]
