@@ -21,7 +21,9 @@ from pipeline.dedup import Deduper, Outcome, StateCorrupted
 from pipeline.dedup.deduper import sweep
 from pipeline.errors import Rejected
 from pipeline.normalize import normalize_article, normalize_comment
+from pipeline.normalize.language import detect_languages
 from pipeline.normalize.language import preload as preload_language_model
+from pipeline.normalize.records import LANGUAGE_TEXT
 from pipeline.normalize.times import iso_of_epoch, utc_now
 from pipeline.settings import Settings
 from pipeline.tagging import Tagger
@@ -42,7 +44,7 @@ OUTPUT_CHECK_BYTES = MAX_OUTPUT_BYTES // 2
 
 
 def _check_output_size(record: dict[str, Any]) -> None:
-    size = len(orjson.dumps(record))
+    size = len(orjson.dumps({k: v for k, v in record.items() if k != LANGUAGE_TEXT}))
     if size > MAX_OUTPUT_BYTES - OUTPUT_HEADROOM_BYTES:
         raise Rejected(
             "too_large",
@@ -93,6 +95,22 @@ class States:
     article_tags: MutableMapping[str, Any] = field(default_factory=dict)
 
 
+def _fill_languages(results: Sequence[Result]) -> None:
+    """Detect the language of every record that left it open, the whole batch at once (the
+    classifier is cheaper over many texts than one by one); its time is shared out as the
+    `language` stage of the records that needed it."""
+    todo = [r for r in results if r.status != DLQ and LANGUAGE_TEXT in r.record]
+    if not todo:
+        return
+    t0 = time.perf_counter()
+    texts = [r.record.pop(LANGUAGE_TEXT) for r in todo]
+    for result, language in zip(todo, detect_languages(texts), strict=True):
+        result.record["language"] = language
+    share = (time.perf_counter() - t0) / len(todo)
+    for result in todo:
+        result.stage_seconds["language"] = share
+
+
 def _iso(ts_ms: int | None) -> str | None:
     if ts_ms is None or ts_ms <= 0:
         return None
@@ -138,7 +156,9 @@ class Core:
         state. Work that does not depend on the record (the processing time) is done once."""
         now = utc_now()
         with self.using(states):
-            return [self.process_local(stream, payload, meta, now=now) for payload, meta in items]
+            results = [self._chain(stream, payload, meta, now) for payload, meta in items]
+        _fill_languages(results)
+        return results
 
     def finish_batch(self, staged: Sequence[Result], states: States) -> list[Result]:
         """`finish_article` over the articles forwarded to the near-dup stage, in order."""
@@ -178,6 +198,12 @@ class Core:
 
         For articles a clean result still has to pass `finish_article` before it is emitted.
         """
+        result = self._chain(stream, payload, meta, now)
+        _fill_languages([result])
+        return result
+
+    def _chain(self, stream: str, payload: bytes | None, meta: Meta, now: str | None) -> Result:
+        """validate -> normalize -> dedup -> tag; the language is left to `_fill_languages`."""
         timings: dict[str, float] = {}
         source = "unknown"
         clock = time.perf_counter
@@ -198,9 +224,9 @@ class Core:
                     from pipeline.extract.html import fill_from_html  # lazy: trafilatura
 
                     raw = fill_from_html(raw)
-                record = normalize_article(raw, event_time=event_time, now=now)
+                record = normalize_article(raw, event_time=event_time, now=now, detect=False)
             else:
-                record = normalize_comment(raw, event_time=event_time, now=now)
+                record = normalize_comment(raw, event_time=event_time, now=now, detect=False)
             if payload is not None and len(payload) * 3 > OUTPUT_CHECK_BYTES:
                 _check_output_size(record)
             t2 = clock()

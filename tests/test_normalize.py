@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from devtools.datasets import ag_articles, fox_comments
 from devtools.samples import SHORT_TEXTS
+from pipeline.core import Core, Meta
 from pipeline.errors import Rejected
 from pipeline.normalize import (
     detect_language,
@@ -17,6 +19,9 @@ from pipeline.normalize import (
     parse_found_time,
     parse_time,
 )
+from pipeline.normalize.language import detect_languages
+from pipeline.settings import Settings
+from pipeline.topics import COMMENTS
 
 NOW = "2026-11-26T10:00:00Z"
 SOUP = ["a", " ", "\n", "\\", "&", "amp;", "#36;", "quot;", "<b>", "é", "\u200b", "Ã", "©", "\t",
@@ -233,6 +238,26 @@ def test_language_is_detected_cheaply_or_undetermined():
     assert detect_language("Die Regierung hat gesagt, dass sie den Plan nicht ändern wird") == "de"
     assert detect_language("Le gouvernement a dit qu'il ne changera pas le plan pour les") == "fr"
     assert detect_language("12345 !!!") == "und"
+
+
+def test_a_batch_gets_the_languages_its_texts_get_one_by_one(fox):
+    """The batch classifier walks many texts at once; its answers are the single path's."""
+    texts = [t for ts in SHORT_TEXTS.values() for t in ts]
+    texts += [normalize_comment(raw, now=NOW)["own_text"] for raw in fox[:600]]
+    texts += ["", "lol", "THE GOVERNMENT SAID IT WILL NOT CHANGE ITS PLAN " * 30, "é" * 50]
+    texts += ["Jeg er helt enig med dig, det er en god idé og vi er glade " * 20]
+    assert detect_languages(texts) == [detect_language(t) for t in texts]
+    assert detect_languages(texts[:3]) == [detect_language(t) for t in texts[:3]]  # small batch
+    assert detect_languages([]) == []
+
+
+def test_core_detects_a_batch_languages_and_leaves_no_working_field(fox):
+    core = Core(Settings())
+    items = [(orjson.dumps(raw), Meta("raw.comments", 0, i)) for i, raw in enumerate(fox[:200])]
+    results = core.process_batch(COMMENTS, items, core.states)
+    clean = [r.record for r in results if r.status == "clean"]
+    assert clean and all(set(r) == COMMENT_FIELDS for r in clean)
+    assert [r["language"] for r in clean] == [detect_language(r["own_text"]) for r in clean]
 
 
 # --- comments ---------------------------------------------------------------------------------

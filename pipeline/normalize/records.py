@@ -63,8 +63,17 @@ def _paragraphs(body: str) -> list[str]:
     return [p for p in body.split("\n\n") if not is_boilerplate(p)]
 
 
+# With `detect=False` the record's `language` is left to the caller, who finds the text to
+# classify under this key and detects a whole batch at once (pipeline.core); it must pop it.
+LANGUAGE_TEXT = "_language_text"
+
+
 def normalize_article(
-    raw: dict[str, Any], *, event_time: str | None = None, now: str | None = None
+    raw: dict[str, Any],
+    *,
+    event_time: str | None = None,
+    now: str | None = None,
+    detect: bool = True,
 ) -> dict[str, Any]:
     """A clean article (schemas/README.md "clean article"); raises Rejected on bad content."""
     now = now or utc_now()
@@ -100,8 +109,8 @@ def normalize_article(
     # content hash: title + body; a body-less item (AG News) hashes its standfirst instead, so
     # two items sharing a headline but not their text are not exact duplicates.
     hashed = body or standfirst or ""
-    language = raw.get("language") or detect_language(f"{title} {text}")
-    return {
+    language = raw.get("language") or (detect_language(f"{title} {text}") if detect else None)
+    record = {
         "schema_version": SCHEMA_VERSION,
         "article_id": aid,
         "canonical_url": canonical_url(url) if url else None,
@@ -132,6 +141,9 @@ def normalize_article(
         "tags": [],
         "notes": _notes(raw),
     }
+    if language is None:
+        record[LANGUAGE_TEXT] = f"{title} {text}"
+    return record
 
 
 def _mentions(value: Any) -> list[str]:
@@ -170,7 +182,11 @@ def _comment_article_id(raw: dict[str, Any], source: str) -> str:
 
 
 def normalize_comment(
-    raw: dict[str, Any], *, event_time: str | None = None, now: str | None = None
+    raw: dict[str, Any],
+    *,
+    event_time: str | None = None,
+    now: str | None = None,
+    detect: bool = True,
 ) -> dict[str, Any]:
     """A clean comment (schemas/README.md "clean comment"); removed comments keep text ""."""
     now = now or utc_now()
@@ -198,7 +214,10 @@ def normalize_comment(
                 mentions.insert(0, reply_to)
     posted_at = parse_time(raw.get("posted_at"), "posted_at", now)
     captured_at = parse_time(raw.get("captured_at"), "captured_at", now)
-    return {
+    language = raw.get("language") or (None if own else "und")
+    if language is None and detect:
+        language = detect_language(own)
+    record = {
         "schema_version": SCHEMA_VERSION,
         "comment_id": comment_id(aid, local_id),
         "article_id": aid,
@@ -212,7 +231,7 @@ def normalize_comment(
         "reply_to_author": reply_to,
         "mentions": mentions,
         "removed": removed,
-        "language": raw.get("language") or (detect_language(own) if own else "und"),
+        "language": language,
         "word_count": len(text.split()),
         "content_hash": short_hash(text),
         "posted_at": posted_at,
@@ -224,3 +243,6 @@ def normalize_comment(
         "tags": [],
         "notes": _notes(raw),
     }
+    if language is None:
+        record[LANGUAGE_TEXT] = own
+    return record
