@@ -232,7 +232,9 @@ class Tagger:
         self._automaton = ahocorasick.Automaton()
         for key, ids in keys.items():
             has_cs = any(self._entries[i].case_sensitive for i in ids)
-            self._automaton.add_word(key, (len(key), tuple(ids), has_cs))
+            # the most evidence one hit of this key can add: the weights of all its entries
+            most = sum(max(0.0, self._entries[i].weight) for i in ids)
+            self._automaton.add_word(key, (len(key), tuple(ids), has_cs, most))
         self._automaton.make_automaton()
         self._cs_patterns: dict[int, re.Pattern[str]] = {}
         self._level = {c: k.level for c, k in taxonomy.concepts.items()}
@@ -273,7 +275,7 @@ class Tagger:
         # one that only partly overlaps it loses (the leftmost match wins).
         kept: list[tuple[int, int, tuple[int, ...]]] = []
         entries = self._entries
-        for end, (length, ids, has_cs) in self._automaton.iter(norm):
+        for end, (length, ids, has_cs, _) in self._automaton.iter(norm):
             if has_cs:
                 ids = tuple(i for i in ids if not entries[i].case_sensitive or self._cs_ok(i, text))
                 if not ids:
@@ -451,8 +453,17 @@ class Tagger:
         for t in inherited or ():
             out.append(cast(Tag, {**t, "inherited": True, "evidence": list(t.get("evidence", ()))}))
             codes.add(t["code"])
-        mass = self._accumulate([(text, BODY_WEIGHT)])
-        # cheap bound first: most comments cannot reach the own-tag threshold, so skip scoring
+        norm = _norm(text)
+        # Cheapest bound first: every raw hit's whole weight, before the leftmost-longest
+        # selection (which only drops hits) and before repeats count sub-linearly. Most comments
+        # cannot reach the own-tag threshold even so, and pay for one automaton pass only.
+        if sum(v[3] for _, v in self._automaton.iter(norm)) * BODY_WEIGHT < COMMENT_MIN_TOP:
+            return out
+        mass: dict[int, float] = {}
+        for _, _, ids in self._select(norm, text):
+            for i in ids:
+                mass[i] = mass.get(i, 0.0) + BODY_WEIGHT
+        # then the bound on the selected evidence, before scoring
         if len(mass) >= COMMENT_MIN_TERMS and (
             sum(self._entries[i].weight * m**0.5 for i, m in mass.items()) >= COMMENT_MIN_TOP
         ):
