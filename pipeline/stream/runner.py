@@ -19,7 +19,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator, MutableMapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
 from typing import Any, NamedTuple
 
 import orjson
@@ -37,7 +38,7 @@ from pipeline import kafka_io
 from pipeline.core import CLEAN, DLQ, Core, Meta, States
 from pipeline.dedup import StateCorrupted
 from pipeline.logs import CONNECTION_NOISE, log_event, partitions_summary
-from pipeline.metrics import Metrics
+from pipeline.metrics import Metrics, observe_many
 from pipeline.settings import Settings
 from pipeline.stream.batch import InRecord, Tally, headers_of, process_batch, state_view
 from pipeline.stream.state import OutRecord, PartitionState, ReadOnly, StageState
@@ -488,8 +489,7 @@ class StageRunner(Service):
             self.metrics.child(self.metrics.already_committed, stage.stream).inc(
                 output.already_committed
             )
-        for tally in output.tallies:
-            self.count(tally)
+        self.count(output.tallies)
         self.done[tp] = records[-1].offset + 1
 
     async def _heal(self, tp: TopicPartition, stage: Stage, exc: BaseException) -> None:
@@ -543,34 +543,45 @@ class StageRunner(Service):
         letter = OutRecord(self.names.dlq, None, orjson.dumps(result.record))
         await self.states[stage.name].commit(tp.partition, part, [letter], rec.offset)
         mode = "replay" if any(k == REPLAY_HEADER for k, _ in meta.headers) else "live"
-        self.count(Tally(result, mode, None, counted_in=stage.name == NEARDUP))
+        self.count([Tally(result, mode, None, counted_in=stage.name == NEARDUP)])
         self.done[tp] = rec.offset + 1
         log_event(worker_log, logging.ERROR, "record_dead_lettered", stage=stage.name,
                   partition=tp.partition, offset=rec.offset, reason=repr(error)[:300])  # fmt: skip
 
-    def count(self, tally: Tally) -> None:
-        """Move the counters for one committed result."""
+    def count(self, tallies: Iterable[Tally]) -> None:
+        """Move the counters for committed results: summed per label set first, then one
+        `inc(n)` or one batched observe per child (the per-record calls were a tenth of a
+        worker's time)."""
         m = self.metrics
-        result = tally.result
-        for stage, seconds in result.stage_seconds.items():
-            m.child(m.stage_seconds, stage, result.stream).observe(seconds)
-        if tally.counted_in:
-            m.child(m.forwarded, result.stream, "received").inc()
-        else:
-            m.child(m.records_in, result.stream, result.source, tally.mode).inc()
-        if tally.forwarded:
-            m.child(m.forwarded, result.stream, "sent").inc()
-            return
-        if result.status == CLEAN:
-            m.child(m.records_out, result.stream, tally.mode).inc()
-            for tag in result.record.get("tags", ()):
-                if tag.get("level") == 1 and not tag.get("inherited"):
-                    m.child(m.tags, result.stream, tag["code"]).inc()
-            if tally.event_ts:
-                age = max(0.0, time.time() - tally.event_ts)
-                m.child(m.event_to_emit, result.stream).observe(age)
-        elif result.status == DLQ:
-            m.child(m.dead_letters, result.stream, result.reason, tally.mode).inc()
-            self.on_dead_letter(result.reason, result.stream)
-        else:
-            m.child(m.duplicates, result.stream, result.reason, tally.mode).inc()
+        incs: Counter[tuple[Any, ...]] = Counter()
+        observed: dict[tuple[Any, ...], list[float]] = {}
+        now = time.time()
+        for tally in tallies:
+            result = tally.result
+            stream = result.stream
+            for stage, seconds in result.stage_seconds.items():
+                observed.setdefault((m.stage_seconds, stage, stream), []).append(seconds)
+            if tally.counted_in:
+                incs[(m.forwarded, stream, "received")] += 1
+            else:
+                incs[(m.records_in, stream, result.source, tally.mode)] += 1
+            if tally.forwarded:
+                incs[(m.forwarded, stream, "sent")] += 1
+                continue
+            if result.status == CLEAN:
+                incs[(m.records_out, stream, tally.mode)] += 1
+                for tag in result.record.get("tags", ()):
+                    if tag.get("level") == 1 and not tag.get("inherited"):
+                        incs[(m.tags, stream, tag["code"])] += 1
+                if tally.event_ts:
+                    age = max(0.0, now - tally.event_ts)
+                    observed.setdefault((m.event_to_emit, stream), []).append(age)
+            elif result.status == DLQ:
+                incs[(m.dead_letters, stream, result.reason, tally.mode)] += 1
+                self.on_dead_letter(result.reason, stream)
+            else:
+                incs[(m.duplicates, stream, result.reason, tally.mode)] += 1
+        for (metric, *labels), n in incs.items():
+            m.child(metric, *labels).inc(n)
+        for (metric, *labels), values in observed.items():
+            observe_many(m.child(metric, *labels), values)
