@@ -43,6 +43,9 @@ OUTPUT_HEADROOM_BYTES = 16 * 1024  # tags, near-dup links and the forward's enve
 OUTPUT_CHECK_BYTES = MAX_OUTPUT_BYTES // 2
 
 
+INHERITED_CACHE = 4096  # articles whose inherited tags are kept between comments
+
+
 def _check_output_size(record: dict[str, Any]) -> None:
     size = len(orjson.dumps({k: v for k, v in record.items() if k != LANGUAGE_TEXT}))
     if size > MAX_OUTPUT_BYTES - OUTPUT_HEADROOM_BYTES:
@@ -134,6 +137,9 @@ class Core:
         self.deduper = Deduper(
             self.settings, self.states.articles, self.states.comments, self.states.index
         )
+        # article id -> (its tags in state, their inherited copies): one batch's comments share
+        # them read-only; cleared every batch, so it never outlives a state change
+        self._inherited: dict[str, tuple[Any, list[Any]]] = {}
 
     @contextlib.contextmanager
     def using(self, states: States) -> Iterator[None]:
@@ -155,6 +161,7 @@ class Core:
         """`process_local` over one partition's records, in order, against that partition's
         state. Work that does not depend on the record (the processing time) is done once."""
         now = utc_now()
+        self._inherited.clear()
         with self.using(states):
             results = [self._chain(stream, payload, meta, now) for payload, meta in items]
         _fill_languages(results)
@@ -282,9 +289,18 @@ class Core:
                 "tags": [t for t in tags if not t.get("inherited")],
             }
         else:
-            entry = self.states.article_tags.get(record["article_id"])
-            inherited = entry["tags"] if entry else None
-            record["tags"] = self.tagger.tag_comment(record["text"], inherited)
+            aid = record["article_id"]
+            entry = self.states.article_tags.get(aid)
+            if not entry:
+                record["tags"] = self.tagger.tag_comment(record["text"])
+                return
+            # an article's tags are copied for its comments once a batch, not once a comment
+            cached = self._inherited.get(aid)
+            if cached is None or cached[0] is not entry["tags"]:
+                if len(self._inherited) >= INHERITED_CACHE:  # Core.process, one record a call
+                    self._inherited.clear()
+                cached = self._inherited[aid] = (entry["tags"], self.tagger.inherit(entry["tags"]))
+            record["tags"] = self.tagger.tag_comment(record["text"], inherited_ready=cached[1])
 
     def expire(self, partitions: Iterable[States] = ()) -> int:
         """Forget state older than the horizons (event time); returns how many entries went.

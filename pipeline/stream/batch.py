@@ -64,7 +64,9 @@ def state_view(stage: Stage, maps: Mapping[str, MutableMapping[str, Any]]) -> St
 
 
 def headers_of(record: InRecord) -> list[tuple[str, bytes]]:
-    raw = record.headers or []
+    raw = record.headers
+    if not raw:
+        return []
     items = raw.items() if isinstance(raw, dict) else raw
     return [(k if isinstance(k, str) else k.decode("utf-8", "replace"), v or b"") for k, v in items]
 
@@ -99,7 +101,8 @@ def process_batch(
         items = [(r.value, meta) for r, meta in zip(todo, metas, strict=True)]
         results = core.process_batch(stage.stream, items, states)
         for rec, meta, result in zip(todo, metas, results, strict=True):
-            mode = "replay" if any(k == REPLAY_HEADER for k, _ in meta.headers) else "live"
+            headers = meta.headers
+            mode = "replay" if headers and any(k == REPLAY_HEADER for k, _ in headers) else "live"
             ts_s = rec.timestamp / 1000 if rec.timestamp else None
             if stage.forwards is not None and result.status == CLEAN:
                 # on to the next stage, which emits or drops it and counts it out

@@ -446,32 +446,58 @@ class Tagger:
                     raw[c] = raw.get(c, 0.0) + SECTION_PRIOR
         return self._tags(raw, contribs, ARTICLE_MIN_TOP)
 
-    def tag_comment(self, text: str, inherited: list[Tag] | list[dict] | None = None) -> list[Tag]:
-        """Article tags (copied, inherited=True) plus the comment's own tags on strong evidence."""
-        out: list[Tag] = []
-        codes: set[str] = set()
-        for t in inherited or ():
-            out.append(cast(Tag, {**t, "inherited": True, "evidence": list(t.get("evidence", ()))}))
-            codes.add(t["code"])
-        norm = _norm(text)
+    def inherit(self, tags: list[Tag] | list[dict]) -> list[Tag]:
+        """An article's tags as its comments carry them (copies, inherited=True)."""
+        return [cast(Tag, {**t, "inherited": True, "evidence": list(t.get("evidence", ()))})
+                for t in tags]  # fmt: skip
+
+    def tag_comment(
+        self,
+        text: str,
+        inherited: list[Tag] | list[dict] | None = None,
+        *,
+        inherited_ready: list[Tag] | None = None,
+    ) -> list[Tag]:
+        """Article tags (copied, inherited=True) plus the comment's own tags on strong evidence.
+
+        `inherited_ready`: the article's tags already through `inherit`, shared read-only by the
+        comments of one batch (the core copies an article's tags once, not once per comment).
+        """
+        out: list[Tag] = (
+            list(inherited_ready) if inherited_ready is not None else self.inherit(inherited or [])
+        )
         # Cheapest bound first: every raw hit's whole weight, before the leftmost-longest
         # selection (which only drops hits) and before repeats count sub-linearly. Most comments
         # cannot reach the own-tag threshold even so, and pay for one automaton pass only.
-        if sum(v[3] for _, v in self._automaton.iter(norm)) * BODY_WEIGHT < COMMENT_MIN_TOP:
+        norm = _norm(text)
+        most = 0.0
+        for _, value in self._automaton.iter(norm):
+            most += value[3]
+        if most * BODY_WEIGHT < COMMENT_MIN_TOP:
             return out
         mass: dict[int, float] = {}
         for _, _, ids in self._select(norm, text):
             for i in ids:
                 mass[i] = mass.get(i, 0.0) + BODY_WEIGHT
-        # then the bound on the selected evidence, before scoring
-        if len(mass) >= COMMENT_MIN_TERMS and (
-            sum(self._entries[i].weight * m**0.5 for i, m in mass.items()) >= COMMENT_MIN_TOP
-        ):
-            raw, contribs = self._score(mass)
-            own = self._tags(raw, contribs, COMMENT_MIN_TOP, COMMENT_MIN_TERMS)
-            out.extend(t for t in own if t["code"] not in codes)
-            if len(out) > len(codes):
-                out.sort(key=lambda t: (-t["score"], t["level"]))
+        # Then an exact test on the selected evidence: `_tags` gives a comment own tags only if
+        # some top-level topic has COMMENT_MIN_TOP evidence from COMMENT_MIN_TERMS terms (summed
+        # in `_score`'s order, so the floats are the same); scoring is skipped otherwise.
+        entries = self._entries
+        per_top: dict[str, list[float]] = {}
+        for i, m in mass.items():
+            e = entries[i]
+            if e.weight:
+                acc = per_top.setdefault(e.chain[-1], [0.0, 0.0])
+                acc[0] += e.weight * m**0.5
+                acc[1] += 1
+        if not any(v >= COMMENT_MIN_TOP and n >= COMMENT_MIN_TERMS for v, n in per_top.values()):
+            return out
+        codes = {t["code"] for t in out}
+        raw, contribs = self._score(mass)
+        own = self._tags(raw, contribs, COMMENT_MIN_TOP, COMMENT_MIN_TERMS)
+        out.extend(t for t in own if t["code"] not in codes)
+        if len(out) > len(codes):
+            out.sort(key=lambda t: (-t["score"], t["level"]))
         return out
 
     def explain(self, text: str) -> list[dict]:
