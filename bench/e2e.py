@@ -112,11 +112,14 @@ def counter(text: str, name: str) -> float:
     return total
 
 
-def histogram_quantiles(text: str, name: str, qs: tuple[float, ...]) -> dict[str, float]:
-    """histogram_quantile() over the buckets summed across label sets (linear in a bucket)."""
+def histogram_quantiles(
+    text: str, name: str, qs: tuple[float, ...], having: str = ""
+) -> dict[str, float]:
+    """histogram_quantile() over the buckets summed across label sets (linear in a bucket);
+    `having`: only the series whose labels contain that text (e.g. 'step="commit"')."""
     buckets: dict[float, float] = {}
     for line in text.splitlines():
-        if line.startswith(name + "_bucket{"):
+        if line.startswith(name + "_bucket{") and having in line:
             le = line.split('le="', 1)[1].split('"', 1)[0]
             bound = float("inf") if le == "+Inf" else float(le)
             buckets[bound] = buckets.get(bound, 0.0) + float(line.rsplit(" ", 1)[1])
@@ -376,6 +379,10 @@ def latency_run(settings: Settings, items: list[Item], rate: float, logdir: Path
                 break
             time.sleep(0.3)
         hist = histogram_quantiles(page, "newspipe_event_to_emit_seconds", (0.5, 0.99))
+        # where the time goes: one partition's batch step, and its transaction
+        steps = {step: histogram_quantiles(page, "newspipe_batch_seconds", (0.5, 0.99),
+                                           f'step="{step}"')
+                 for step in ("process", "commit")}  # fmt: skip
         out_count = int(counter(page, "newspipe_records_out_total"))
     finally:
         worker.stop()
@@ -403,6 +410,8 @@ def latency_run(settings: Settings, items: list[Item], rate: float, logdir: Path
         "mean_s": statistics.fmean(lat) / 1000,
         "histogram_p50_s": hist.get("p50"),
         "histogram_p99_s": hist.get("p99"),
+        "batch_process_s": steps["process"],
+        "batch_commit_s": steps["commit"],
         # articles pass two stages (raw -> near-dup topic -> clean), comments one
         "by_stream": {
             name: {"p50_s": q(0.5, values), "p99_s": q(0.99, values), "joined": len(values)}
@@ -566,8 +575,11 @@ def run(
                 f"{latency_seconds:.0f} s")  # fmt: skip
             result["latency"] = latency_run(lat_settings, lat_items, rate, logdir)
             result["latency"]["share_of_max"] = latency_share
-            log(f"  p50 {result['latency']['p50_s'] * 1000:.0f} ms, "
-                f"p99 {result['latency']['p99_s'] * 1000:.0f} ms")  # fmt: skip
+            lat = result["latency"]
+            proc, commit = lat["batch_process_s"], lat["batch_commit_s"]
+            log(f"  p50 {lat['p50_s'] * 1000:.0f} ms, p99 {lat['p99_s'] * 1000:.0f} ms; a "
+                f"partition's batch: process p50 {proc.get('p50', 0) * 1000:.0f} ms, "
+                f"transaction p50 {commit.get('p50', 0) * 1000:.0f} ms")  # fmt: skip
         finally:
             doomed = asyncio.run(_topics_with(base, (f"bench{tag}",)))
             asyncio.run(_delete(base, doomed))

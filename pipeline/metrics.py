@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pipeline import __version__
 
 STAGE_BUCKETS = (1e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 5e-3, 2.5e-2, 0.1, 1.0)
+BATCH_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 
@@ -73,6 +74,14 @@ class Metrics:
             "Processing time per stage and record",
             ["stage", "stream"],
             buckets=STAGE_BUCKETS,
+            registry=r,
+        )
+        self.batch_seconds = Histogram(
+            "newspipe_batch_seconds",
+            "One partition's share of a batch: `process` (the pure batch step) and `commit` (its "
+            "transaction, output and changelog, until the broker committed it)",
+            ["stage", "step"],
+            buckets=BATCH_BUCKETS,
             registry=r,
         )
         self.event_to_emit = Histogram(

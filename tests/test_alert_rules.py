@@ -44,6 +44,7 @@ COUNTERS = {
 HISTOGRAMS = {
     "newspipe_stage_seconds": {"stage", "stream"},
     "newspipe_event_to_emit_seconds": {"stream"},
+    "newspipe_batch_seconds": {"stage", "step"},
 }
 GAUGES = {
     "newspipe_consumer_lag": {"topic", "partition"},

@@ -478,9 +478,14 @@ class StageRunner(Service):
         part = None
         try:
             part, view = await self._open_view(stage, tp.partition)
+            t0 = time.perf_counter()
             output = process_batch(stage, self.core, view, part.mark, records, self.names)
+            t1 = time.perf_counter()
             if output.last_offset >= 0:
                 await state.commit(tp.partition, part, output.records, output.last_offset)
+            m = self.metrics
+            m.child(m.batch_seconds, stage.name, "process").observe(t1 - t0)
+            m.child(m.batch_seconds, stage.name, "commit").observe(time.perf_counter() - t1)
         except BaseException:
             if part is not None:
                 part.discard()  # nothing of a failed attempt may reach the state
