@@ -3,8 +3,11 @@ records and applying them (the end-to-end guarantee is in test_stream_dedup.py).
 
 from __future__ import annotations
 
+import asyncio
+
 import orjson
 import pytest
+from aiokafka import TopicPartition
 
 from pipeline.settings import Settings
 from pipeline.stream.state import MAX_RECORD_BYTES, OverlayMap, PartitionState, StageState
@@ -195,5 +198,81 @@ def test_a_batch_processes_articles_before_near_dups_before_comments():
         TopicPartition(names.raw_articles, 1): [object()],
         TopicPartition(names.raw_comments, 1): [object()],
     }
-    asyncio.run(runner.run_batch(batch))
+
+    async def run_and_drain() -> None:
+        await runner.run_batch(batch)
+        await runner.drain()
+
+    asyncio.run(run_and_drain())
     assert seen == [names.raw_articles, names.neardup, names.raw_comments, names.raw_comments]
+
+
+def _bare_runner():
+    from pipeline.metrics import Metrics
+    from pipeline.stream.runner import StageRunner
+
+    return StageRunner(Settings(), None, Metrics(), lambda **_: None)  # type: ignore[arg-type]
+
+
+def test_a_partitions_batches_run_in_order_while_the_next_fetch_overlaps_their_commits():
+    from pipeline.topics import TopicNames
+
+    names = TopicNames("", "newspipe")
+    runner = _bare_runner()
+    tp0, tp1 = TopicPartition(names.raw_comments, 0), TopicPartition(names.raw_comments, 1)
+    log: list[str] = []
+    gates: dict[str, asyncio.Event] = {}
+
+    async def slow(tp: TopicPartition, records: list) -> None:
+        name = f"{tp.partition}:{records[0]}"
+        log.append(f"start {name}")
+        gates[name] = asyncio.Event()
+        await gates[name].wait()  # the transaction, until the test lets it commit
+        log.append(f"done {name}")
+
+    runner.run_partition = slow  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        await runner.run_batch({tp0: ["a"], tp1: ["a"]})  # returns at once: nothing before it
+        await asyncio.sleep(0)
+        assert runner.in_flight == {tp0, tp1}
+        second = asyncio.ensure_future(runner.run_batch({tp0: ["b"]}))
+        await asyncio.sleep(0.01)
+        assert "start 0:b" not in log  # tp0's second batch waits for its first
+        gates["0:a"].set()
+        await asyncio.sleep(0.01)
+        assert "start 0:b" in log and not second.done()  # ... and the fetch waits for tp1's
+        gates["1:a"].set()
+        await asyncio.wait_for(second, 1)
+        gates["0:b"].set()
+        await runner.drain()
+        assert not runner.in_flight and not runner.tasks
+
+    asyncio.run(scenario())
+    assert log.index("done 0:a") < log.index("start 0:b")
+
+
+def test_batches_fetched_before_a_rewind_are_dropped():
+    from pipeline.topics import TopicNames
+
+    runner = _bare_runner()
+    tp = TopicPartition(TopicNames("", "newspipe").raw_comments, 0)
+    seen: list[str] = []
+
+    async def first_rewinds(tp_: TopicPartition, records: list) -> None:
+        seen.append(records[0])
+        if records[0] == "a":
+            await asyncio.sleep(0.01)
+            runner._rewind(tp_, 0)
+
+    runner.run_partition = first_rewinds  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        await runner.run_batch({tp: ["a"]})
+        await runner.run_batch({tp: ["b"]})  # chained behind "a", fetched before its rewind
+        await runner.drain()
+        await runner.run_batch({tp: ["c"]})  # fetched after it
+        await runner.drain()
+
+    asyncio.run(scenario())
+    assert seen == ["a", "c"]

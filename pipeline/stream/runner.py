@@ -9,8 +9,10 @@ still runs the worker (`pipeline.app`): trend windows, web endpoints, startup an
 
 Ownership: the group (`<app_id>.stages`) uses the range assignor, so partition `p` of the raw
 articles and of the raw comments go to the same worker (a stage's `reads` in the topology). A
-rebalance waits for the batch in flight (`lock`), then gives up the state of partitions that
-moved away; the new owner's producer fences any straggler.
+rebalance waits for the batches in flight (`lock`, `drain`), then gives up the state of
+partitions that moved away; the new owner's producer fences any straggler. A partition's batches
+run one after the other and the partitions side by side; the next fetch does not wait for the
+transactions of the last one (`run_batch`).
 """
 
 from __future__ import annotations
@@ -145,6 +147,11 @@ class StageRunner(Service):
         # record), and the partitions whose records are being processed right now
         self.done: dict[TopicPartition, int] = {}
         self.in_flight: set[TopicPartition] = set()
+        # each partition's latest batch task: a partition's batches run one after the other,
+        # the partitions side by side, and the next fetch overlaps the transactions in flight
+        self.tasks: dict[TopicPartition, asyncio.Future[None]] = {}
+        # bumped when a partition is rewound: its batches fetched before are dropped (fetched again)
+        self.generation: dict[TopicPartition, int] = {}
         self.committed: dict[TopicPartition, int] = {}  # what the group has, as far as we know
         self.last_commit = time.monotonic()
         self.last_sweep = time.monotonic()
@@ -182,6 +189,7 @@ class StageRunner(Service):
         if self.loader is not None:
             self.loader.cancel()
         async with self.lock:
+            await self.drain()
             await self.commit_offsets()
         if self.consumer is not None:
             await self.consumer.stop()  # no listener call after this
@@ -279,7 +287,8 @@ class StageRunner(Service):
             self.loader.cancel()  # a load still running is for the old assignment
         if self.stopping:
             return
-        async with self.lock:  # the batch in flight commits first
+        async with self.lock:  # the batches in flight commit first
+            await self.drain()
             await self.commit_offsets()
         self._log_rebalance("partitions_revoked", revoked)
 
@@ -297,6 +306,7 @@ class StageRunner(Service):
         if self.stopping:
             return
         async with self.lock:
+            await self.drain()
             for name, topic in self.sources.items():
                 await self.states[name].release({tp.partition for tp in assigned
                                                  if tp.topic == topic})  # fmt: skip
@@ -401,18 +411,62 @@ class StageRunner(Service):
                 yield state_view(BY_NAME[name], part.maps)
 
     async def run_batch(self, batch: dict[TopicPartition, list[Any]]) -> None:
-        """Each input partition's records as their own transaction, the partitions side by side."""
+        """Start each input partition's share of `batch` as its own task (after that partition's
+        previous batch), then wait for the previous fetch's batches only: so the next fetch and
+        the CPU work of partitions that are done overlap the transactions still in flight, and
+        no more than two batches per partition are ever under way."""
         if time.monotonic() - self.last_sweep >= self.settings.expiry_sweep_s:
+            await self.drain()  # the sweep writes to the state: no batch may be half-way
             self.last_sweep = time.monotonic()
             self.core.expire(self._owned_views())
-        self.in_flight = set(batch)
+        previous = [t for t in self.tasks.values() if not t.done()]
         # in topology order: each partition's batch step runs (synchronously) before the next
         # partition's starts, so a comment sees the tags of an article in the same batch
         order = sorted(batch.items(), key=lambda item: ORDER[self.stage_of[item[0].topic].name])
-        try:
-            await asyncio.gather(*(self.run_partition(tp, records) for tp, records in order))
-        finally:
-            self.in_flight = set()
+        for tp, records in order:
+            self.in_flight.add(tp)
+            task = asyncio.ensure_future(
+                self._after(self.tasks.get(tp), tp, records, self.generation.get(tp, 0))
+            )
+            self.tasks[tp] = task
+            task.add_done_callback(lambda t, tp=tp: self._finished(tp, t))
+        if previous:
+            await asyncio.gather(*previous, return_exceptions=True)
+
+    async def _after(
+        self,
+        previous: asyncio.Future[None] | None,
+        tp: TopicPartition,
+        records: list[InRecord],
+        generation: int,
+    ) -> None:
+        """`run_partition` once the partition's previous batch is done, unless the partition
+        was rewound meanwhile (its records are then fetched again). A rebalance drains every
+        task before the assignment changes, so a task never runs for a partition moved away."""
+        if previous is not None:
+            with contextlib.suppress(BaseException):
+                await previous
+        if self.generation.get(tp, 0) != generation:
+            return
+        await self.run_partition(tp, records)
+
+    def _finished(self, tp: TopicPartition, task: asyncio.Future[None]) -> None:
+        if self.tasks.get(tp) is task:
+            del self.tasks[tp]
+            self.in_flight.discard(tp)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("batch task of %s failed: %r", tp, task.exception())
+
+    async def drain(self) -> None:
+        """Wait until no batch is under way (rebalances, the expiry sweep, stopping)."""
+        while self.tasks:
+            await asyncio.gather(*list(self.tasks.values()), return_exceptions=True)
+
+    def _rewind(self, tp: TopicPartition, offset: int) -> None:
+        """Fetch `tp` again from `offset`; batches of it fetched before are dropped."""
+        self.generation[tp] = self.generation.get(tp, 0) + 1
+        if self.consumer is not None and tp in self.assignment():
+            self.consumer.seek(tp, offset)
 
     async def run_partition(self, tp: TopicPartition, records: list[InRecord]) -> None:
         """Commit one partition's share of a batch, retrying what retrying can fix.
@@ -458,8 +512,7 @@ class StageRunner(Service):
                 metrics.child(metrics.transaction_retries, stage.name, "rewound").inc()
                 log.error("batch of %s-%s failed %d times (%s); rewinding to offset %d",
                           stage.name, tp.partition, failures, kind, records[0].offset)  # fmt: skip
-                if self.consumer is not None and tp in self.assignment():
-                    self.consumer.seek(tp, records[0].offset)
+                self._rewind(tp, records[0].offset)
                 return
 
     async def _open_view(self, stage: Stage, partition: int) -> tuple[PartitionState, States]:
@@ -526,8 +579,7 @@ class StageRunner(Service):
                 log.warning("record %s-%s at offset %d failed (%s): %r; fetching it again",
                             stage.name, tp.partition, rec.offset, failure_kind(error),
                             error)  # fmt: skip
-                if self.consumer is not None and tp in self.assignment():
-                    self.consumer.seek(tp, records[index].offset)  # fetch the rest again
+                self._rewind(tp, records[index].offset)  # fetch the rest again
                 return
             await self._dead_letter(tp, stage, rec, error)
         self.stalled.pop(tp, None)
