@@ -31,7 +31,7 @@ SCHEMA_NAMES = (
     "trend",
 )
 # The version this code emits, and the majors it reads (any minor of a known major is accepted).
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 KNOWN_MAJORS = frozenset({"1"})
 VERSION_RE = re.compile(r"^(0|[1-9][0-9]{0,3})\.(0|[1-9][0-9]{0,3})$")
 

@@ -20,6 +20,8 @@ from pipeline.deadletter import dead_letter
 from pipeline.dedup import Deduper, Outcome, StateCorrupted
 from pipeline.dedup.deduper import sweep
 from pipeline.errors import Rejected
+from pipeline.moderation.history import HistoryEvent
+from pipeline.moderation.policy import ModerationContext, Moderator
 from pipeline.normalize import normalize_article, normalize_comment
 from pipeline.normalize.language import detect_languages
 from pipeline.normalize.language import preload as preload_language_model
@@ -27,7 +29,7 @@ from pipeline.normalize.records import LANGUAGE_TEXT
 from pipeline.normalize.times import iso_of_epoch, utc_now
 from pipeline.settings import Settings
 from pipeline.tagging import Tagger
-from pipeline.topics import ARTICLES
+from pipeline.topics import ARTICLES, COMMENTS
 from pipeline.validate import DoorValidator
 
 CLEAN = "clean"
@@ -79,6 +81,8 @@ class Result:
     source: str
     record: dict[str, Any]
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    # a clean comment moderation did not approve: the event for `moderation.history`
+    history_event: HistoryEvent | None = None
 
     @property
     def key(self) -> str | None:
@@ -128,6 +132,7 @@ class Core:
         settings: Settings | None = None,
         states: States | None = None,
         tagger: Tagger | None = None,
+        moderation: ModerationContext | None = None,
     ) -> None:
         self.settings = settings if settings is not None else Settings.from_env()
         self.states = states or States()
@@ -140,6 +145,9 @@ class Core:
         # article id -> (its tags in state, their inherited copies): one batch's comments share
         # them read-only; cleared every batch, so it never outlives a state change
         self._inherited: dict[str, tuple[Any, list[Any]]] = {}
+        # the editors' lists and authors' history; the stream shell replaces it per batch
+        self.moderation = moderation or ModerationContext.offline(self.settings)
+        self.moderator = Moderator(self.settings)
 
     @contextlib.contextmanager
     def using(self, states: States) -> Iterator[None]:
@@ -164,6 +172,8 @@ class Core:
         self._inherited.clear()
         with self.using(states):
             results = [self._chain(stream, payload, meta, now) for payload, meta in items]
+            if stream == COMMENTS:
+                self._moderate(results, items)
         _fill_languages(results)
         return results
 
@@ -178,6 +188,8 @@ class Core:
         Never raises for bad input: every failure becomes a dead letter with a code.
         """
         result = self.process_local(stream, payload, meta)
+        if stream == COMMENTS:
+            self._moderate([result], [(payload, meta)])
         if stream == ARTICLES and result.status == CLEAN:
             final = self.finish_article(result)
             final.stage_seconds = {**result.stage_seconds, **final.stage_seconds}
@@ -258,6 +270,41 @@ class Core:
             error = Rejected("internal", f"{type(exc).__name__}: {exc}"[:500], stage="core")
             letter = self._letter(payload, meta, error)
             return Result(stream, DLQ, "internal", source, letter, timings)
+
+    def _moderate(self, results: list[Result], items: Sequence[tuple[bytes | None, Meta]]) -> None:
+        """Moderate the clean comments of `results` together (one model call), in order; the
+        time is shared out as each one's `moderate` stage. A comment moderation fails on
+        becomes a dead letter (`internal`), as a failure in any other stage does."""
+        clean = [i for i, r in enumerate(results) if r.status == CLEAN]
+        if not clean:
+            return
+        t0 = time.perf_counter()
+        records = [results[i].record for i in clean]
+        mark = len(self.moderation.events)
+        try:
+            events = self.moderator.moderate(records, self.moderation, self.deduper.repeat_of)
+        except Exception:  # find the one that fails; the others are moderated alone
+            del self.moderation.events[mark:]  # (the history itself is keyed by comment id)
+            events = []
+            for i in clean:
+                try:
+                    events += self.moderator.moderate(
+                        [results[i].record], self.moderation, self.deduper.repeat_of
+                    )
+                except Exception as exc:
+                    payload, meta = items[i]
+                    error = Rejected("internal", f"{type(exc).__name__}: {exc}"[:500],
+                                     stage="core")  # fmt: skip
+                    r = results[i]
+                    letter = self._letter(payload, meta, error)
+                    results[i] = Result(
+                        r.stream, DLQ, "internal", r.source, letter, r.stage_seconds
+                    )
+                    events.append(None)
+        share = (time.perf_counter() - t0) / len(clean)
+        for i, event in zip(clean, events, strict=True):
+            results[i].stage_seconds["moderate"] = share
+            results[i].history_event = event
 
     def dead_letter(
         self, stream: str, payload: bytes | None, meta: Meta, code: str, message: str, stage: str

@@ -21,6 +21,9 @@ LogLevel = Literal["debug", "info", "warning", "error"]
 Guarantee = Literal["at_least_once", "exactly_once"]
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+# what a moderation signal does to a comment's status: `review` sends it to the moderation queue,
+# `flag` only lists the flag (the comment stays approved unless something else says otherwise)
+FlagAction = Literal["review", "flag"]
 
 # the allowed values of the enumerated settings, from their Literal types
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -29,7 +32,17 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "processing_guarantee": get_args(Guarantee),
     "kafka_security_protocol": get_args(SecurityProtocol),
     "kafka_sasl_mechanism": get_args(SaslMechanism),
+    "moderation_suspect_words": get_args(FlagAction),
+    "moderation_links": get_args(FlagAction),
+    "moderation_shouting": get_args(FlagAction),
+    "moderation_spam": get_args(FlagAction),
+    "moderation_repeat_post": get_args(FlagAction),
 }
+# settings that are probabilities or shares (above zero, at most 1)
+AT_MOST_ONE = frozenset({
+    "near_dup_threshold", "related_threshold", "moderation_toxic_review",
+    "moderation_toxic_reject", "moderation_shouting_ratio",
+})  # fmt: skip
 # numeric settings that may be zero (everything else numeric must be above zero)
 ZERO_ALLOWED = frozenset({"standby_replicas", "web_port"})
 
@@ -120,6 +133,31 @@ class Settings:
     # standby copies of the trend window tables on other workers (faster failover, more reads);
     # the dedup state has none: a new owner reads its changelog (pipeline.stream.state)
     standby_replicas: int = 0
+    # moderation: a comment whose toxicity score (0..1, README "Moderation") is at least this is
+    # flagged `toxic` and goes to review; chosen on half of the labelled Fox News comments by
+    # `make eval-moderation`
+    moderation_toxic_review: float = 0.6
+    # ... and at least this is rejected (a banned word is always rejected)
+    moderation_toxic_reject: float = 0.97
+    # an author with at least this many non-approved comments within the history horizon goes to
+    # review (flag `recent_history`)
+    moderation_history_review: int = 3
+    # how far back an author's flagged comments count, in event time
+    moderation_history_horizon_s: int = 7 * 24 * 3600
+    # a suspect word: review, or only a flag
+    moderation_suspect_words: FlagAction = "review"
+    # links: review, or only a flag naming the domains
+    moderation_links: FlagAction = "flag"
+    # shouting (mostly capitals): review, or only a flag
+    moderation_shouting: FlagAction = "flag"
+    # a comment is shouting when at least this share of its letters are capitals ...
+    moderation_shouting_ratio: float = 0.7
+    # ... and it has at least this many letters ("OK" and "LOL" are not shouting)
+    moderation_shouting_min_letters: int = 20
+    # the same text from several authors (the dedup's spam cluster): review, or only a flag
+    moderation_spam: FlagAction = "flag"
+    # the same author's same text on another article: review, or only a flag
+    moderation_repeat_post: FlagAction = "flag"
     # Kafka security: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL; SASL PLAIN or SCRAM-SHA-256/512.
     kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
     # SASL mechanism (empty: PLAIN when the protocol is SASL_*)
@@ -137,6 +175,10 @@ class Settings:
 
     def __post_init__(self) -> None:
         problems = [p for f in fields(self) if (p := _check(f.name, getattr(self, f.name)))]
+        if not problems and self.moderation_toxic_reject < self.moderation_toxic_review:
+            problems.append(f"{PREFIX}MODERATION_TOXIC_REJECT: {self.moderation_toxic_reject} must "
+                            f"be at least NEWSPIPE_MODERATION_TOXIC_REVIEW "
+                            f"({self.moderation_toxic_review})")  # fmt: skip
         if problems:
             raise SettingsError(problems)
 
@@ -241,7 +283,7 @@ def _check(name: str, value: object) -> str | None:
             return f"{var}: {value} must be above zero"
         if name == "web_port" and value > 65535:
             return f"{var}: {value} is not a port number"
-        if name in ("near_dup_threshold", "related_threshold") and value > 1:
+        if name in AT_MOST_ONE and value > 1:
             return f"{var}: {value} must be at most 1"
     return None
 

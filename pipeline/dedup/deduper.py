@@ -61,7 +61,8 @@ State layout (values are JSON lists/dicts; the first field is always the last-se
 articles: ``a:<article_id>`` -> {"t", "h": [last 8 content hashes, newest last], "r": revision}
 comments: ``c:<comment_id>`` -> [t, content_hash]
           ``p:<xxh3(article_id, author, content_hash)>`` -> [t, first comment_id]  (double posts)
-          ``s:<content_hash>`` -> [t, distinct (author, article) count]           (spam clusters)
+          ``s:<content_hash>`` -> [t, distinct (author, article) count,            (spam clusters)
+                                   [[author hash, comment id], ...] of the first 8 authored]
 index:    ``b:<band>:<12 hex of xxh3 of the band's rows>`` -> [t, first article_id with the band]
           ``g:<article_id>`` -> [t, base64 low-16-bit MinHash signature (256 B),
                                  cluster_id | null, duplicate_of | null, content_hash,
@@ -114,6 +115,8 @@ DUPLICATE_COMMENT = "duplicate.comment"
 
 HASH_HISTORY = 8
 SHORT_WORDS = 4
+# authored posts a spam cluster remembers (author hash, comment id) for `repeat_of`
+MAX_POSTERS = 8
 NUM_PERM = 128
 BANDS = 42  # 42 bands x 3 rows of 128 values: chosen by scripts/near_dup_eval.py
 ROWS = 3
@@ -386,14 +389,38 @@ class Deduper:
             comments[pkey] = [t, cid]
         skey = "s:" + h
         cluster = comments.get(skey)
-        n = cluster[1] + 1 if self._live(cluster, horizon) else 1
-        comments[skey] = [t, n]
+        live = self._live(cluster, horizon)
+        n = cluster[1] + 1 if live else 1
+        # the cluster's first authored posts, in order, for `repeat_of` (entries written before
+        # this field existed have none: the list starts again)
+        posters = cluster[2] if live and len(cluster) > 2 else []
+        if author and len(posters) < MAX_POSTERS:
+            posters = [*posters, [short_hash(author), cid]]
+        comments[skey] = [t, n, posters]
         record["spam_cluster_size"] = n
         if n >= 2:
             record["spam_suspect"] = True
             if kind == NEW:
                 kind = SPAM_SUSPECT
         return Outcome(kind, True, record)
+
+    def repeat_of(self, record: dict[str, Any]) -> str | None:
+        """The id of the same author's earlier comment with this text on another article (the
+        moderation flag `repeat_post`), or None. Reads the spam cluster entry `check_comment`
+        wrote: only the cluster's first `MAX_POSTERS` authored posts are remembered."""
+        author = record.get("author")
+        if not author or record.get("spam_cluster_size", 0) < 2:
+            return None
+        entry = self.comments.get("s:" + (record.get("content_hash") or ""))
+        if not entry or len(entry) < 3:
+            return None
+        mine, cid = short_hash(author), record["comment_id"]
+        for poster, first in entry[2]:
+            if first == cid:
+                return None  # only posts before this one count
+            if poster == mine:
+                return first
+        return None
 
     # -- housekeeping -----------------------------------------------------------------------
     def expire(self, now_epoch_s: float | None = None) -> list[str]:

@@ -50,6 +50,10 @@ class AuthorHistory:
         if event.t > self.watermark:
             self.watermark = event.t
 
+    def has(self, author: str) -> bool:
+        """Whether any event of `author` is held (a cheap test before `count`)."""
+        return author in self._by_author
+
     def count(self, author: str, now: float, exclude: str | None = None) -> dict[str, int]:
         """The author's flagged comments within the horizon before `now`: {status: n}."""
         counts: dict[str, int] = {}

@@ -242,6 +242,8 @@ def normalize_comment(
         "spam_cluster_size": 1,
         "tags": [],
         "notes": _notes(raw),
+        # 1.2: set by the core's moderation step (pipeline.moderation.policy); approved until then
+        "moderation": {"status": "approved", "toxicity": 0.0, "flags": []},
     }
     if language is None:
         record[LANGUAGE_TEXT] = own

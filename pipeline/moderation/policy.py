@@ -1,0 +1,169 @@
+"""The moderation step: a batch of clean comments -> each one's `moderation` object.
+
+`Moderator.moderate(records, context)` scores the batch's texts in one model call, then walks
+the comments in order: flags with their evidence, the status from the policy in settings, and
+for every comment that is not approved a `HistoryEvent`, added to the context's `AuthorHistory`
+at once so that the author's next comment, in this batch or a later one, counts it.
+
+Policy (README "Moderation"): rejected when the toxicity score is at least
+`moderation_toxic_reject` or a banned word is present; review when the score is at least
+`moderation_toxic_review`, the author is on the pre-moderation list, or the author already has
+`moderation_history_review` non-approved comments within the horizon; suspect words, links,
+shouting, spam clusters and repeat posts send to review or are only listed, per setting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pipeline.moderation.history import AuthorHistory, HistoryEvent
+from pipeline.moderation.rules import BANNED_WORDS, PREMOD_AUTHORS, SUSPECT_WORDS, Rules
+from pipeline.moderation.signals import WordMatcher, capitals, link_domains
+from pipeline.moderation.toxicity import ToxicityModel
+from pipeline.settings import Settings
+
+APPROVED = "approved"
+REVIEW = "review"
+REJECTED = "rejected"
+_RANK = {APPROVED: 0, REVIEW: 1, REJECTED: 2}
+# the flags' `reason` values, in the order a record lists them
+REASONS = ("toxic", "banned_word", "suspect_word", "premod_author", "recent_history", "links",
+           "spam", "repeat_post", "shouting")  # fmt: skip
+
+# A repeat post: given a clean comment, the id of the same author's earlier comment with the
+# same text on another article, or None (the dedup state knows; see Deduper.repeat_of).
+RepeatOf = Callable[[dict[str, Any]], str | None]
+
+
+def approved() -> dict[str, Any]:
+    """The moderation object of a comment nothing was found in (and of a removed comment)."""
+    return {"status": APPROVED, "toxicity": 0.0, "flags": []}
+
+
+@dataclass
+class ModerationContext:
+    """What the shell hands the core per batch: the editors' lists as one snapshot, and the
+    authors' recent non-approved comments (updated in place by the core)."""
+
+    rules: Rules
+    history: AuthorHistory
+    # the events the core added to `history` since the shell last took them (`take_events`)
+    events: list[HistoryEvent] = field(default_factory=list)
+
+    @classmethod
+    def offline(cls, settings: Settings) -> ModerationContext:
+        """The repository's seed lists and an empty in-process history (replay, tests, demo)."""
+        return cls(Rules.seed(), AuthorHistory(settings.moderation_history_horizon_s))
+
+    def take_events(self) -> list[HistoryEvent]:
+        events, self.events = self.events, []
+        return events
+
+
+def _epoch(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp()
+
+
+class Moderator:
+    """Signals + policy; holds the model and the word matcher (rebuilt when the lists change)."""
+
+    def __init__(self, settings: Settings, model: ToxicityModel | None = None) -> None:
+        self.settings = settings
+        self.model = model or ToxicityModel.load()
+        self.matcher = WordMatcher()
+
+    def moderate(
+        self,
+        records: Sequence[dict[str, Any]],
+        context: ModerationContext,
+        repeat_of: RepeatOf | None = None,
+    ) -> list[HistoryEvent | None]:
+        """Set `moderation` on each record (in order); returns each one's new history event."""
+        self.matcher.sync(context.rules)
+        live = [r for r in records if not r.get("removed") and r.get("own_text")]
+        scores = iter(self.model.score_many([r["own_text"] for r in live]))
+        out: list[HistoryEvent | None] = []
+        for record in records:
+            if record.get("removed") or not record.get("own_text"):
+                record["moderation"] = approved()
+                out.append(None)
+                continue
+            event = self._one(record, next(scores), context, repeat_of)
+            if event is not None:
+                context.history.add(event)
+                context.events.append(event)
+            out.append(event)
+        return out
+
+    def _one(
+        self,
+        record: dict[str, Any],
+        score: float,
+        context: ModerationContext,
+        repeat_of: RepeatOf | None,
+    ) -> HistoryEvent | None:
+        s = self.settings
+        text: str = record["own_text"]
+        flags: list[dict[str, Any]] = []
+        status = APPROVED
+
+        def flag(reason: str, evidence: dict[str, Any], to: str, score: float | None = None):
+            nonlocal status
+            item: dict[str, Any] = {"reason": reason}
+            if score is not None:
+                item["score"] = score
+            item["evidence"] = evidence
+            flags.append(item)
+            if _RANK[to] > _RANK[status]:
+                status = to
+
+        score = round(score, 4)
+        if score >= s.moderation_toxic_review:
+            to = REJECTED if score >= s.moderation_toxic_reject else REVIEW
+            flag("toxic", {"threshold": s.moderation_toxic_review,
+                           "reject_threshold": s.moderation_toxic_reject}, to, score)  # fmt: skip
+        words = self.matcher.find(text)
+        if BANNED_WORDS in words:
+            flag("banned_word", {"words": words[BANNED_WORDS]}, REJECTED)
+        if SUSPECT_WORDS in words:
+            flag("suspect_word", {"words": words[SUSPECT_WORDS]}, s.moderation_suspect_words)
+        author = record.get("author")
+        if author:
+            if author.casefold() in context.rules.get(PREMOD_AUTHORS):
+                flag("premod_author", {"author": author}, REVIEW)
+            if context.history.has(author):
+                t = _epoch(record["event_time"])
+                counts = context.history.count(author, t, exclude=record["comment_id"])
+                n = sum(counts.values())
+                if n >= s.moderation_history_review:
+                    evidence = {"counts": counts, "threshold": s.moderation_history_review,
+                                "horizon_s": context.history.horizon_s}  # fmt: skip
+                    flag("recent_history", evidence, REVIEW)
+        domains = link_domains(text)
+        if domains:
+            flag("links", {"domains": domains}, _to(s.moderation_links))
+        if record.get("spam_suspect"):
+            flag("spam", {"cluster_size": record.get("spam_cluster_size", 0)},
+                 _to(s.moderation_spam))  # fmt: skip
+        if repeat_of is not None:
+            first = repeat_of(record)
+            if first is not None:
+                flag("repeat_post", {"first_comment_id": first}, _to(s.moderation_repeat_post))
+        shout = capitals(text)
+        if shout.letters >= s.moderation_shouting_min_letters and (
+            shout.ratio >= s.moderation_shouting_ratio
+        ):
+            flag("shouting", {"ratio": round(shout.ratio, 3), "letters": shout.letters},
+                 _to(s.moderation_shouting))  # fmt: skip
+        record["moderation"] = {"status": status, "toxicity": score, "flags": flags}
+        if status == APPROVED or not author:
+            return None
+        return HistoryEvent(author, record["comment_id"], _epoch(record["event_time"]), status)
+
+
+def _to(action: str) -> str:
+    """A setting's action as the status it asks for (`flag`: none beyond approved)."""
+    return REVIEW if action == REVIEW else APPROVED
