@@ -7,7 +7,7 @@ NEWSPIPE := $(VENV)/bin/newspipe
 SEED ?= data/seed/000_ab5b4fd25105b7c2.txt
 DEMO_ENV := NEWSPIPE_APP_ID=newspipe-demo NEWSPIPE_TOPIC_PREFIX=demo. NEWSPIPE_STATE_DIR=.cache/demo-state
 
-.PHONY: install demo test test-unit lint audit bench bench-peers bench-backfill eval-topics \
+.PHONY: install demo test test-unit lint audit bench bench-peers bench-backfill eval-topics eval-moderation \
 	broker-start broker-stop tools clean image broker-image
 
 # Every package from requirements.lock, each file checked against its sha256 there; then the
@@ -60,6 +60,10 @@ audit: install
 
 eval-topics: install
 	$(PY) -m devtools.tagging_eval
+
+# ROC-AUC and precision/recall of the toxicity score on the labelled Fox News comments.
+eval-moderation: install
+	$(PY) -m devtools.moderation_eval
 
 bench: install
 	$(PY) -m bench.run

@@ -136,7 +136,7 @@ class Settings:
     # moderation: a comment whose toxicity score (0..1, README "Moderation") is at least this is
     # flagged `toxic` and goes to review; chosen on half of the labelled Fox News comments by
     # `make eval-moderation`
-    moderation_toxic_review: float = 0.6
+    moderation_toxic_review: float = 0.4
     # ... and at least this is rejected (a banned word is always rejected)
     moderation_toxic_reject: float = 0.97
     # an author with at least this many non-approved comments within the history horizon goes to

@@ -38,7 +38,7 @@ COMMENT_FIELDS = {
     "schema_version", "comment_id", "article_id", "source", "source_comment_id", "number",
     "author", "text", "own_text", "quotes", "reply_to_author", "mentions", "removed", "language",
     "word_count", "content_hash", "posted_at", "event_time", "processed_at", "pipeline_version",
-    "spam_suspect", "spam_cluster_size", "tags", "notes",
+    "spam_suspect", "spam_cluster_size", "tags", "notes", "moderation",
 }  # fmt: skip
 
 

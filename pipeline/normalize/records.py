@@ -28,6 +28,22 @@ _QUOTE = re.compile(r"\"([^\"\n]{3,600}?)\"|“([^“”\n]{3,600}?)”")
 # "@name" at the very start of a comment (Fox News / Disqus replies).
 _LEADING_MENTION = re.compile(r"@([\w.\-]{1,64}?)[:,.!?]*(?=\s|$)")
 _QUOTE_EDGE = "\"'“”‘’«» \n:-–—"
+# Reply markers other comment systems put at the start of a comment (names up to 64 characters):
+# "(In reply to: <their text> -- NAME)" and "(In reply to NAME)" (the quoted part is theirs);
+_IN_REPLY_PAREN = re.compile(
+    r"\(\s*in reply to\b:?\s*(?:(.{0,600})\s(?:--|—|–)\s*)?@?([^()\n]{1,64}?)\s*\)\s*",
+    re.IGNORECASE | re.DOTALL,
+)
+# "In reply to NAME:" / "Replying to @name" (the marker line is not the commenter's text);
+_REPLY_TO = re.compile(
+    r"(?:in reply to|replying to)\b:?\s*(?:@([\w.\-]{1,64}?)[:,.]?(?=\s|$)"
+    r"|([^\s:@][^\n:]{0,63}?)\s*(?::|\n|$))\s*",
+    re.IGNORECASE,
+)
+# "NAME wrote:" followed by the quote: in double quotes, as "> " lines, or one paragraph.
+_WROTE = re.compile(r"@?([\w.\-']+(?: [\w.\-']+){0,3}?),? wrote:\s*", re.IGNORECASE)
+_WROTE_QUOTED = re.compile(r"\"([^\"]{1,2000})\"|“([^“”]{1,2000})”")
+_QUOTE_LINES = re.compile(r"(?:^>[^\n]*(?:\n|$))+", re.MULTILINE)
 
 
 def _reject_empty(what: str, field: str) -> Rejected:
@@ -170,6 +186,37 @@ def _own_text(text: str, quoted: str) -> str:
     return rest.strip()
 
 
+def reply_marker(text: str) -> tuple[str, str] | None:
+    """(name replied to, the commenter's own text) for a comment that starts with a reply
+    marker other than "@name" (which stays in the text, see `normalize_comment`), or None."""
+    first = text[:1]
+    if first == "(":
+        m = _IN_REPLY_PAREN.match(text)
+        if m:
+            return m.group(2).strip(), text[m.end() :].strip()
+        return None
+    if first in "IiRr":
+        m = _REPLY_TO.match(text)
+        if m:
+            return (m.group(1) or m.group(2)).strip(), text[m.end() :].strip()
+    if " wrote:" not in text[:80].lower():
+        return None
+    m = _WROTE.match(text)
+    if not m:
+        return None
+    rest = text[m.end() :]
+    quoted = _WROTE_QUOTED.match(rest)
+    if quoted is None and rest.startswith(">"):
+        quoted = _QUOTE_LINES.match(rest)
+    if quoted is not None:
+        own = rest[quoted.end() :].strip()
+    elif "\n\n" in rest:  # the quote is the first paragraph, the reply the rest
+        own = rest.split("\n\n", 1)[1].strip()
+    else:
+        return None  # "X wrote:" with nothing to tell the quote from the reply: not a marker
+    return m.group(1), own
+
+
 def _comment_article_id(raw: dict[str, Any], source: str) -> str:
     if raw.get("article_id"):
         return str(raw["article_id"])
@@ -206,7 +253,14 @@ def normalize_comment(
     own = _own_text(text, normalize_text(raw.get("quoted_text"))) if quoted else text
     mentions = _mentions(raw.get("mentions"))
     reply_to = None
-    if text.startswith("@"):
+    marker = reply_marker(text) if text else None
+    if marker is not None and marker[1]:
+        reply_to, marked_own = marker
+        if not quoted:
+            own = marked_own
+        if reply_to not in mentions:
+            mentions.insert(0, reply_to)
+    elif text.startswith("@"):
         m = _LEADING_MENTION.match(text)
         if m:
             reply_to = m.group(1)
