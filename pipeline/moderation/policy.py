@@ -129,7 +129,7 @@ class Moderator:
         if BANNED_WORDS in words:
             flag("banned_word", {"words": words[BANNED_WORDS]}, REJECTED)
         if SUSPECT_WORDS in words:
-            flag("suspect_word", {"words": words[SUSPECT_WORDS]}, s.moderation_suspect_words)
+            flag("suspect_word", {"words": words[SUSPECT_WORDS]}, _to(s.moderation_suspect_words))
         author = record.get("author")
         if author:
             if author.casefold() in context.rules.get(PREMOD_AUTHORS):
