@@ -59,7 +59,7 @@ from pipeline.tagging import Tagger  # noqa: E402
 from pipeline.topics import ARTICLES, COMMENTS  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
-STAGES = ("validate", "normalize", "language", "dedup", "tag", "neardup", "serialize")
+STAGES = ("validate", "normalize", "language", "dedup", "tag", "moderate", "neardup", "serialize")
 BASE_MS = 1_700_000_000_000  # event times in the past, 1 s apart
 E2E_COMMENTS = 200_000
 # the peers inside `make bench`: a plain Faust agent is slow enough that 200,000 events x 3

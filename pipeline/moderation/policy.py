@@ -29,6 +29,7 @@ APPROVED = "approved"
 REVIEW = "review"
 REJECTED = "rejected"
 _RANK = {APPROVED: 0, REVIEW: 1, REJECTED: 2}
+_STATUSES = (APPROVED, REVIEW, REJECTED)
 # the flags' `reason` values, in the order a record lists them
 REASONS = ("toxic", "banned_word", "suspect_word", "premod_author", "recent_history", "links",
            "spam", "repeat_post", "shouting")  # fmt: skip
@@ -108,60 +109,63 @@ class Moderator:
         s = self.settings
         text: str = record["own_text"]
         flags: list[dict[str, Any]] = []
-        status = APPROVED
-
-        def flag(reason: str, evidence: dict[str, Any], to: str, score: float | None = None):
-            nonlocal status
-            item: dict[str, Any] = {"reason": reason}
-            if score is not None:
-                item["score"] = score
-            item["evidence"] = evidence
-            flags.append(item)
-            if _RANK[to] > _RANK[status]:
-                status = to
-
+        rank = 0  # _RANK of the status so far
         score = round(score, 4)
         if score >= s.moderation_toxic_review:
-            to = REJECTED if score >= s.moderation_toxic_reject else REVIEW
-            flag("toxic", {"threshold": s.moderation_toxic_review,
-                           "reject_threshold": s.moderation_toxic_reject}, to, score)  # fmt: skip
+            rank = 2 if score >= s.moderation_toxic_reject else 1
+            flags.append({"reason": "toxic", "score": score, "evidence": {
+                "threshold": s.moderation_toxic_review,
+                "reject_threshold": s.moderation_toxic_reject}})  # fmt: skip
         words = self.matcher.find(text)
-        if BANNED_WORDS in words:
-            flag("banned_word", {"words": words[BANNED_WORDS]}, REJECTED)
-        if SUSPECT_WORDS in words:
-            flag("suspect_word", {"words": words[SUSPECT_WORDS]}, _to(s.moderation_suspect_words))
+        if words:
+            if BANNED_WORDS in words:
+                rank = 2
+                flags.append(_flag("banned_word", {"words": words[BANNED_WORDS]}))
+            if SUSPECT_WORDS in words:
+                rank = max(rank, _RANK[_to(s.moderation_suspect_words)])
+                flags.append(_flag("suspect_word", {"words": words[SUSPECT_WORDS]}))
         author = record.get("author")
         if author:
-            if author.casefold() in context.rules.get(PREMOD_AUTHORS):
-                flag("premod_author", {"author": author}, REVIEW)
+            premod = context.rules.get(PREMOD_AUTHORS)
+            if premod and author.casefold() in premod:
+                rank = max(rank, 1)
+                flags.append(_flag("premod_author", {"author": author}))
             if context.history.has(author):
                 t = _epoch(record["event_time"])
                 counts = context.history.count(author, t, exclude=record["comment_id"])
-                n = sum(counts.values())
-                if n >= s.moderation_history_review:
-                    evidence = {"counts": counts, "threshold": s.moderation_history_review,
-                                "horizon_s": context.history.horizon_s}  # fmt: skip
-                    flag("recent_history", evidence, REVIEW)
+                if sum(counts.values()) >= s.moderation_history_review:
+                    rank = max(rank, 1)
+                    flags.append(_flag("recent_history", {
+                        "counts": counts, "threshold": s.moderation_history_review,
+                        "horizon_s": context.history.horizon_s}))  # fmt: skip
         domains = link_domains(text)
         if domains:
-            flag("links", {"domains": domains}, _to(s.moderation_links))
+            rank = max(rank, _RANK[_to(s.moderation_links)])
+            flags.append(_flag("links", {"domains": domains}))
         if record.get("spam_suspect"):
-            flag("spam", {"cluster_size": record.get("spam_cluster_size", 0)},
-                 _to(s.moderation_spam))  # fmt: skip
-        if repeat_of is not None:
+            rank = max(rank, _RANK[_to(s.moderation_spam)])
+            flags.append(_flag("spam", {"cluster_size": record.get("spam_cluster_size", 0)}))
+        if repeat_of is not None and record.get("spam_cluster_size", 0) >= 2:
             first = repeat_of(record)
             if first is not None:
-                flag("repeat_post", {"first_comment_id": first}, _to(s.moderation_repeat_post))
+                rank = max(rank, _RANK[_to(s.moderation_repeat_post)])
+                flags.append(_flag("repeat_post", {"first_comment_id": first}))
         shout = capitals(text)
         if shout.letters >= s.moderation_shouting_min_letters and (
             shout.ratio >= s.moderation_shouting_ratio
         ):
-            flag("shouting", {"ratio": round(shout.ratio, 3), "letters": shout.letters},
-                 _to(s.moderation_shouting))  # fmt: skip
+            rank = max(rank, _RANK[_to(s.moderation_shouting)])
+            flags.append(_flag("shouting", {"ratio": round(shout.ratio, 3),
+                                            "letters": shout.letters}))  # fmt: skip
+        status = _STATUSES[rank]
         record["moderation"] = {"status": status, "toxicity": score, "flags": flags}
-        if status == APPROVED or not author:
+        if not rank or not author:
             return None
         return HistoryEvent(author, record["comment_id"], _epoch(record["event_time"]), status)
+
+
+def _flag(reason: str, evidence: dict[str, Any]) -> dict[str, Any]:
+    return {"reason": reason, "evidence": evidence}
 
 
 def _to(action: str) -> str:

@@ -44,6 +44,8 @@ _ASCII_WORDS = (
 class ToxicityModel:
     """The fitted numbers of a TF-IDF + calibrated linear model; `score_many` is the batch call.
 
+    The vocabularies map a term to its column + 1 (0 is never a value, so `filter(None, map(
+    vocabulary.get, tokens))` drops the unknown tokens without a Python loop).
     `weights[j, k]` = idf of term j times the k-th SVM's coefficient; `idf2[j]` = idf squared
     (for the l2 norm); `a`, `b`: the k-th sigmoid (p_k = 1 / (1 + exp(a_k * d_k + b_k))).
     """
@@ -86,20 +88,19 @@ class ToxicityModel:
             a.append(float(calibrator.a_))
             b.append(float(calibrator.b_))
         weights = np.ascontiguousarray(np.stack(coefs, axis=1) * idf[:, None])
-        vocabulary = {str(t): int(i) for t, i in vectorizer.vocabulary_.items()}
+        vocabulary = {str(t): int(i) + 1 for t, i in vectorizer.vocabulary_.items()}
         ascii_vocabulary = {t.encode(): i for t, i in vocabulary.items() if t.isascii()}
         version = f"{PACKAGE} {metadata.version(PACKAGE)}"
         arrays = (np.array(intercepts), np.array(a), np.array(b))
         return cls(vocabulary, ascii_vocabulary, idf, weights, *arrays, version)
 
     def term_ids(self, text: str) -> list[int]:
-        """The vocabulary ids of `text`'s tokens, repeats kept (stop words are not in it)."""
+        """The columns + 1 of `text`'s tokens, repeats kept (stop words are not in the
+        vocabulary)."""
         if text.isascii():
-            aget = self.ascii_vocabulary.get
             words = text.encode().translate(_ASCII_WORDS).split()
-            return [i for w in words if (i := aget(w)) is not None]
-        get = self.vocabulary.get
-        return [i for t in _TOKEN.findall(text.lower()) if (i := get(t)) is not None]
+            return [*filter(None, map(self.ascii_vocabulary.get, words))]
+        return [*filter(None, map(self.vocabulary.get, _TOKEN.findall(text.lower())))]
 
     def score_many(self, texts: Sequence[str]) -> list[float]:
         """P(offensive) for each text, in order: one numpy pass for the whole batch."""
@@ -117,7 +118,7 @@ class ToxicityModel:
         if ids:
             doc = np.repeat(np.arange(n), lengths)
             # tf counts per (doc, term): sort the pairs, count runs
-            pair = doc.astype(np.int64) * len(self.idf) + np.asarray(ids, dtype=np.int64)
+            pair = doc.astype(np.int64) * len(self.idf) + np.asarray(ids, dtype=np.int64) - 1
             uniq, counts = np.unique(pair, return_counts=True)
             udoc, uterm = np.divmod(uniq, len(self.idf))
             norm2 = np.bincount(udoc, weights=counts * counts * self.idf[uterm] ** 2, minlength=n)
