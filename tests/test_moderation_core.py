@@ -145,7 +145,7 @@ def test_shouting_needs_mostly_capitals_and_enough_letters(tagger):
     )
     assert flag(rs[0], "shouting")["evidence"] == {"ratio": 1.0, "letters": 33}
     assert "shouting" not in reasons(rs[1]) and "shouting" not in reasons(rs[2])
-    assert capitals("ÉNORME SCANDALE À PARIS").ratio == 1.0
+    assert capitals("ÉNORME SCANDALE À PARIS")[0] == 1.0
 
 
 def test_author_on_the_premoderation_list_goes_to_review(tagger):

@@ -150,13 +150,10 @@ class Moderator:
             if first is not None:
                 rank = max(rank, _RANK[_to(s.moderation_repeat_post)])
                 flags.append(_flag("repeat_post", {"first_comment_id": first}))
-        shout = capitals(text)
-        if shout.letters >= s.moderation_shouting_min_letters and (
-            shout.ratio >= s.moderation_shouting_ratio
-        ):
+        ratio, letters = capitals(text)
+        if letters >= s.moderation_shouting_min_letters and ratio >= s.moderation_shouting_ratio:
             rank = max(rank, _RANK[_to(s.moderation_shouting)])
-            flags.append(_flag("shouting", {"ratio": round(shout.ratio, 3),
-                                            "letters": shout.letters}))  # fmt: skip
+            flags.append(_flag("shouting", {"ratio": round(ratio, 3), "letters": letters}))
         status = _STATUSES[rank]
         record["moderation"] = {"status": status, "toxicity": score, "flags": flags}
         if not rank or not author:

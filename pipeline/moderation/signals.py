@@ -7,7 +7,6 @@ rules most comments out first, the exact work only for the rest.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 import ahocorasick
 
@@ -104,18 +103,13 @@ def link_domains(text: str) -> list[str]:
 _LETTER_KINDS = bytes(85 if 65 <= c <= 90 else 108 if 97 <= c <= 122 else 32 for c in range(256))
 
 
-@dataclass(frozen=True, slots=True)
-class Shouting:
-    ratio: float  # capitals / letters
-    letters: int
-
-
-def capitals(text: str) -> Shouting:
-    """The share of capitals among the ASCII letters of `text` (bytes.translate: no Python loop
-    per character). Letters outside ASCII are not counted: accented capitals are a minority of
-    a Latin-script text's letters, and scripts without case cannot shout."""
+def capitals(text: str) -> tuple[float, int]:
+    """(capitals / letters, letters) over the ASCII letters of `text` (one bytes.translate and
+    two counts, no Python loop per character). Letters outside ASCII are not counted: accented
+    capitals are a minority of a Latin-script text's letters, and scripts without case cannot
+    shout."""
     raw = text.encode() if text.isascii() else text.encode("ascii", "ignore")
     kinds = raw.translate(_LETTER_KINDS)
     upper = kinds.count(b"U")
     letters = upper + kinds.count(b"l")
-    return Shouting(upper / letters if letters else 0.0, letters)
+    return (upper / letters if letters else 0.0), letters
