@@ -54,6 +54,12 @@ class AuthorHistory:
         """Whether any event of `author` is held (a cheap test before `count`)."""
         return author in self._by_author
 
+    def held(self, author: str) -> int:
+        """How many events of `author` are held, whatever their time (an upper bound of any
+        `count`, without reading the times)."""
+        entries = self._by_author.get(author)
+        return len(entries) if entries else 0
+
     def count(self, author: str, now: float, exclude: str | None = None) -> dict[str, int]:
         """The author's flagged comments within the horizon before `now`: {status: n}."""
         counts: dict[str, int] = {}

@@ -14,6 +14,7 @@ shouting, spam clusters and repeat posts send to review or are only listed, per 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -64,7 +65,9 @@ class ModerationContext:
         return events
 
 
+@functools.lru_cache(maxsize=4096)
 def _epoch(iso: str) -> float:
+    """A record's event_time in epoch seconds (cached: a batch's comments share few seconds)."""
     return datetime.fromisoformat(iso).timestamp()
 
 
@@ -75,6 +78,9 @@ class Moderator:
         self.settings = settings
         self.model = model or ToxicityModel.load()
         self.matcher = WordMatcher()
+        # shouting needs ratio x min letters capitals at least: fewer, and no need to count more
+        self._min_capitals = int(settings.moderation_shouting_ratio
+                                 * settings.moderation_shouting_min_letters)  # fmt: skip
 
     def moderate(
         self,
@@ -130,7 +136,7 @@ class Moderator:
             if premod and author.casefold() in premod:
                 rank = max(rank, 1)
                 flags.append(_flag("premod_author", {"author": author}))
-            if context.history.has(author):
+            if context.history.held(author) >= s.moderation_history_review:
                 t = _epoch(record["event_time"])
                 counts = context.history.count(author, t, exclude=record["comment_id"])
                 if sum(counts.values()) >= s.moderation_history_review:
@@ -150,7 +156,7 @@ class Moderator:
             if first is not None:
                 rank = max(rank, _RANK[_to(s.moderation_repeat_post)])
                 flags.append(_flag("repeat_post", {"first_comment_id": first}))
-        ratio, letters = capitals(text)
+        ratio, letters = capitals(text, self._min_capitals)
         if letters >= s.moderation_shouting_min_letters and ratio >= s.moderation_shouting_ratio:
             rank = max(rank, _RANK[_to(s.moderation_shouting)])
             flags.append(_flag("shouting", {"ratio": round(ratio, 3), "letters": letters}))

@@ -103,13 +103,16 @@ def link_domains(text: str) -> list[str]:
 _LETTER_KINDS = bytes(85 if 65 <= c <= 90 else 108 if 97 <= c <= 122 else 32 for c in range(256))
 
 
-def capitals(text: str) -> tuple[float, int]:
+def capitals(text: str, min_capitals: int = 0) -> tuple[float, int]:
     """(capitals / letters, letters) over the ASCII letters of `text` (one bytes.translate and
     two counts, no Python loop per character). Letters outside ASCII are not counted: accented
     capitals are a minority of a Latin-script text's letters, and scripts without case cannot
-    shout."""
+    shout. With fewer than `min_capitals` capitals the answer is (0.0, 0) at once (the caller
+    needs at least that many to call it shouting)."""
     raw = text.encode() if text.isascii() else text.encode("ascii", "ignore")
     kinds = raw.translate(_LETTER_KINDS)
     upper = kinds.count(b"U")
+    if upper < min_capitals:
+        return 0.0, 0
     letters = upper + kinds.count(b"l")
     return (upper / letters if letters else 0.0), letters
