@@ -215,7 +215,8 @@ class Core:
     ) -> Result:
         """Everything that state on the record's own partition can decide.
 
-        For articles a clean result still has to pass `finish_article` before it is emitted.
+        For articles a clean result still has to pass `finish_article` before it is emitted;
+        a clean comment is not moderated yet (`process_batch` and `process` do that).
         """
         result = self._chain(stream, payload, meta, now)
         _fill_languages([result])

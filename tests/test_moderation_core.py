@@ -206,6 +206,18 @@ def test_history_handed_in_by_the_shell_counts_within_the_horizon_only(tagger):
     assert flag(r, "recent_history")["evidence"]["counts"] == {"rejected": 1, "review": 1}
 
 
+def test_history_counts_only_for_authors_holding_enough_events():
+    """`held` bounds `count` from above without reading times: the core skips the count (and the
+    event time parse) for authors who cannot reach the threshold."""
+    history = AuthorHistory(horizon_s=60)
+    assert history.held("x") == 0 and not history.has("x")
+    history.add(HistoryEvent("x", "c-1", 0.0, "review"))
+    history.add(HistoryEvent("x", "c-1", 5.0, "rejected"))  # the same comment again: one event
+    history.add(HistoryEvent("x", "c-2", 500.0, "review"))
+    assert history.held("x") == 2
+    assert history.count("x", 500.0) == {"review": 1}
+
+
 def test_anonymous_and_removed_comments_leave_no_history(tagger):
     core = make_core(tagger)
     (r,) = core.process_batch("comments", items("fuck you", author=None), States())
