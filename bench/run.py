@@ -54,6 +54,7 @@ from devtools.datasets import ag_articles, fox_comments, replicate  # noqa: E402
 from pipeline.core import Core, Meta, States  # noqa: E402
 from pipeline.dedup import DictState, RocksState  # noqa: E402
 from pipeline.ingest import page_article_id  # noqa: E402
+from pipeline.runtime import settle_heap  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 from pipeline.tagging import Tagger  # noqa: E402
 from pipeline.topics import ARTICLES, COMMENTS  # noqa: E402
@@ -206,6 +207,7 @@ def bench_core(n_comments: int, n_articles: int, runs: int, log: Callable[[str],
                 with tempfile.TemporaryDirectory(prefix="bench-core-") as tmp:
                     states, close = _states(kind, Path(tmp))
                     core = Core(settings, states, tagger)
+                    settle_heap()  # as `newspipe worker` does once its core is loaded
                     passes.append(one_pass(core, stream, items))
                     close()
             mid = sorted(passes, key=lambda p: p["wall"])[len(passes) // 2]

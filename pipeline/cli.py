@@ -30,9 +30,11 @@ def _prepare_worker(args: argparse.Namespace) -> int:
 
 def _cmd_worker(args: argparse.Namespace) -> int:
     from pipeline.app import Worker, create_app
+    from pipeline.runtime import settle_heap
 
     settings = Settings.from_env()
     app = create_app(settings)
+    settle_heap()  # the core's models are loaded: out of the garbage collector's sight
     worker = Worker(
         app,
         loglevel=args.loglevel or settings.log_level,

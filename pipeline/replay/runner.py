@@ -587,6 +587,7 @@ async def _run_offline(
 ) -> None:  # fmt: skip
     """The same Core the worker runs, in process: same clean records, no broker."""
     from pipeline.core import CLEAN, DLQ, Core, Meta
+    from pipeline.runtime import settle_heap
 
     out_dir = opts.offline
     assert out_dir is not None
@@ -594,6 +595,7 @@ async def _run_offline(
     names = TopicNames(settings.topic_prefix)
     raw_topic = {ARTICLES: names.raw_articles, COMMENTS: names.raw_comments}
     core = Core(settings)
+    settle_heap()
     run_id = summary.run_id.encode()
     mode = "ab" if opts.resume else "wb"
     files = {
