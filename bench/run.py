@@ -459,6 +459,53 @@ def backfill_rows(res: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     return out
 
 
+# Issue 14's targets, each a ratio or a bound measured in the same run as its baseline.
+CORE_TARGETS = {COMMENTS: 15.0, ARTICLES: 60.0}  # x the orjson floor of the same payloads
+MODERATION_US = 20.0  # the moderate stage, per comment
+E2E_ONE, E2E_ALL = 0.35, 0.5  # x the aiokafka passthrough, one worker / all cores
+LATENCY_P99_S = 0.5  # at half the one-worker maximum
+BACKFILL_S = 30 * 60  # 25.5M events
+
+
+def targets(res: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(target, bound, measured, met?) for every target this run measured."""
+    out: list[tuple[str, str, str, str]] = []
+
+    def row(name: str, bound: str, value: str, ok: bool) -> None:
+        out.append((name, bound, value, "met" if ok else "MISSED"))
+
+    for stream, limit in CORE_TARGETS.items():
+        c = res.get("core", {}).get(stream)
+        if c:
+            ratio = c["dict"]["ratio_to_floor"]
+            row(f"core {stream} per event", f"<= {limit:.0f}x orjson floor", f"{ratio:.0f}x",
+                ratio <= limit)  # fmt: skip
+    c = res.get("core", {}).get(COMMENTS)
+    if c and "moderate" in c["dict"]["stage_us"]:
+        us = c["dict"]["stage_us"]["moderate"]
+        row("moderation per comment", f"<= {MODERATION_US:.0f} us", f"{us:.1f} us",
+            us <= MODERATION_US)  # fmt: skip
+    e2e = res.get("e2e")
+    if e2e:
+        one = e2e["ratio_one_worker_to_passthrough"]
+        row("e2e one worker", f">= {E2E_ONE} x passthrough", f"{one:.3f}", one >= E2E_ONE)
+        if "two_workers" in e2e:
+            both = e2e["two_workers"]["events_per_s"] / e2e["passthrough"]["events_per_s"]
+            row("e2e two workers (2 cores)", f">= {E2E_ALL} x passthrough", f"{both:.3f}",
+                both >= E2E_ALL)  # fmt: skip
+        lat = e2e.get("latency")
+        if lat:
+            row(f"latency p99 at {lat['share_of_max']:.0%} of max",
+                f"<= {LATENCY_P99_S * 1000:.0f} ms", f"{lat['p99_s'] * 1000:.0f} ms",
+                lat["p99_s"] <= LATENCY_P99_S)  # fmt: skip
+    bf = res.get("backfill")
+    if bf:
+        best = min(bf["runs"].values(), key=lambda r: r["target_seconds"])
+        row("backfill of 25.5M events", "<= 30 min", best["target_text"],
+            best["target_seconds"] <= BACKFILL_S)  # fmt: skip
+    return out
+
+
 def print_table(rows: list[tuple[str, str, str, str]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     head = ("benchmark", "figure", "baseline", "ratio")
@@ -597,6 +644,13 @@ def main(argv: list[str] | None = None) -> int:
     res["machine"]["load_average_at_end"] = os.getloadavg()
     print()
     res["table"] = print_table(table(res))
+    goals = targets(res)
+    if goals:
+        print("\ntargets (issue 14), each measured in this run:")
+        res["targets"] = [dict(zip(("target", "bound", "measured", "met"), g, strict=True))
+                          for g in goals]  # fmt: skip
+        for name, bound, value, met in goals:
+            print(f"  {name:38} {bound:26} {value:>12}  {met}")
     if res.get("peers"):
         from bench.peers.compare import print_rows, rows
 
