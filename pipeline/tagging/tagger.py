@@ -28,7 +28,7 @@ import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, TypedDict, cast
+from typing import Any, NamedTuple, TypedDict, cast
 
 import ahocorasick
 
@@ -264,18 +264,21 @@ class Tagger:
 
     # -- matching -----------------------------------------------------------------------------
 
-    def _select(self, norm: str, text: str) -> list[tuple[int, int, tuple[int, ...]]]:
+    def _select(
+        self, norm: str, text: str, hits: list[Any] | None = None
+    ) -> list[tuple[int, int, tuple[int, ...]]]:
         """Leftmost-longest whole-word matches in ``norm`` as (start, end_exclusive, entry ids).
 
         A case-sensitive entry (acronyms such as SEC, IT) counts only if its exact form occurs in
-        the original text as a whole word.
+        the original text as a whole word. ``hits``: the automaton's hits on ``norm``, when the
+        caller has them already.
         """
         # Hits arrive ordered by end position, longest first at each end. Keep leftmost-longest:
         # a later hit that starts at or before the previous kept one contains it and replaces it;
         # one that only partly overlaps it loses (the leftmost match wins).
         kept: list[tuple[int, int, tuple[int, ...]]] = []
         entries = self._entries
-        for end, (length, ids, has_cs, _) in self._automaton.iter(norm):
+        for end, (length, ids, has_cs, _) in self._automaton.iter(norm) if hits is None else hits:
             if has_cs:
                 ids = tuple(i for i in ids if not entries[i].case_sensitive or self._cs_ok(i, text))
                 if not ids:
@@ -470,13 +473,16 @@ class Tagger:
         # selection (which only drops hits) and before repeats count sub-linearly. Most comments
         # cannot reach the own-tag threshold even so, and pay for one automaton pass only.
         norm = _norm(text)
+        hits = list(self._automaton.iter(norm))
+        if not hits:
+            return out
         most = 0.0
-        for _, value in self._automaton.iter(norm):
+        for _, value in hits:
             most += value[3]
         if most * BODY_WEIGHT < COMMENT_MIN_TOP:
             return out
         mass: dict[int, float] = {}
-        for _, _, ids in self._select(norm, text):
+        for _, _, ids in self._select(norm, text, hits):
             for i in ids:
                 mass[i] = mass.get(i, 0.0) + BODY_WEIGHT
         # Then an exact test on the selected evidence: `_tags` gives a comment own tags only if
