@@ -5,11 +5,15 @@ rejected comments count for their next comment even inside the same batch."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import orjson
 import pytest
 
 from devtools.datasets import fox_comments
+from devtools.paths import ROOT
 from pipeline.contracts import validate_record
 from pipeline.core import CLEAN, DLQ, Core, Meta, States
 from pipeline.moderation import AuthorHistory, HistoryEvent, Rules
@@ -64,14 +68,50 @@ def flag(result, reason: str) -> dict:
 
 # -- the model -------------------------------------------------------------------------------
 def test_toxicity_scores_equal_the_packages_own_predict_prob_on_the_evaluation_comments():
-    """The fast scorer re-implements the package's vectorizer: it must give the same numbers,
-    or the measured quality (make eval-moderation) would not be the model's."""
+    """The fast scorer re-implements the package's vectorizer on the numbers exported to
+    toxicity-model.npz: it must give the same numbers, or the measured quality (make
+    eval-moderation) would not be the model's. The package is a test dependency only."""
     from profanity_check import predict_prob
 
     texts = [c["text"] for c in fox_comments()]
     texts += ["Ça suffit, idiot ! Straße", "ÜBER DUMM", "", "   ", "a b c", "ｆｕｌｌ ｗｉｄｔｈ"]
     ours = np.array(ToxicityModel.load().score_many(texts))
     assert np.max(np.abs(ours - predict_prob(texts))) < 1e-9
+
+
+def test_shipped_toxicity_model_equals_a_fresh_export_from_the_installed_package(tmp_path):
+    """The npz and its notice cannot drift from the pinned alt-profanity-check: a new release
+    of the package (or a change to the exporter) fails here until
+    `python -m devtools.export_toxicity_model` is run and its output committed."""
+    from devtools import export_toxicity_model as export
+
+    npz, notice = export.write(tmp_path)
+    with np.load(npz) as fresh, np.load(export.NPZ) as shipped:
+        assert sorted(shipped.files) == sorted(fresh.files)
+        for name in fresh.files:
+            assert shipped[name].dtype == fresh[name].dtype, name
+            assert np.array_equal(shipped[name], fresh[name]), name
+    assert export.NOTICE.read_text(encoding="utf-8") == notice.read_text(encoding="utf-8")
+    assert "MIT License" in notice.read_text(encoding="utf-8")
+
+
+def test_scoring_imports_neither_sklearn_nor_joblib():
+    """The runtime reads the npz with numpy alone: scikit-learn, scipy and joblib stay out of the
+    worker (and out of requirements-runtime.lock)."""
+    code = (
+        "import sys\n"
+        "import pipeline.core\n"
+        "from pipeline.moderation.toxicity import ToxicityModel\n"
+        "model = ToxicityModel.load()\n"
+        "assert 0.5 < model.score_many(['you stupid idiot', 'thanks'])[0] <= 1\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'scipy', 'joblib',"
+        " 'profanity_check'}))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
 
 
 def test_a_batch_is_scored_like_its_comments_one_by_one():

@@ -9,12 +9,17 @@ SVMs, each with a sigmoid calibration; the probability is their mean.
 
 Its `predict_prob` goes through sklearn's vectorizer and sparse matrices: about 100 us of fixed
 cost per call plus several us per text. Here the same fitted numbers (vocabulary, idf, the five
-weight vectors, intercepts and sigmoids) are read once from the package's files and a batch is
-scored with one regex pass per text and a few numpy reductions over the whole batch, so the cost
-per comment is a few microseconds. `tests/test_moderation_toxicity.py` checks the scores equal
-the package's own `predict_prob` on the evaluation comments to 1e-9.
+weight vectors, intercepts and sigmoids), exported once by
+`python -m devtools.export_toxicity_model` to `pipeline/data/moderation/toxicity-model.npz`
+(float64, as fitted; licence and source in `TOXICITY-MODEL-NOTICE.md` beside it), are read with
+numpy alone, and a batch is scored with one
+regex pass per text and a few numpy reductions over the whole batch, so the cost per comment is a
+few microseconds. scikit-learn, scipy, joblib and the package itself are test dependencies only:
+`tests/test_moderation_core.py` checks the scores equal the package's own `predict_prob` on the
+evaluation comments to 1e-9, that the shipped file equals a fresh export from the installed
+package, and that scoring imports no sklearn.
 
-Nothing is downloaded: the model files are package data of an installed, hash-pinned wheel.
+Nothing is downloaded: the model is package data of the newspipe wheel.
 """
 
 from __future__ import annotations
@@ -23,10 +28,11 @@ import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib import resources
 
 import numpy as np
 
-PACKAGE = "alt-profanity-check"
+MODEL_FILE = "toxicity-model.npz"
 # sklearn's default token_pattern, applied after str.lower() as TfidfVectorizer does
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
 # The same tokens for ASCII text, about three times faster: ASCII letters lowercased, digits and
@@ -62,37 +68,20 @@ class ToxicityModel:
     @classmethod
     @functools.cache
     def load(cls) -> ToxicityModel:
-        """The package's model, read once per process (about a second: sklearn unpickles it)."""
-        from importlib import metadata, resources
-
-        import joblib  # the package's own format; sklearn is imported by the unpickling
-
-        data = resources.files("profanity_check") / "data"
-        with (data / "vectorizer.joblib").open("rb") as fh:
-            vectorizer = joblib.load(fh)
-        with (data / "model.joblib").open("rb") as fh:
-            model = joblib.load(fh)
-        params = vectorizer.get_params()
-        expected = {"lowercase": True, "norm": "l2", "use_idf": True, "sublinear_tf": False,
-                    "ngram_range": (1, 1), "analyzer": "word", "binary": False,
-                    "strip_accents": None, "token_pattern": _TOKEN.pattern}  # fmt: skip
-        differs = {k: params.get(k) for k, v in expected.items() if params.get(k) != v}
-        if differs:  # a new release of the package with another vectorizer: refuse to guess
-            raise RuntimeError(f"{PACKAGE}: unexpected vectorizer settings {differs}")
-        idf = np.asarray(vectorizer.idf_, dtype=np.float64)
-        coefs, intercepts, a, b = [], [], [], []
-        for calibrated in model.calibrated_classifiers_:
-            (calibrator,) = calibrated.calibrators
-            coefs.append(np.asarray(calibrated.estimator.coef_, dtype=np.float64).ravel())
-            intercepts.append(float(np.ravel(calibrated.estimator.intercept_)[0]))
-            a.append(float(calibrator.a_))
-            b.append(float(calibrator.b_))
-        weights = np.ascontiguousarray(np.stack(coefs, axis=1) * idf[:, None])
-        vocabulary = {str(t): int(i) + 1 for t, i in vectorizer.vocabulary_.items()}
+        """The shipped model (`pipeline/data/moderation/toxicity-model.npz`), read once per
+        process with numpy alone."""
+        with (resources.files("pipeline") / "data" / "moderation" / MODEL_FILE).open("rb") as fh:
+            with np.load(fh, allow_pickle=False) as npz:
+                arrays = {name: npz[name] for name in npz.files}
+        if str(arrays["token_pattern"]) != _TOKEN.pattern:  # a file this tokenizer does not fit
+            raise RuntimeError(f"{MODEL_FILE}: token pattern {arrays['token_pattern']}")
+        idf = np.asarray(arrays["idf"], dtype=np.float64)
+        weights = np.ascontiguousarray(np.asarray(arrays["coefs"], dtype=np.float64) * idf[:, None])
+        columns = (arrays["columns"].astype(np.int64) + 1).tolist()
+        vocabulary = dict(zip(arrays["terms"].tolist(), columns, strict=True))
         ascii_vocabulary = {t.encode(): i for t, i in vocabulary.items() if t.isascii()}
-        version = f"{PACKAGE} {metadata.version(PACKAGE)}"
-        arrays = (np.array(intercepts), np.array(a), np.array(b))
-        return cls(vocabulary, ascii_vocabulary, idf, weights, *arrays, version)
+        rest = (np.asarray(arrays[k], dtype=np.float64) for k in ("intercepts", "a", "b"))
+        return cls(vocabulary, ascii_vocabulary, idf, weights, *rest, str(arrays["version"]))
 
     def term_ids(self, text: str) -> list[int]:
         """The columns + 1 of `text`'s tokens, repeats kept (stop words are not in the
