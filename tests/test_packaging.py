@@ -39,6 +39,12 @@ def test_wheel_ships_the_event_contracts_and_the_taxonomy(wheel_names: set[str])
     assert any(n.startswith("pipeline/data/lexicon/") for n in wheel_names)
 
 
+def test_wheel_ships_the_toxicity_model_and_its_notice(wheel_names: set[str]) -> None:
+    """The worker reads the model from package data (no sklearn, no alt-profanity-check)."""
+    assert "pipeline/data/moderation/toxicity-model.npz" in wheel_names
+    assert "pipeline/data/moderation/TOXICITY-MODEL-NOTICE.md" in wheel_names
+
+
 def test_wheel_holds_no_development_tools_data_sets_or_evaluations(
     wheel_names: set[str],
 ) -> None:
@@ -197,3 +203,6 @@ def test_both_locks_pin_every_package_with_hashes_and_agree() -> None:
     declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     names = {re.split(r"[<>=\[ ;]", d, maxsplit=1)[0].lower().replace("_", "-") for d in declared}
     assert names <= set(runtime), sorted(names - set(runtime))
+    # the toxicity model ships as numbers (toxicity-model.npz): its training stack is test-only
+    test_only = {"alt-profanity-check", "scikit-learn", "scipy", "joblib", "threadpoolctl"}
+    assert not test_only & set(runtime), sorted(test_only & set(runtime))
