@@ -208,7 +208,7 @@ def _tables() -> tuple[Any, Any, Any, Any, Any, list[str], list[tuple[int, int]]
             list(ident.nb_classes), list(ident._alias_pairs))  # fmt: skip
 
 
-_CHUNK = 256  # texts scored together: keeps the gathered feature rows in cache
+_CHUNK = 1024  # texts walked together: the walk's cost is per byte of the longest text
 
 
 # Under this many texts the vector walk's fixed cost (a step per byte of the longest text)
@@ -245,13 +245,16 @@ def _classify_chunk(encoded: list[bytes]) -> list[tuple[str, float]]:
         counts = np.bincount(np.asarray(lengths), minlength=width + 1)
         alive = n - np.cumsum(counts)[:-1]  # texts longer than j
         live = alive.tolist()
-    state = np.zeros(n, dtype=np.uint32)
-    feats = np.full((width, n), -1, dtype=np.int32)
+    # the automaton's state after each byte of each text (0, the start state, which has no
+    # feature, past a text's end); a step is a gather or two over the texts still that long
+    states = np.zeros((width, n), dtype=np.uint32)
+    base = np.full(n, rowbase[0], dtype=np.uint32)
     for j in range(width):
         k = live[j]
-        s = nextmove[rowbase[state[:k]] + grid[j, :k]]
-        state[:k] = s
-        feats[j, :k] = output[s]
+        s = nextmove.take(base[:k] + grid[j, :k])
+        states[j, :k] = s
+        base[:k] = rowbase.take(s)
+    feats = output.take(states)
     # (text, feature) pairs -> how often each feature occurs in each text
     cols = np.nonzero(feats >= 0)
     n_feat = ptc.shape[0]
