@@ -276,3 +276,69 @@ def test_batches_fetched_before_a_rewind_are_dropped():
 
     asyncio.run(scenario())
     assert seen == ["a", "c"]
+
+
+@pytest.mark.kafka
+def test_a_transaction_sends_each_record_where_the_producer_would_with_its_timestamp(
+    pipeline_settings,
+):
+    """Records go as whole batches per partition: a keyed record lands where the producer's
+    own partitioner puts it, timestamps stay, a batch over the size limit is split, and the
+    returned offset is the last record's."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    from pipeline import kafka_io
+    from pipeline.stream.state import OutRecord, send_in_transaction
+
+    settings = pipeline_settings
+    topic = f"{settings.topic_prefix}txn-shape"
+
+    async def scenario() -> tuple[list, list, object]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(topic, 3, 1)])
+        finally:
+            await admin.close()
+        producer = kafka_io.producer(settings, transactional_id=f"{topic}-txn")
+        plain = kafka_io.producer(settings)
+        await producer.start()
+        await plain.start()
+        try:
+            big = b"x" * 200_000  # two of them overflow one 256 KiB batch
+            records = [OutRecord(topic, f"k{i}".encode(), b"v%d" % i, None, 1_700_000_000_000 + i)
+                       for i in range(30)]  # fmt: skip
+            records += [OutRecord(topic, None, big, 1), OutRecord(topic, None, big, 1),
+                        OutRecord(topic, b"last", b"end", 2)]  # fmt: skip
+            last = await send_in_transaction(producer, records)
+            expected = [(await plain.send_and_wait(topic, b"probe", key=r.key)).partition
+                        for r in records[:30]]  # fmt: skip
+        finally:
+            await producer.stop()
+            await plain.stop()
+        consumer = kafka_io.consumer(settings, isolation_level="read_committed",
+                                     auto_offset_reset="earliest")  # fmt: skip
+        await consumer.start()
+        try:
+            await kafka_io.assign_from_beginning(consumer, [topic])
+            got: list = []
+            while len(got) < len(records) + 30:
+                batch = await consumer.getmany(timeout_ms=2000)
+                assert batch, f"only {len(got)} records came back"
+                for recs in batch.values():
+                    got.extend(recs)
+        finally:
+            await consumer.stop()
+        return got, expected, last
+
+    try:
+        got, expected, last = asyncio.run(scenario())
+        sent = {r.value: r for r in got if r.value != b"probe"}
+        for i, partition in enumerate(expected):
+            rec = sent[b"v%d" % i]
+            assert (rec.partition, rec.timestamp) == (partition, 1_700_000_000_000 + i)
+        assert sum(1 for r in got if r.value == b"x" * 200_000) == 2
+        end = sent[b"end"]
+        assert (last.partition, last.offset) == (end.partition, end.offset) == (2, end.offset)
+    finally:
+        asyncio.run(kafka_io.delete_topics(settings, [topic]))
