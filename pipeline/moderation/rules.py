@@ -1,7 +1,8 @@
 """Editors' lists (banned words, suspect words, authors on pre-moderation), as one immutable
 snapshot. Each list is one record of the compacted `moderation.rules` topic, keyed by its name,
 value `{"list": name, "entries": [...], "updated_by": ..., "updated_at": ...}`; a null value
-(tombstone) empties the list. The repository's seed files fill a list nobody has written yet.
+(tombstone) puts the list back to its seed (pipeline/moderation/folds.py says why), a record with
+no entries empties it. The repository's seed files fill a list nobody has written yet.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class Rules:
         return self.lists.get(name, frozenset())
 
     def with_list(self, name: str, entries: Iterable[Any] | None) -> Rules:
-        """A new snapshot with `name` replaced (None: emptied, as by a tombstone)."""
+        """A new snapshot with `name` replaced (None: emptied)."""
         lists = dict(self.lists)
         lists[name] = _clean(entries or ())
         return Rules(lists, self.version + 1)
