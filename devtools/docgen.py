@@ -42,6 +42,7 @@ GROUPS = {
     "Limits at the door": ["max_event_bytes", "max_field_chars", "max_json_depth"],
     "Deduplication": ["article_horizon_s", "comment_horizon_s", "expiry_sweep_s",
                       "near_dup_threshold", "drop_near_duplicates"],
+    "Moderation": ["moderation_history_horizon_s"],
     "Kafka security": ["kafka_security_protocol", "kafka_sasl_mechanism", "kafka_sasl_username",
                        "kafka_sasl_password", "kafka_ssl_cafile", "kafka_ssl_certfile",
                        "kafka_ssl_keyfile"],

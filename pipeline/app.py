@@ -268,6 +268,9 @@ def create_app(settings: Settings | None = None) -> faust.App:
         body: dict[str, Any] = {"ready": ready}
         if not ready:
             body["stalled"] = _stalls(app)
+            tables = runner.tables.problems()
+            if tables:
+                body["tables"] = tables
             down = getattr(runner, "broker_down_since", None)
             if down is not None:
                 body["broker_unreachable_for_s"] = round(time.monotonic() - down, 1)
@@ -292,6 +295,8 @@ def _is_ready(app: faust.App) -> bool:
         if runner is None or runner.broker_down_since is not None:
             return False
         if not runner.assignment() or runner.loading() or runner.stalled:
+            return False
+        if runner.tables.problems():
             return False
         tables = app.tables
         return (
@@ -345,3 +350,12 @@ def _update_gauges(app: faust.App, metrics: Metrics) -> None:
     metrics.consumer_lag.clear()
     for tp, lag in lags.items():
         metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
+    if runner is not None:
+        for name, st in runner.tables.status().items():
+            metrics.table_lag.labels(name).set(st.lag)
+            metrics.table_age.labels(name).set(-1 if st.age_s is None else round(st.age_s, 3))
+            metrics.table_ready.labels(name).set(1 if st.ready else 0)
+            metrics.table_records.labels(name).set(st.applied)
+            metrics.table_bad_records.labels(name).set(st.bad)
+        if runner.rules_version is not None:
+            metrics.moderation_rules_version.set(runner.rules_version)

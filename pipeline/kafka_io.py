@@ -17,6 +17,9 @@ from pipeline.settings import Settings
 from pipeline.topics import (
     CLEAN,
     DLQ,
+    MODERATION_HISTORY,
+    MODERATION_QUEUE,
+    MODERATION_RULES,
     NEARDUP,
     RAW,
     RAW_ARTICLES,
@@ -40,7 +43,12 @@ def raw_record_limit(settings: Settings, base: str) -> int:
 
 
 def topic_specs(settings: Settings) -> list[NewTopic]:
-    """Partitions and retention per topic; the DLQ keeps longer so rejects can be replayed."""
+    """Partitions and retention per topic; the DLQ keeps longer so rejects can be replayed.
+
+    Moderation: the queue is partitioned and kept like the clean comments (a queued comment goes
+    to its clean comment's partition number); the rules are compacted (the last record per list
+    name is the list; one partition, every worker reads it whole); the history keeps its events
+    a day longer than the history horizon (every worker reads it whole at start)."""
     names = TopicNames(settings.topic_prefix, settings.app_id)
     specs = []
     # A state changelog keeps each batch for twice its horizon (what is older can only hold
@@ -51,15 +59,20 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
     horizon_s[STATE_COMMENTS] = settings.comment_horizon_s
     floor_ms = settings.raw_retention_ms + 24 * 3600 * 1000
     state_retention = {t: max(2 * 1000 * h, floor_ms) for t, h in horizon_s.items()}
-    for base in (*RAW, *CLEAN, DLQ, TOPIC_TRENDS, TREND_EVENTS, NEARDUP, *STATE):
+    history_ms = 1000 * settings.moderation_history_horizon_s + 24 * 3600 * 1000
+    moderation = (MODERATION_QUEUE, MODERATION_RULES, MODERATION_HISTORY)
+    for base in (*RAW, *CLEAN, DLQ, TOPIC_TRENDS, TREND_EVENTS, NEARDUP, *STATE, *moderation):
         retention = {
             DLQ: settings.dlq_retention_ms,
             **{t: settings.raw_retention_ms for t in RAW},
             **state_retention,
+            MODERATION_HISTORY: history_ms,
         }.get(base, settings.clean_retention_ms)
         configs = {"retention.ms": str(retention)}
-        if base in STATE:
+        if base in STATE or base == MODERATION_HISTORY:
             configs["cleanup.policy"] = "delete"
+        if base == MODERATION_RULES:
+            configs = {"cleanup.policy": "compact"}
         if base in RAW:
             configs["max.message.bytes"] = str(raw_record_limit(settings, base))
         specs.append(
@@ -118,6 +131,13 @@ def _check_layout(settings: Settings, counts: dict[str, int]) -> None:
     for name in (names.neardup, names.state_neardup):
         if counts.get(name, 1) != 1:
             raise TopicLayoutError(f"{name} must have 1 partition, it has {counts[name]}")
+    # a queued comment goes to its raw comment's partition number, like its clean record
+    raw, queue = counts.get(names.raw_comments), counts.get(names.moderation_queue)
+    if raw is not None and queue is not None and queue < raw:
+        raise TopicLayoutError(
+            f"{names.moderation_queue} has {queue} partitions, fewer than the {raw} of "
+            f"{names.raw_comments} (add partitions with kafka-topics.sh --alter)"
+        )
 
 
 async def _wait_for_leaders(

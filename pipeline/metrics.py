@@ -112,6 +112,49 @@ class Metrics:
             ["stage"],
             registry=r,
         )
+        self.moderation_queued = Counter(
+            "newspipe_moderation_queued",
+            "Clean records also sent to the moderation queue (status not approved)",
+            ["stream"],
+            registry=r,
+        )
+        # the global tables every worker reads whole (pipeline.stream.tables): `table` is
+        # moderation.rules or moderation.history
+        self.table_lag = Gauge(
+            "newspipe_table_lag",
+            "Records of a global table's topic not yet applied (to its last stable offset)",
+            ["table"],
+            registry=r,
+        )
+        self.table_age = Gauge(
+            "newspipe_table_age_seconds",
+            "Seconds since the broker last answered a fetch of a global table (-1: not yet)",
+            ["table"],
+            registry=r,
+        )
+        self.table_ready = Gauge(
+            "newspipe_table_ready",
+            "1 once a global table caught up with its topic's end at start",
+            ["table"],
+            registry=r,
+        )
+        self.table_records = Gauge(
+            "newspipe_table_records",
+            "Records a global table applied since the worker started",
+            ["table"],
+            registry=r,
+        )
+        self.table_bad_records = Gauge(
+            "newspipe_table_bad_records",
+            "Records of a global table's topic skipped as unreadable",
+            ["table"],
+            registry=r,
+        )
+        self.moderation_rules_version = Gauge(
+            "newspipe_moderation_rules_version",
+            "Changes applied to the moderation rules snapshot the last comments batch used",
+            registry=r,
+        )
         self.ready = Gauge(
             "newspipe_ready", "1 when partitions are assigned and recovered", registry=r
         )

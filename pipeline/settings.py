@@ -43,6 +43,8 @@ AT_MOST_ONE = frozenset({
     "near_dup_threshold", "related_threshold", "moderation_toxic_review",
     "moderation_toxic_reject", "moderation_shouting_ratio",
 })  # fmt: skip
+# every worker holds the whole moderation history in memory: a year of it at most
+MAX_HISTORY_HORIZON_S = 365 * 24 * 3600
 # numeric settings that may be zero (everything else numeric must be above zero)
 ZERO_ALLOWED = frozenset({"standby_replicas", "web_port"})
 
@@ -142,7 +144,8 @@ class Settings:
     # an author with at least this many non-approved comments within the history horizon goes to
     # review (flag `recent_history`)
     moderation_history_review: int = 3
-    # how far back an author's flagged comments count, in event time
+    # how far back an author's flagged comments count, in event time (at most a year: every
+    # worker holds them in memory); the moderation.history topic keeps them a day longer
     moderation_history_horizon_s: int = 7 * 24 * 3600
     # a suspect word: review, or only a flag
     moderation_suspect_words: FlagAction = "review"
@@ -285,6 +288,8 @@ def _check(name: str, value: object) -> str | None:
             return f"{var}: {value} is not a port number"
         if name in AT_MOST_ONE and value > 1:
             return f"{var}: {value} must be at most 1"
+        if name == "moderation_history_horizon_s" and value > MAX_HISTORY_HORIZON_S:
+            return f"{var}: {value} must be at most {MAX_HISTORY_HORIZON_S} (a year)"
     return None
 
 

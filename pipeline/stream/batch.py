@@ -6,7 +6,8 @@ without a broker (tests/test_stream_batch.py) and a later stage plugs in as one 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, MutableMapping, Sequence
+import contextlib
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
@@ -14,7 +15,9 @@ import orjson
 
 from pipeline import trends
 from pipeline.core import CLEAN, DLQ, Core, Meta, Result, States
+from pipeline.moderation.history import HistoryEvent
 from pipeline.stream.state import NotOwned, OutRecord
+from pipeline.stream.tables import ModerationTables
 from pipeline.stream.topology import NEARDUP, Stage
 from pipeline.topics import ARTICLES, REPLAY_HEADER, TopicNames
 
@@ -55,6 +58,11 @@ class BatchOutput:
     tallies: list[Tally] = field(default_factory=list)
     last_offset: int = -1  # the mark to commit; -1 when every record was already committed
     already_committed: int = 0  # records at or below the mark, skipped
+    # the history events sent in this batch: the runner adds them to its own table once the
+    # transaction committed (the other workers get them from the topic)
+    history: list[HistoryEvent] = field(default_factory=list)
+    queued: int = 0  # clean records also sent to the moderation queue
+    rules_version: int | None = None  # the rules snapshot the core had (None: no tables)
 
 
 def state_view(stage: Stage, maps: Mapping[str, MutableMapping[str, Any]]) -> States:
@@ -71,6 +79,27 @@ def headers_of(record: InRecord) -> list[tuple[str, bytes]]:
     return [(k if isinstance(k, str) else k.decode("utf-8", "replace"), v or b"") for k, v in items]
 
 
+@contextlib.contextmanager
+def handing_over(core: Core, tables: ModerationTables | None) -> Iterator[None]:
+    """The core sees `tables` (this batch's rules snapshot and the author history) for the
+    duration of one synchronous batch call, as `core.moderation_tables`."""
+    if tables is None:
+        yield
+        return
+    saved = getattr(core, "moderation_tables", None)
+    core.moderation_tables = tables  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        core.moderation_tables = saved  # type: ignore[attr-defined]
+
+
+def moderation_status(record: Mapping[str, Any]) -> str | None:
+    """A clean record's moderation status (None: the record carries no moderation object)."""
+    moderation = record.get("moderation")
+    return moderation.get("status") if isinstance(moderation, Mapping) else None
+
+
 def process_batch(
     stage: Stage,
     core: Core,
@@ -78,9 +107,11 @@ def process_batch(
     mark: int,
     records: Sequence[InRecord],
     names: TopicNames,
+    tables: ModerationTables | None = None,
 ) -> BatchOutput:
     """Run `stage` over one partition's records (in offset order) against that partition's
-    `states`; records at or below `mark` were emitted by a committed batch and are skipped."""
+    `states`; records at or below `mark` were emitted by a committed batch and are skipped.
+    `tables`: the global tables the stage reads (`stage.tables`), one snapshot per batch."""
     out = BatchOutput()
     todo = [r for r in records if r.offset > mark]
     out.already_committed = len(records) - len(todo)
@@ -99,7 +130,10 @@ def process_batch(
             Meta(r.topic, r.partition, r.offset, r.key, headers_of(r), r.timestamp) for r in todo
         ]
         items = [(r.value, meta) for r, meta in zip(todo, metas, strict=True)]
-        results = core.process_batch(stage.stream, items, states)
+        with handing_over(core, tables):
+            results = core.process_batch(stage.stream, items, states)
+        if tables is not None:
+            out.rules_version = tables.rules.version
         for rec, meta, result in zip(todo, metas, results, strict=True):
             headers = meta.headers
             mode = "replay" if headers and any(k == REPLAY_HEADER for k, _ in headers) else "live"
@@ -115,6 +149,7 @@ def process_batch(
                 continue
             _emit(out, counts, names, result, stage.emits(names) if stage.emits else "", mode,
                   ts_s, partition=rec.partition)  # fmt: skip
+            _moderate(out, stage, names, result, rec.partition)
     for tkey, minute, label, n in counts.drain():
         # the Kafka timestamp carries the event time: the windowed table counts by it
         value = orjson.dumps({"label": label, "n": n})
@@ -122,6 +157,30 @@ def process_batch(
             OutRecord(names.trend_events, tkey.encode(), value, None, int(minute * 1000))
         )
     return out
+
+
+def _moderate(
+    out: BatchOutput, stage: Stage, names: TopicNames, result: Result, partition: int
+) -> None:
+    """The moderation side outputs of one result, in the batch's transaction: a clean record
+    whose status is not `approved` goes to the queue as well (its key and partition), and the
+    core's history event for it to the history topic (keyed by author, stamped with its event
+    time, so the topic's retention follows the horizon)."""
+    if result.status != CLEAN:
+        return
+    if stage.queue is not None:
+        status = moderation_status(result.record)
+        if status is not None and status != "approved":
+            key = result.key.encode() if result.key else None
+            out.records.append(
+                OutRecord(stage.queue(names), key, orjson.dumps(result.record), partition)
+            )
+            out.queued += 1
+    event = getattr(result, "history_event", None)
+    if stage.history is not None and isinstance(event, HistoryEvent):
+        ts_ms = int(event.t * 1000) if event.t > 0 else None
+        out.records.append(OutRecord(stage.history(names), event.key(), event.value(), None, ts_ms))
+        out.history.append(event)
 
 
 def _emit(

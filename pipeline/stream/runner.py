@@ -44,6 +44,7 @@ from pipeline.metrics import Metrics, observe_many
 from pipeline.settings import Settings
 from pipeline.stream.batch import InRecord, Tally, headers_of, process_batch, state_view
 from pipeline.stream.state import OutRecord, PartitionState, ReadOnly, StageState
+from pipeline.stream.tables import HISTORY, RULES, GlobalTables, ModerationTables, moderation_tables
 from pipeline.stream.topology import BY_NAME, NEARDUP, ORDER, STAGES, Stage
 from pipeline.topics import REPLAY_HEADER, TopicNames
 
@@ -161,6 +162,9 @@ class StageRunner(Service):
         self.assigning = False
         self.stopping = False
         self.loader: asyncio.Future[None] | None = None
+        # the global tables the stages read (moderation rules and history), every worker whole
+        self.tables: GlobalTables = moderation_tables(settings, self.names)
+        self.rules_version: int | None = None  # the rules snapshot the last comments batch had
 
     # -- lifecycle ------------------------------------------------------------------------
     async def on_start(self) -> None:
@@ -179,6 +183,7 @@ class StageRunner(Service):
             metadata_max_age_ms=30_000,
         )
         self.consumer.subscribe(list(self.sources.values()), listener=_Listener(self))
+        await self.tables.start()
         await self.consumer.start()
 
     async def on_stop(self) -> None:
@@ -200,6 +205,7 @@ class StageRunner(Service):
         async with self.lock:
             for state in self.states.values():
                 await state.close()
+        await self.tables.stop()
 
     @Service.task
     async def _watch_broker(self) -> None:
@@ -245,6 +251,10 @@ class StageRunner(Service):
         consumer = self.consumer
         assert consumer is not None
         timeout_ms = int(self.settings.batch_timeout_s * 1000)
+        # no batch before the global tables caught up with their topics: a comment must not be
+        # judged against the seed lists while an editor's list is still being read
+        if not await self.tables.wait_ready(lambda: self.should_stop or self.stopping):
+            return
         while not (self.should_stop or self.stopping):
             try:
                 batch = await consumer.getmany(
@@ -362,7 +372,15 @@ class StageRunner(Service):
             return set()
 
     def loading(self) -> bool:
-        return self.assigning or any(state.loading for state in self.states.values())
+        return (
+            self.assigning
+            or any(state.loading for state in self.states.values())
+            or not self.tables.is_ready()
+        )
+
+    def moderation_tables(self) -> ModerationTables:
+        """This moment's rules snapshot and the author history, for one batch."""
+        return ModerationTables(self.tables.value(RULES), self.tables.value(HISTORY))
 
     def state_sizes(self) -> dict[str, int]:
         """Entries per state map over the partitions this worker owns (a RocksDB count walks
@@ -419,6 +437,7 @@ class StageRunner(Service):
             await self.drain()  # the sweep writes to the state: no batch may be half-way
             self.last_sweep = time.monotonic()
             self.core.expire(self._owned_views())
+            self.tables.value(HISTORY).expire()
         previous = [t for t in self.tasks.values() if not t.done()]
         # in topology order: each partition's batch step runs (synchronously) before the next
         # partition's starts, so a comment sees the tags of an article in the same batch
@@ -531,8 +550,9 @@ class StageRunner(Service):
         part = None
         try:
             part, view = await self._open_view(stage, tp.partition)
+            tables = self.moderation_tables() if stage.tables else None
             t0 = time.perf_counter()
-            output = process_batch(stage, self.core, view, part.mark, records, self.names)
+            output = process_batch(stage, self.core, view, part.mark, records, self.names, tables)
             t1 = time.perf_counter()
             if output.last_offset >= 0:
                 await state.commit(tp.partition, part, output.records, output.last_offset)
@@ -548,6 +568,16 @@ class StageRunner(Service):
                 output.already_committed
             )
         self.count(output.tallies)
+        if output.rules_version is not None:
+            self.rules_version = output.rules_version
+        if output.queued:
+            self.metrics.child(self.metrics.moderation_queued, stage.stream).inc(output.queued)
+        if output.history:
+            # committed: this worker's next batches see them at once, the others once their
+            # table reader polls them (the same event read back later counts once)
+            history = self.tables.value(HISTORY)
+            for event in output.history:
+                history.add(event)
         self.done[tp] = records[-1].offset + 1
 
     async def _heal(self, tp: TopicPartition, stage: Stage, exc: BaseException) -> None:

@@ -1,8 +1,9 @@
 """The stage topology, declared once: which topic each stage reads, which state maps it owns
 (and logs to its changelog), whose state it also reads, what it emits and what it forwards.
 
-The runner, the app and the tests build everything from `STAGES`; a new stage (moderation, say)
-is one more `Stage` here plus its branch in `pipeline.stream.batch`.
+The runner, the app and the tests build everything from `STAGES`; a new stage is one more
+`Stage` here plus its branch in `pipeline.stream.batch`. The global tables a stage reads
+(moderation rules and history) and its side outputs are declared here too.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pipeline.topics import ARTICLES, COMMENTS, TopicNames
+from pipeline.topics import ARTICLES, COMMENTS, MODERATION_HISTORY, MODERATION_RULES, TopicNames
 
 NEARDUP = "neardup"
 
@@ -31,6 +32,14 @@ class Stage:
     reads: tuple[str, ...] = ()  # other stages whose partition state it reads
     emits: Callable[[TopicNames], str] | None = None  # its clean output topic
     forwards: Callable[[TopicNames], str] | None = None  # where clean results go on to instead
+    # moderation side outputs, in the same transaction as the clean output: the clean records
+    # whose moderation status is not `approved` (same key and partition), and the history
+    # events of those comments (keyed by author)
+    queue: Callable[[TopicNames], str] | None = None
+    history: Callable[[TopicNames], str] | None = None
+    # global tables (pipeline.stream.tables) every batch of it reads: read whole by every
+    # worker, not partitioned like its input; no batch runs before they are loaded
+    tables: tuple[str, ...] = ()
 
 
 # Order matters within a batch: articles first, so a comment sees the tags of an article that
@@ -50,6 +59,8 @@ STAGES: tuple[Stage, ...] = (
         COMMENTS, COMMENTS,
         source=lambda n: n.raw_comments, changelog=lambda n: n.state_comments,
         owns=("comments",), reads=(ARTICLES,), emits=lambda n: n.clean_comments,
+        queue=lambda n: n.moderation_queue, history=lambda n: n.moderation_history,
+        tables=(MODERATION_RULES, MODERATION_HISTORY),
     ),
 )  # fmt: skip
 BY_NAME: dict[str, Stage] = {stage.name: stage for stage in STAGES}
