@@ -276,6 +276,10 @@ def build_parser() -> argparse.ArgumentParser:
     from pipeline.replay.cli import add_replay_commands
 
     add_replay_commands(sub)
+
+    from pipeline.moderation.cli import add_moderation_commands
+
+    add_moderation_commands(sub, _sub)
     return parser
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from pipeline.moderation.history import AuthorHistory, HistoryEvent
-from pipeline.moderation.rules import LIST_NAMES, Rules
+from pipeline.moderation.rules import LIST_NAMES, Rules, _clean
 
 
 class RulesFold:
@@ -26,6 +26,8 @@ class RulesFold:
 
     A key that is not one of `LIST_NAMES` (a list a newer version knows) is ignored.
     """
+
+    clean = staticmethod(_clean)  # how entries compare: casefolded, blanks collapsed
 
     def __init__(self, seed: Rules | None = None) -> None:
         self.seed = seed if seed is not None else Rules.seed()
