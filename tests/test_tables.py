@@ -180,15 +180,25 @@ class ModResult(Result):
     history_event: HistoryEvent | None = None
 
 
+@dataclass
+class Context:
+    """The core half's per-batch moderation context (rules snapshot, history, new events)."""
+
+    rules: Rules
+    history: AuthorHistory
+    events: list[HistoryEvent] = field(default_factory=list)
+
+
 class FakeCore:
     """Returns one clean comment per record, its status and history event taken from the raw
-    value; remembers the tables it was handed."""
+    value; remembers the moderation context it had for each batch."""
 
     def __init__(self) -> None:
         self.seen: list[Any] = []
+        self.moderation = Context(Rules(), AuthorHistory(1.0))  # the offline default
 
     def process_batch(self, stream: str, items: list, states: Any) -> list[Result]:
-        self.seen.append(getattr(self, "moderation_tables", None))
+        self.seen.append(self.moderation)
         out = []
         for value, _meta in items:
             raw = orjson.loads(value)
@@ -228,6 +238,7 @@ def test_the_queue_holds_the_clean_comments_not_approved_and_history_their_event
     records = [RawRec(i, orjson.dumps(r)) for i, r in enumerate(raws)]
     core = FakeCore()
     tables = ModerationTables(SEED, AuthorHistory(3600))
+    offline = core.moderation
     out = process_batch(stage, core, states, -1, records, NAMES, tables)  # type: ignore[arg-type]
     queue = [r for r in out.records if r.topic == NAMES.moderation_queue]
     clean = [r for r in out.records if r.topic == NAMES.clean_comments]
@@ -240,17 +251,18 @@ def test_the_queue_holds_the_clean_comments_not_approved_and_history_their_event
     ]  # fmt: skip
     assert all(r.timestamp_ms == 1_790_000_000_000 for r in history)  # event time: retention
     assert out.queued == 2 and [e.comment_id for e in out.history] == ["c2", "c3"]
-    assert core.seen == [tables] and out.rules_version == 0
-    assert getattr(core, "moderation_tables", None) is None  # handed over for the call only
+    assert (core.seen[0].rules, core.seen[0].history) == (tables.rules, tables.history)
+    assert out.rules_version == 0
+    assert core.moderation is offline  # handed over for the call only
 
 
-def test_a_stage_without_tables_gets_none_and_sends_no_side_output() -> None:
+def test_without_tables_the_core_keeps_its_own_context_and_side_outputs_still_go() -> None:
     stage = BY_NAME[COMMENTS]
     states = state_view(stage, {m: OverlayMap() for m in (*stage.owns, "article_tags")})
     core = FakeCore()
     records = [RawRec(0, orjson.dumps({"id": "c1", "author": "ann", "status": "review"}))]
     out = process_batch(stage, core, states, -1, records, NAMES)  # type: ignore[arg-type]
-    assert core.seen == [None] and out.rules_version is None
+    assert core.seen == [core.moderation] and out.rules_version is None
     assert {r.topic for r in out.records} >= {NAMES.moderation_queue, NAMES.moderation_history}
 
 

@@ -7,6 +7,7 @@ without a broker (tests/test_stream_batch.py) and a later stage plugs in as one 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
@@ -82,16 +83,19 @@ def headers_of(record: InRecord) -> list[tuple[str, bytes]]:
 @contextlib.contextmanager
 def handing_over(core: Core, tables: ModerationTables | None) -> Iterator[None]:
     """The core sees `tables` (this batch's rules snapshot and the author history) for the
-    duration of one synchronous batch call, as `core.moderation_tables`."""
-    if tables is None:
+    duration of one synchronous batch call: its `moderation` context (rules, history, events)
+    is replaced by one over `tables`, and put back afterwards."""
+    saved = getattr(core, "moderation", None)
+    if tables is None or saved is None:
         yield
         return
-    saved = getattr(core, "moderation_tables", None)
-    core.moderation_tables = tables  # type: ignore[attr-defined]
+    core.moderation = dataclasses.replace(  # type: ignore[attr-defined]
+        saved, rules=tables.rules, history=tables.history, events=[]
+    )
     try:
         yield
     finally:
-        core.moderation_tables = saved  # type: ignore[attr-defined]
+        core.moderation = saved  # type: ignore[attr-defined]
 
 
 def moderation_status(record: Mapping[str, Any]) -> str | None:
