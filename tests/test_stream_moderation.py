@@ -8,11 +8,13 @@ Moderation section quotes.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import re
 import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from dataclasses import replace
 
 import orjson
@@ -21,6 +23,7 @@ import pytest
 from pipeline.kafka_io import producer
 from pipeline.moderation.history import HistoryEvent
 from pipeline.moderation.rules import BANNED_WORDS, PREMOD_AUTHORS, SUSPECT_WORDS, Rules
+from pipeline.show import read_topics
 from pipeline.stream.tables import HISTORY, RULES, moderation_tables
 from pipeline.topics import TopicNames
 from tests.conftest import ROOT, settings_env
@@ -116,19 +119,19 @@ def _scrape(worker, name: str) -> float | None:
     return float(match.group(1)) if match else None
 
 
-def _comment(n: int, text: str) -> tuple[bytes, bytes]:
+def _comment(n: int, text: str, author: str = "") -> tuple[bytes, bytes]:
     event = {"schema_version": "1.0", "source": "t", "article_url": "https://example.com/mod",
-             "source_comment_id": f"m{n}-{uuid.uuid4().hex[:6]}", "author": f"reader{n}",
-             "text": text}  # fmt: skip
+             "source_comment_id": f"m{n}-{uuid.uuid4().hex[:6]}",
+             "author": author or f"reader{n}", "text": text}  # fmt: skip
     from pipeline.ingest import page_article_id
 
     key = page_article_id({"source": "t", "url": "https://example.com/mod"})
     return key.encode(), orjson.dumps(event)
 
 
-def _feed_comment(settings, n: int, text: str) -> None:
+def _feed_comment(settings, n: int, text: str, author: str = "") -> None:
     names = TopicNames(settings.topic_prefix, settings.app_id)
-    key, value = _comment(n, text)
+    key, value = _comment(n, text, author)
 
     async def run() -> None:
         prod = producer(settings)
@@ -233,3 +236,132 @@ def _parse_show(text: str) -> dict[str, list[str]]:
             current = line.split(":", 1)[0]
             lists[current] = []
     return lists
+
+
+# -- with the moderation core (pipeline.moderation.policy): statuses on real comments ---------
+
+core_half = pytest.mark.skipif(
+    importlib.util.find_spec("pipeline.moderation.policy") is None,
+    reason="the moderation core half (statuses, history events) is not on this branch yet",
+)
+
+
+def _read(settings, topics: list[str], until, timeout: float = 120.0) -> dict[str, list[dict]]:
+    return asyncio.run(read_topics(settings, topics, until=until, timeout=timeout, idle=3.0))
+
+
+def _by_text(settings, needle: str, expected: int, timeout: float = 60.0) -> list[dict]:
+    """The clean comments whose text holds `needle`, once `expected` of them are there."""
+    topic = TopicNames(settings.topic_prefix, settings.app_id).clean_comments
+
+    def hits(out: dict[str, list[dict]]) -> list[dict]:
+        return [r for r in out[topic] if needle in r["text"]]
+
+    out = _read(settings, [topic], lambda o: len(hits(o)) >= expected, timeout)
+    found = hits(out)
+    assert len(found) >= expected, f"{len(found)} of {expected} comments with {needle!r}"
+    return sorted(found, key=lambda r: r["_kafka"]["offset"])
+
+
+@core_half
+def test_the_queue_holds_exactly_the_clean_comments_not_approved(topics, worker_factory):
+    """The seed page and the 1,528 Fox News comments go in; moderation.queue holds each clean
+    comment whose status is not approved once, the same record, and nothing else."""
+    from devtools.datasets import fox_comments
+    from pipeline.ingest import ingest_paths, page_article_id
+    from tests.conftest import SEED
+
+    names = TopicNames(topics.topic_prefix, topics.app_id)
+    worker = worker_factory(topics).start()
+    worker.wait_ready(timeout=120)
+    asyncio.run(ingest_paths(topics, [SEED]))
+    fox = fox_comments()
+
+    async def feed() -> None:
+        prod = producer(topics, linger_ms=20)
+        await prod.start()
+        try:
+            pending = []
+            for com in fox:
+                key = page_article_id({"source": com["source"], "title": com["article_title"]})
+                pending.append(await prod.send(names.raw_comments, orjson.dumps(com),
+                                               key=key.encode()))  # fmt: skip
+            await asyncio.gather(*pending)
+        finally:
+            await prod.stop()
+
+    asyncio.run(feed())
+    topics_read = [names.clean_comments, names.moderation_queue, names.dlq]
+    # a few double posts are dropped: wait for most, then until nothing came for a while
+    out = _read(topics, topics_read,
+                lambda o: len(o[names.clean_comments]) + len(o[names.dlq]) >= 20 + len(fox) - 50,
+                timeout=300)  # fmt: skip
+    clean = out[names.clean_comments]
+    queue = out[names.moderation_queue]
+    flagged = {r["comment_id"]: r for r in clean if r["moderation"]["status"] != "approved"}
+    queued = [r["comment_id"] for r in queue]
+    assert len(queued) == len(set(queued))  # each once
+    assert set(queued) == set(flagged)  # exactly the non-approved ones
+    strip = lambda r: {k: v for k, v in r.items() if k != "_kafka"}  # noqa: E731
+    for rec in queue:
+        assert strip(rec) == strip(flagged[rec["comment_id"]])
+        assert rec["_kafka"]["key"] == rec["article_id"]
+        assert rec["_kafka"]["partition"] == flagged[rec["comment_id"]]["_kafka"]["partition"]
+    statuses = Counter(r["moderation"]["status"] for r in clean)
+    print(f"{len(clean)} clean comments: {dict(statuses)}; {len(queue)} queued")
+    assert 0 < len(queue) < len(clean)
+
+
+@core_half
+def test_a_banned_word_added_while_the_worker_runs_rejects_the_next_comments_with_it(
+    topics, worker_factory
+):
+    worker = worker_factory(topics).start()
+    worker.wait_ready(timeout=120)
+    text = "The match yesterday was a fine one, the referee said zorkle to the coach afterwards."
+    _feed_comment(topics, 0, text)
+    (before,) = _by_text(topics, "zorkle", 1)
+    assert before["moderation"]["status"] == "approved", before["moderation"]
+
+    done = newspipe(topics, "moderation", "add", BANNED_WORDS, "zorkle")
+    assert done.returncode == 0, done.stderr
+    asyncio.run(
+        _until(lambda: _scrape(worker, 'newspipe_table_records{table="moderation.rules"}') == 1,
+               30, 0.05)
+    )  # fmt: skip
+    _feed_comment(topics, 1, text.replace("yesterday", "on Sunday"))
+    after = _by_text(topics, "zorkle", 2)[-1]
+    assert after["moderation"]["status"] == "rejected", after["moderation"]
+    flags = {f["reason"]: f for f in after["moderation"]["flags"]}
+    assert flags["banned_word"]["evidence"]["words"] == ["zorkle"]
+    assert worker.alive()
+
+
+@core_half
+def test_an_authors_rejected_comments_count_after_a_worker_restart(topics, worker_factory):
+    """An author's rejected comments, processed by one worker, are history for the next worker
+    after a restart: their events come back from moderation.history."""
+    from pipeline.settings import Settings
+
+    needed = Settings().moderation_history_review
+    assert newspipe(topics, "moderation", "add", BANNED_WORDS, "zorkle").returncode == 0
+    first = worker_factory(topics, "first").start()
+    first.wait_ready(timeout=120)
+    for n in range(needed):
+        _feed_comment(topics, 100 + n, f"Post {n}: zorkle, says the same reader again.",
+                      author="repeat offender")  # fmt: skip
+    rejected = _by_text(topics, "says the same reader", needed)
+    assert all(r["moderation"]["status"] == "rejected" for r in rejected)
+    key = 'newspipe_table_records{table="moderation.history"}'
+    asyncio.run(_until(lambda: (_scrape(first, key) or 0) >= needed, 30, 0.1))
+    first.stop()
+
+    second = worker_factory(topics, "second").start()
+    second.wait_ready(timeout=120)
+    _feed_comment(topics, 200, "A calm and friendly remark about the game from the same reader.",
+                  author="repeat offender")  # fmt: skip
+    (calm,) = _by_text(topics, "calm and friendly", 1)
+    flags = {f["reason"]: f for f in calm["moderation"]["flags"]}
+    assert "recent_history" in flags, calm["moderation"]
+    assert sum(flags["recent_history"]["evidence"]["counts"].values()) == needed
+    assert calm["moderation"]["status"] == "review"
