@@ -51,13 +51,16 @@ KAFKA_CALLS = [
     ["replay", "--from-dlq"],
     ["archive", "--dir", "ARCHIVE", "--idle-exit", "1"],
     ["worker"],
+    ["moderation", "show"],
+    ["moderation", "add", "banned_words", "x"],
 ]
 
 
 def test_the_command_list_is_what_the_docs_describe() -> None:
     names = {" ".join(c) for c in COMMANDS}
     assert names == {"worker", "topics", "ingest", "show", "broker", "tag", "replay", "archive",
-                     "archive verify"}  # fmt: skip
+                     "archive verify", "moderation", "moderation show", "moderation add",
+                     "moderation remove", "moderation set", "moderation reset"}  # fmt: skip
 
 
 @pytest.mark.parametrize("path", COMMANDS, ids=" ".join)
@@ -132,7 +135,10 @@ def test_a_bad_setting_is_one_line_and_exit_2_for_every_command(
 ) -> None:
     monkeypatch.setenv("NEWSPIPE_BATCH_SIZE", "abc")
     args = {"topics": ["list"], "ingest": ["x"], "broker": ["status"], "tag": ["x"],
-            "archive verify": ["."], "replay": ["x"]}.get(" ".join(path), [])  # fmt: skip
+            "archive verify": ["."], "replay": ["x"], "moderation": ["show"],
+            "moderation add": ["banned_words", "x"], "moderation remove": ["banned_words", "x"],
+            "moderation set": ["banned_words", "--file", "x"],
+            "moderation reset": ["banned_words"]}.get(" ".join(path), [])  # fmt: skip
     assert cli.main([*path, *args]) == 2
     err = capsys.readouterr().err
     assert err == "newspipe: error: NEWSPIPE_BATCH_SIZE=abc: not an integer\n"

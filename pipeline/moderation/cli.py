@@ -157,21 +157,34 @@ def add_moderation_commands(sub: Any, make: Any) -> None:
               2: "bad settings or usage (an unknown list name), or an unreadable --file"},
              )  # fmt: skip
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    show = actions.add_parser("show", help="print the lists as the workers have them")
+    codes = {1: "Kafka unreachable or refusing, or the rules topic does not exist yet",
+             2: "bad settings or usage (an unknown list name)"}  # fmt: skip
+    lists = ", ".join(LIST_NAMES)
+    show = make(actions, "show", "print the lists as the workers have them",
+                "Print each list as the workers fold the rules topic: its entries and who set "
+                "it when, or that it is the repository's seed.", codes)  # fmt: skip
     show.add_argument("list", nargs="?", choices=LIST_NAMES, metavar="LIST",
-                      help=f"only this list ({', '.join(LIST_NAMES)})")  # fmt: skip
+                      help=f"only this list ({lists})")  # fmt: skip
     for verb, text in (("add", "add entries to a list"), ("remove", "remove entries from a list")):
-        q = actions.add_parser(verb, help=text)
-        q.add_argument("list", choices=LIST_NAMES, metavar="LIST", help=", ".join(LIST_NAMES))
+        q = make(actions, verb, text,
+                 f"{text[0].upper()}{text[1:]}: reads the list, changes it and writes it whole "
+                 "(the last write wins when two editors change one list at once).",
+                 codes)  # fmt: skip
+        q.add_argument("list", choices=LIST_NAMES, metavar="LIST", help=lists)
         q.add_argument("words", nargs="+", metavar="ENTRY",
                        help="a word, phrase (quoted) or author name")  # fmt: skip
-    q = actions.add_parser("set", help="replace a list with a file's entries")
-    q.add_argument("list", choices=LIST_NAMES, metavar="LIST", help=", ".join(LIST_NAMES))
+    q = make(actions, "set", "replace a list with a file's entries",
+             "Replace a list with the entries of a file written like the seed files.",
+             {**codes, 2: "bad settings or usage (an unknown list name), or an unreadable "
+              "--file"})  # fmt: skip
+    q.add_argument("list", choices=LIST_NAMES, metavar="LIST", help=lists)
     q.add_argument("--file", required=True,
                    help="one entry a line, `#` starts a comment; - reads stdin; an empty file "
                    "empties the list")  # fmt: skip
-    q = actions.add_parser("reset", help="put a list back to the repository's seed")
-    q.add_argument("list", choices=LIST_NAMES, metavar="LIST", help=", ".join(LIST_NAMES))
+    q = make(actions, "reset", "put a list back to the repository's seed",
+             "Put a list back to the repository's seed (pipeline/data/moderation/): writes a "
+             "tombstone for it.", codes)  # fmt: skip
+    q.add_argument("list", choices=LIST_NAMES, metavar="LIST", help=lists)
     for q in (actions.choices["add"], actions.choices["remove"], actions.choices["set"],
               actions.choices["reset"]):  # fmt: skip
         q.add_argument("--by", default=None,
