@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline import kafka_io
 from pipeline.moderation.folds import RulesFold
 from pipeline.moderation.rules import LIST_NAMES, SEED_DIR, Rules
 from pipeline.settings import Settings
@@ -31,6 +30,8 @@ class MissingTopic(Exception):
 
 async def read_rules(settings: Settings, timeout_s: float = 30.0) -> RulesFold:
     """The rules topic read whole (read_committed, no group) and folded as the workers fold it."""
+    from pipeline import kafka_io  # lazy: the CLI's other commands need no Kafka client
+
     topic = TopicNames(settings.topic_prefix, settings.app_id).moderation_rules
     consumer = kafka_io.consumer(
         settings, enable_auto_commit=False, auto_offset_reset="earliest",
@@ -65,6 +66,8 @@ async def read_rules(settings: Settings, timeout_s: float = 30.0) -> RulesFold:
 
 async def write_list(settings: Settings, name: str, entries: Any, by: str) -> Rules:
     """Write one list (None: a tombstone, back to the seed); returns it as workers will see it."""
+    from pipeline import kafka_io
+
     topic = TopicNames(settings.topic_prefix, settings.app_id).moderation_rules
     value = None
     if entries is not None:
