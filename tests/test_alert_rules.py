@@ -40,6 +40,7 @@ COUNTERS = {
     "newspipe_tags_total": {"stream", "topic"},
     "newspipe_state_rebuilds_total": {"stage"},
     "newspipe_forwarded_total": {"stream", "direction"},
+    "newspipe_moderation_queued_total": {"stream"},
 }
 HISTOGRAMS = {
     "newspipe_stage_seconds": {"stage", "stream"},
@@ -52,6 +53,12 @@ GAUGES = {
     "newspipe_ready": set(),
     "newspipe_partition_stalled": {"topic", "partition"},
     "newspipe_worker_info": {"version"},
+    "newspipe_table_lag": {"table"},
+    "newspipe_table_age_seconds": {"table"},
+    "newspipe_table_ready": {"table"},
+    "newspipe_table_records": {"table"},
+    "newspipe_table_bad_records": {"table"},
+    "newspipe_moderation_rules_version": set(),
 }
 TARGET_LABELS = {"job", "instance"}
 METRIC_LABELS: dict[str, set[str]] = {**COUNTERS, **GAUGES}
