@@ -272,3 +272,23 @@ def test_the_comments_stage_declares_its_tables_and_side_outputs() -> None:
     assert stage.queue is not None and stage.queue(NAMES) == "t.moderation.queue"
     assert stage.history is not None and stage.history(NAMES) == "t.moderation.history"
     assert all(s.queue is None and not s.tables for s in BY_NAME.values() if s is not stage)
+
+
+def test_the_moderation_topics_are_made_for_their_use() -> None:
+    """The rules compacted on one partition (the last record per list is the list), the history
+    deleted a day after the horizon, the queue partitioned like the comments."""
+    from pipeline.kafka_io import TopicLayoutError, _check_layout, topic_specs
+
+    settings = Settings(topic_prefix="t.", app_id="app", partitions=4)
+    specs = {s.name: s for s in topic_specs(settings)}
+    rules, history = specs[NAMES.moderation_rules], specs[NAMES.moderation_history]
+    queue = specs[NAMES.moderation_queue]
+    assert rules.num_partitions == 1 and rules.topic_configs == {"cleanup.policy": "compact"}
+    assert history.topic_configs["cleanup.policy"] == "delete"
+    day_ms = 24 * 3600 * 1000
+    assert int(history.topic_configs["retention.ms"]) == (
+        1000 * settings.moderation_history_horizon_s + day_ms
+    )
+    assert queue.num_partitions == specs[NAMES.raw_comments].num_partitions == 4
+    with pytest.raises(TopicLayoutError, match=r"moderation\.queue"):
+        _check_layout(settings, {NAMES.raw_comments: 4, NAMES.moderation_queue: 2})
