@@ -8,7 +8,6 @@ Moderation section quotes.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import re
 import subprocess
 import sys
@@ -238,12 +237,7 @@ def _parse_show(text: str) -> dict[str, list[str]]:
     return lists
 
 
-# -- with the moderation core (pipeline.moderation.policy): statuses on real comments ---------
-
-core_half = pytest.mark.skipif(
-    importlib.util.find_spec("pipeline.moderation.policy") is None,
-    reason="the moderation core half (statuses, history events) is not on this branch yet",
-)
+# -- statuses on real comments, with the moderation core ------------------------------------
 
 
 def _read(settings, topics: list[str], until, timeout: float = 120.0) -> dict[str, list[dict]]:
@@ -263,7 +257,6 @@ def _by_text(settings, needle: str, expected: int, timeout: float = 60.0) -> lis
     return sorted(found, key=lambda r: r["_kafka"]["offset"])
 
 
-@core_half
 def test_the_queue_holds_exactly_the_clean_comments_not_approved(topics, worker_factory):
     """The seed page and the 1,528 Fox News comments go in; moderation.queue holds each clean
     comment whose status is not approved once, the same record, and nothing else."""
@@ -312,7 +305,6 @@ def test_the_queue_holds_exactly_the_clean_comments_not_approved(topics, worker_
     assert 0 < len(queue) < len(clean)
 
 
-@core_half
 def test_a_banned_word_added_while_the_worker_runs_rejects_the_next_comments_with_it(
     topics, worker_factory
 ):
@@ -337,7 +329,6 @@ def test_a_banned_word_added_while_the_worker_runs_rejects_the_next_comments_wit
     assert worker.alive()
 
 
-@core_half
 def test_an_authors_rejected_comments_count_after_a_worker_restart(topics, worker_factory):
     """An author's rejected comments, processed by one worker, are history for the next worker
     after a restart: their events come back from moderation.history."""

@@ -13,6 +13,7 @@ import pytest
 from aiokafka import TopicPartition
 
 from pipeline.core import CLEAN, Result
+from pipeline.moderation import ModerationContext
 from pipeline.moderation.history import AuthorHistory, HistoryEvent
 from pipeline.moderation.rules import BANNED_WORDS, PREMOD_AUTHORS, SUSPECT_WORDS, Rules
 from pipeline.settings import Settings
@@ -173,29 +174,13 @@ def test_a_table_the_broker_stopped_answering_for_turns_stale_once(monkeypatch, 
 # -- the comments stage's moderation side outputs (the core's result shape is faked) --------
 
 
-@dataclass
-class ModResult(Result):
-    """The core half's result shape: a non-approved comment's history event."""
-
-    history_event: HistoryEvent | None = None
-
-
-@dataclass
-class Context:
-    """The core half's per-batch moderation context (rules snapshot, history, new events)."""
-
-    rules: Rules
-    history: AuthorHistory
-    events: list[HistoryEvent] = field(default_factory=list)
-
-
 class FakeCore:
     """Returns one clean comment per record, its status and history event taken from the raw
     value; remembers the moderation context it had for each batch."""
 
     def __init__(self) -> None:
         self.seen: list[Any] = []
-        self.moderation = Context(Rules(), AuthorHistory(1.0))  # the offline default
+        self.moderation = ModerationContext(Rules(), AuthorHistory(1.0))  # the offline one
 
     def process_batch(self, stream: str, items: list, states: Any) -> list[Result]:
         self.seen.append(self.moderation)
@@ -206,7 +191,7 @@ class FakeCore:
                       "text": "x", "tags": []}  # fmt: skip
             if raw.get("status"):
                 record["moderation"] = {"status": raw["status"], "flags": []}
-            result = ModResult(COMMENTS, CLEAN, "new", "t", record)
+            result = Result(COMMENTS, CLEAN, "new", "t", record)
             if raw.get("status") not in (None, "approved"):
                 result.history_event = HistoryEvent(
                     raw["author"], raw["id"], 1_790_000_000.0, raw["status"]

@@ -7,7 +7,6 @@ without a broker (tests/test_stream_batch.py) and a later stage plugs in as one 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
@@ -16,7 +15,7 @@ import orjson
 
 from pipeline import trends
 from pipeline.core import CLEAN, DLQ, Core, Meta, Result, States
-from pipeline.moderation.history import HistoryEvent
+from pipeline.moderation import APPROVED, HistoryEvent, ModerationContext
 from pipeline.stream.state import NotOwned, OutRecord
 from pipeline.stream.tables import ModerationTables
 from pipeline.stream.topology import NEARDUP, Stage
@@ -82,20 +81,18 @@ def headers_of(record: InRecord) -> list[tuple[str, bytes]]:
 
 @contextlib.contextmanager
 def handing_over(core: Core, tables: ModerationTables | None) -> Iterator[None]:
-    """The core sees `tables` (this batch's rules snapshot and the author history) for the
-    duration of one synchronous batch call: its `moderation` context (rules, history, events)
-    is replaced by one over `tables`, and put back afterwards."""
-    saved = getattr(core, "moderation", None)
-    if tables is None or saved is None:
+    """The core moderates against `tables` (this batch's rules snapshot and the author history)
+    for the duration of one synchronous batch call: its `moderation` context is replaced by
+    one over them, and put back afterwards (the core's own, offline one: the seed lists)."""
+    if tables is None:
         yield
         return
-    core.moderation = dataclasses.replace(  # type: ignore[attr-defined]
-        saved, rules=tables.rules, history=tables.history, events=[]
-    )
+    saved = core.moderation
+    core.moderation = ModerationContext(tables.rules, tables.history)
     try:
         yield
     finally:
-        core.moderation = saved  # type: ignore[attr-defined]
+        core.moderation = saved
 
 
 def moderation_status(record: Mapping[str, Any]) -> str | None:
@@ -174,14 +171,14 @@ def _moderate(
         return
     if stage.queue is not None:
         status = moderation_status(result.record)
-        if status is not None and status != "approved":
+        if status is not None and status != APPROVED:
             key = result.key.encode() if result.key else None
             out.records.append(
                 OutRecord(stage.queue(names), key, orjson.dumps(result.record), partition)
             )
             out.queued += 1
-    event = getattr(result, "history_event", None)
-    if stage.history is not None and isinstance(event, HistoryEvent):
+    event = result.history_event
+    if stage.history is not None and event is not None:
         ts_ms = int(event.t * 1000) if event.t > 0 else None
         out.records.append(OutRecord(stage.history(names), event.key(), event.value(), None, ts_ms))
         out.history.append(event)
