@@ -58,8 +58,9 @@ class BatchOutput:
     tallies: list[Tally] = field(default_factory=list)
     last_offset: int = -1  # the mark to commit; -1 when every record was already committed
     already_committed: int = 0  # records at or below the mark, skipped
-    # the history events sent in this batch: the runner adds them to its own table once the
-    # transaction committed (the other workers get them from the topic)
+    # the history events sent in this batch: the core added them to this worker's history as
+    # it moderated; the other workers get them from the topic once the transaction committed
+    # (keyed by comment id: an event read back, or an aborted attempt's redone, counts once)
     history: list[HistoryEvent] = field(default_factory=list)
     queued: int = 0  # clean records also sent to the moderation queue
     rules_version: int | None = None  # the rules snapshot the core had (None: no tables)

@@ -572,12 +572,6 @@ class StageRunner(Service):
             self.rules_version = output.rules_version
         if output.queued:
             self.metrics.child(self.metrics.moderation_queued, stage.stream).inc(output.queued)
-        if output.history:
-            # committed: this worker's next batches see them at once, the others once their
-            # table reader polls them (the same event read back later counts once)
-            history = self.tables.value(HISTORY)
-            for event in output.history:
-                history.add(event)
         self.done[tp] = records[-1].offset + 1
 
     async def _heal(self, tp: TopicPartition, stage: Stage, exc: BaseException) -> None:
