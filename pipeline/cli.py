@@ -28,11 +28,37 @@ def _prepare_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stop_while_starting(settings: Settings) -> None:
+    """SIGTERM or SIGINT before the worker's own handlers are in place (it is still importing
+    and loading its models, which takes seconds on a busy machine): say so and exit at once,
+    there is nothing to commit yet. Faust replaces this handler when its loop starts."""
+    import logging
+    import logging.config
+    import os
+    import signal
+
+    def stop(signum: int, _frame: object) -> None:
+        from pipeline.logs import log_event, logging_config
+
+        logging.config.dictConfig(logging_config(settings.log_level))
+        waiting = ["nothing: the worker was still starting (loading its models)"]
+        log_event(logging.getLogger("newspipe.worker"), logging.INFO, "shutdown_requested",
+                  signal=signal.Signals(signum).name, budget_s=settings.shutdown_timeout_s,
+                  waiting_for=waiting)  # fmt: skip
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        os._exit(0)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, stop)
+
+
 def _cmd_worker(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    _stop_while_starting(settings)
     from pipeline.app import Worker, create_app
     from pipeline.runtime import settle_heap
 
-    settings = Settings.from_env()
     app = create_app(settings)
     settle_heap()  # the core's models are loaded: out of the garbage collector's sight
     worker = Worker(
