@@ -95,12 +95,14 @@ def render(
         )
         console.print(Panel("\n".join(lines), title="clean.articles", expand=False))
     table = Table(title="clean.comments (a few)")
-    for col in ("no.", "removed", "quotes", "words", "own text"):
+    for col in ("no.", "removed", "quotes", "words", "moderation", "own text"):
         table.add_column(col)
     ordered = sorted(comments, key=lambda c: -(c.get("number") or 0))
-    # the first few, plus every removed or quoting comment: the cases worth eyeballing
+    # the first few, plus every removed, quoting or flagged comment: the cases worth eyeballing
     shown = ordered[:max_comments] + [
-        c for c in ordered[max_comments:] if c.get("removed") or c.get("quotes")
+        c
+        for c in ordered[max_comments:]
+        if c.get("removed") or c.get("quotes") or _moderation(c) != "approved"
     ]
     numbers = {c.get("comment_id"): c.get("number") for c in comments}
     for c in shown:
@@ -111,9 +113,20 @@ def render(
             "yes" if c.get("removed") else "",
             quotes,
             str(c.get("word_count")),
+            _moderation(c),
             text[:90],
         )
     console.print(table)
+
+
+def _moderation(comment: dict[str, Any]) -> str:
+    """'review: toxic, links' (the status and the flags' reasons); records before 1.2 have none."""
+    m = comment.get("moderation")
+    if not m:
+        return "-"
+    reasons = ", ".join(dict.fromkeys(f.get("reason", "?") for f in m.get("flags") or []))
+    status = str(m.get("status"))
+    return f"{status}: {reasons}" if reasons else status
 
 
 def render_dlq(letters: list[dict[str, Any]], max_rows: int = 50) -> None:
