@@ -30,8 +30,6 @@ from pipeline.topics import TopicNames
 from tests.conftest import ROOT, free_port
 from tests.test_stream_bad_input import GOOD_ARTICLE, GOOD_COMMENT, fill, produce
 
-pytestmark = pytest.mark.kafka
-
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
 IN_CI = os.environ.get("CI", "").lower() == "true"
 N_ARTICLES, N_COMMENTS, N_REDELIVERED = 20, 50, 5
@@ -209,6 +207,7 @@ def wait_for(check, timeout: float, what: str, prom: Prometheus) -> Any:
     )
 
 
+@pytest.mark.kafka
 def test_prometheus_scrapes_counters_that_add_up(topics, worker_factory, prometheus_for):
     settings = topics
     worker = worker_factory(settings).start()
@@ -360,6 +359,8 @@ def _runner(consumer: _FakeConsumer | None) -> Any:
 
     runner = StageRunner(Settings(), None, Metrics(), lambda **_: None)  # type: ignore[arg-type]
     runner.consumer = consumer  # type: ignore[assignment]
+    for table_ready in runner.tables.ready.values():  # the global tables caught up
+        table_ready.set()
     return runner
 
 
@@ -418,6 +419,10 @@ def test_lag_gauge_and_readiness_from_the_stage_consumer():
     runner.states["articles"].loading = 1  # state still loading
     assert not _is_ready(app)  # type: ignore[arg-type]
     runner.states["articles"].loading = 0
+    rules_ready = next(iter(runner.tables.ready.values()))
+    rules_ready.clear()  # a global table still being read
+    assert not _is_ready(app)  # type: ignore[arg-type]
+    rules_ready.set()
     consumer.highwaters.clear()  # no assignment
     assert not _is_ready(app)  # type: ignore[arg-type]
     assert not _is_ready(_FakeApp(_runner(None)))  # type: ignore[arg-type]
