@@ -353,8 +353,9 @@ class Core:
     def expire(self, partitions: Iterable[States] = ()) -> int:
         """Forget state older than the horizons (event time); returns how many entries went.
 
-        Sweeps the core's own states, or each partition's states the shell passes. A full scan:
-        the shell calls it every minute or so, not per event.
+        Sweeps the core's own states, or each partition's states the shell passes, and the
+        authors' history the core holds (the stream shell sweeps its shared table itself). A
+        full scan: the shell calls it every minute or so, not per event.
         """
         removed = 0
         cutoff = self.deduper.watermark - self.settings.article_horizon_s
@@ -366,4 +367,5 @@ class Core:
             with self.using(states):
                 removed += len(self.deduper.expire())
             removed += len(sweep(states.article_tags, stale))
+        removed += self.moderation.history.expire()
         return removed

@@ -321,3 +321,45 @@ def test_a_failing_moderation_makes_a_dead_letter_not_a_crash(tagger, monkeypatc
 def test_bad_moderation_settings_are_refused_by_name(env, message):
     with pytest.raises(SettingsError, match=message):
         Settings.from_env(env)
+
+
+def test_history_counts_what_a_scan_of_every_event_counts():
+    """Counting by binary search gives what looking at each held event gives, through
+    re-added comments, changed statuses, exclusions and expiry."""
+    import random
+
+    from pipeline.moderation.history import AuthorHistory, HistoryEvent
+
+    rng = random.Random(11)
+    history = AuthorHistory(horizon_s=100.0)
+    held: dict[tuple[str, str], tuple[float, str]] = {}
+    for step in range(3000):
+        author = rng.choice("abc")
+        cid = f"c{rng.randrange(400)}"
+        t = float(rng.randrange(step // 3, step // 3 + 60))
+        status = rng.choice(("review", "rejected"))
+        history.add(HistoryEvent(author, cid, t, status))
+        held[(author, cid)] = (t, status)
+        if step % 500 == 499:
+            history.expire()
+            cutoff = history.watermark - 100.0
+            held = {k: v for k, v in held.items() if v[0] >= cutoff}
+        now, exclude = float(rng.randrange(0, step // 3 + 80)), rng.choice((None, cid))
+        expected: dict[str, int] = {}
+        for (who, c), (when, what) in held.items():
+            if who == author and c != exclude and now - 100.0 <= when <= now:
+                expected[what] = expected.get(what, 0) + 1
+        assert history.count(author, now, exclude=exclude) == expected
+    assert len(history) == len(held)
+
+
+def test_the_cores_own_history_is_swept_with_its_state():
+    from pipeline.core import Core
+    from pipeline.moderation.history import HistoryEvent
+
+    core = Core(Settings())
+    horizon = core.moderation.history.horizon_s
+    core.moderation.history.add(HistoryEvent("a", "c1", 1000.0, "review"))
+    core.moderation.history.add(HistoryEvent("a", "c2", 1000.0 + horizon + 10, "review"))
+    core.expire()
+    assert len(core.moderation.history) == 1

@@ -9,6 +9,7 @@ worker's own event seen twice (once locally, once from the topic) counts once.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right, insort
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,16 +38,51 @@ class HistoryEvent:
         return cls(str(d["author"]), str(d["comment_id"]), float(d["t"]), str(d["status"]))
 
 
+class _Author:
+    """One author's events: comment id -> (t, status), and per status the times, sorted."""
+
+    __slots__ = ("events", "times")
+
+    def __init__(self) -> None:
+        self.events: dict[str, tuple[float, str]] = {}
+        self.times: dict[str, list[float]] = {}
+
+    def add(self, cid: str, t: float, status: str) -> None:
+        old = self.events.get(cid)
+        if old == (t, status):
+            return
+        if old is not None:
+            self._drop(*old)
+        self.events[cid] = (t, status)
+        times = self.times.setdefault(status, [])
+        if not times or t >= times[-1]:
+            times.append(t)  # events mostly come in time order
+        else:
+            insort(times, t)
+
+    def _drop(self, t: float, status: str) -> None:
+        times = self.times[status]
+        del times[bisect_left(times, t)]
+        if not times:
+            del self.times[status]
+
+
 class AuthorHistory:
-    """author -> {comment_id: (t, status)}, bounded by the horizon (event time)."""
+    """author -> its non-approved comments, bounded by the horizon (event time).
+
+    Counting is a binary search per status, so a prolific author costs no more per comment than
+    any other (a scan of every held event made a replayed troll's comments quadratic)."""
 
     def __init__(self, horizon_s: float) -> None:
         self.horizon_s = horizon_s
-        self._by_author: dict[str, dict[str, tuple[float, str]]] = {}
+        self._by_author: dict[str, _Author] = {}
         self.watermark = 0.0  # the newest event time seen
 
     def add(self, event: HistoryEvent) -> None:
-        self._by_author.setdefault(event.author, {})[event.comment_id] = (event.t, event.status)
+        author = self._by_author.get(event.author)
+        if author is None:
+            author = self._by_author[event.author] = _Author()
+        author.add(event.comment_id, event.t, event.status)
         if event.t > self.watermark:
             self.watermark = event.t
 
@@ -57,33 +93,46 @@ class AuthorHistory:
     def held(self, author: str) -> int:
         """How many events of `author` are held, whatever their time (an upper bound of any
         `count`, without reading the times)."""
-        entries = self._by_author.get(author)
-        return len(entries) if entries else 0
+        entry = self._by_author.get(author)
+        return len(entry.events) if entry else 0
 
     def count(self, author: str, now: float, exclude: str | None = None) -> dict[str, int]:
         """The author's flagged comments within the horizon before `now`: {status: n}."""
         counts: dict[str, int] = {}
-        entries = self._by_author.get(author)
-        if not entries:
+        entry = self._by_author.get(author)
+        if entry is None:
             return counts
         since = now - self.horizon_s
-        for cid, (t, status) in entries.items():
-            if cid != exclude and since <= t <= now:
-                counts[status] = counts.get(status, 0) + 1
+        for status, times in entry.times.items():
+            n = bisect_right(times, now) - bisect_left(times, since)
+            if n:
+                counts[status] = n
+        if exclude is not None and exclude in entry.events:
+            t, status = entry.events[exclude]
+            if since <= t <= now:
+                counts[status] -= 1
+                if not counts[status]:
+                    del counts[status]
         return counts
 
     def expire(self) -> int:
         """Forget events older than the horizon behind the watermark; returns how many went."""
         cutoff = self.watermark - self.horizon_s
         removed = 0
-        for author in list(self._by_author):
-            entries = self._by_author[author]
-            for cid in [c for c, (t, _) in entries.items() if t < cutoff]:
-                del entries[cid]
-                removed += 1
-            if not entries:
-                del self._by_author[author]
+        for name in list(self._by_author):
+            entry = self._by_author[name]
+            old = [c for c, (t, _) in entry.events.items() if t < cutoff]
+            for cid in old:
+                del entry.events[cid]
+            for status in list(entry.times):
+                times = entry.times[status]
+                del times[: bisect_left(times, cutoff)]
+                if not times:
+                    del entry.times[status]
+            removed += len(old)
+            if not entry.events:
+                del self._by_author[name]
         return removed
 
     def __len__(self) -> int:
-        return sum(len(v) for v in self._by_author.values())
+        return sum(len(v.events) for v in self._by_author.values())
