@@ -5,7 +5,6 @@ aiokafka passthrough; runs in the peers' own virtual environment, which quixstre
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -13,16 +12,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from confluent_kafka import Consumer, Producer
-from job import Clock, Job, emit
+from job import Clock, Job, emit, peer_arguments
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--bootstrap", required=True)
-    ap.add_argument("--topic", required=True)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--group", required=True)
-    ap.add_argument("--total", type=int, required=True)
+    ap = peer_arguments(__doc__)
     ap.add_argument("--timeout", type=float, default=600.0)
     args = ap.parse_args(argv)
 

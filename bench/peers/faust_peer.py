@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import faust
 from faust.worker import Worker
-from job import Clock, Job, emit
+from job import Clock, Job, emit, peer_arguments
 
 
 def build(args: argparse.Namespace, datadir: str) -> faust.App:
@@ -55,12 +55,7 @@ def build(args: argparse.Namespace, datadir: str) -> faust.App:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--bootstrap", required=True)
-    ap.add_argument("--topic", required=True)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--group", required=True)
-    ap.add_argument("--total", type=int, required=True)
+    ap = peer_arguments(__doc__)
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="peer-faust-") as datadir:
         app = build(args, datadir)

@@ -7,6 +7,7 @@ code in every row of the table.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import resource
@@ -15,6 +16,17 @@ import time
 from typing import Any
 
 REPORT_PREFIX = "PEER-REPORT "
+
+
+def peer_arguments(doc: str | None) -> argparse.ArgumentParser:
+    """The command line every peer process takes from `bench.peers` (one topic, one group)."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0] if doc else None)
+    ap.add_argument("--bootstrap", required=True)
+    ap.add_argument("--topic", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--group", required=True)
+    ap.add_argument("--total", type=int, required=True)
+    return ap
 
 
 class Job:

@@ -7,23 +7,17 @@ flush and offset commit) is done, and the report line is printed then.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from job import Clock, Job, emit
+from job import Clock, Job, emit, peer_arguments
 from quixstreams import Application
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--bootstrap", required=True)
-    ap.add_argument("--topic", required=True)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--group", required=True)
-    ap.add_argument("--total", type=int, required=True)
+    ap = peer_arguments(__doc__)
     args = ap.parse_args(argv)
 
     job, clock = Job(), Clock(args.total)
