@@ -19,7 +19,13 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PY) -m pip install -q --no-deps -e .
 	@touch $@
 
-install: $(VENV)/.installed
+# The compiled part of the core (native/, Rust + PyO3 via maturin): rebuilt when its sources change.
+$(VENV)/.native: $(VENV)/.installed requirements-build.lock native/Cargo.toml native/Cargo.lock \
+		native/pyproject.toml $(wildcard native/src/*.rs)
+	bash scripts/build_native.sh $(VENV)
+	@touch $@
+
+install: $(VENV)/.installed $(VENV)/.native
 
 tools: install
 	bash scripts/install_tools.sh
@@ -42,6 +48,7 @@ test-unit: install
 lint: install
 	$(VENV)/bin/ruff check pipeline devtools tests bench scripts
 	$(VENV)/bin/ruff format --check pipeline devtools tests bench scripts
+	cd native && cargo fmt --check && cargo clippy --release --locked -q -- -D warnings
 
 # The newspipe image from ./Dockerfile (podman, or docker where an engine runs); prints size and time.
 image:

@@ -3,6 +3,7 @@
 # --upgrade-package NAME to move one) and a sha256 for every file of every pinned release:
 #   requirements.lock          runtime + test tools: what `make install` installs (--require-hashes)
 #   requirements-runtime.lock  runtime only: what the container image installs (--require-hashes)
+#   requirements-build.lock    maturin, which builds native/ (make install, the Dockerfile)
 # Run it after changing dependencies in pyproject.toml: bash scripts/lock.sh
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -15,3 +16,5 @@ common=(--quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-
 # the runtime lock starts from the full one, so both pin the same versions
 cp requirements.lock requirements-runtime.lock
 "$VENV/bin/pip-compile" "${common[@]}" -o requirements-runtime.lock pyproject.toml
+# the build tool of native/ (maturin), for `make install` and the Dockerfile's build stage
+"$VENV/bin/pip-compile" "${common[@]}" -o requirements-build.lock native/build-requirements.in

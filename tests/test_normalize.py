@@ -13,6 +13,7 @@ from pipeline.core import Core, Meta
 from pipeline.errors import Rejected
 from pipeline.normalize import (
     detect_language,
+    language,
     normalize_article,
     normalize_comment,
     normalize_text,
@@ -240,14 +241,34 @@ def test_language_is_detected_cheaply_or_undetermined():
     assert detect_language("12345 !!!") == "und"
 
 
-def test_a_batch_gets_the_languages_its_texts_get_one_by_one(fox):
-    """The batch classifier walks many texts at once; its answers are the single path's."""
+def _language_texts(fox: list[dict]) -> list[str]:
     texts = [t for ts in SHORT_TEXTS.values() for t in ts]
     texts += [normalize_comment(raw, now=NOW)["own_text"] for raw in fox[:600]]
     texts += ["", "lol", "THE GOVERNMENT SAID IT WILL NOT CHANGE ITS PLAN " * 30, "é" * 50]
     texts += ["Jeg er helt enig med dig, det er en god idé og vi er glade " * 20]
-    assert detect_languages(texts) == [detect_language(t) for t in texts]
-    assert detect_languages(texts[:3]) == [detect_language(t) for t in texts[:3]]  # small batch
+    return [*texts, "\ud800 lone surrogate", "日本語のテキストです。" * 40, "\x00\x01 bytes"]
+
+
+def test_the_compiled_classifier_answers_as_py3langid_does(fox):
+    """native/src/lang.rs walks py3langid's own model; py3langid's `classify` is the reference:
+    the same language, the same probability up to float32 rounding."""
+    texts = _language_texts(fox)
+    ident = language._identifier()
+    reference = [ident.classify(t) for t in texts]
+    found = language.classify_many(texts)
+    assert [lang for lang, _ in found] == [str(lang) for lang, _ in reference]
+    assert all(abs(a - b) < 1e-5 for (_, a), (_, b) in zip(found, reference, strict=True))
+    assert language.classify_many([]) == []
+
+
+def test_a_batch_gets_the_languages_its_texts_get_one_by_one(fox, monkeypatch):
+    """Batched detection decides as detection text by text with py3langid's classifier."""
+    texts = _language_texts(fox)
+    batched = detect_languages(texts)
+    ident = language._identifier()
+    monkeypatch.setattr(language, "classify_many", lambda ts: [ident.classify(t) for t in ts])
+    assert batched == [detect_language(t) for t in texts]
+    assert detect_languages(texts[:3]) == [detect_language(t) for t in texts[:3]]
     assert detect_languages([]) == []
 
 

@@ -101,7 +101,7 @@ def _identifier() -> Any:
 
 def preload() -> None:
     """Load the classifier now (a worker's start) rather than on the first unsure text."""
-    _tables()
+    _native()
 
 
 class _Pending:
@@ -156,19 +156,12 @@ def _decide(pending: _Pending, lang: str, confidence: float) -> str:
 
 def detect_language(text: str) -> str:
     """ISO 639 code of the text's language, or "und" when it is too short to tell."""
-    first = _first_look(text)
-    if isinstance(first, str):
-        return first
-    lang, confidence = _identifier().classify(first.clean)
-    if confidence < _SURE_CONFIDENCE and len(first.long_clean) > len(first.clean):
-        lang, confidence = _identifier().classify(first.long_clean)
-    return _decide(first, str(lang), confidence)
+    return detect_languages([text])[0]
 
 
 def detect_languages(texts: Sequence[str]) -> list[str]:
     """`detect_language` of each text, with the classifier run once over the batch's unsure
-    texts: its byte automaton walks all of them in step as numpy vectors instead of one Python
-    loop a byte, which is what made the classifier the costliest step of a comment."""
+    texts (`classify_many`), which is what made the classifier the costliest step of a comment."""
     out: list[str | None] = [None] * len(texts)
     todo: list[tuple[int, _Pending]] = []
     for i, text in enumerate(texts):
@@ -195,88 +188,26 @@ def detect_languages(texts: Sequence[str]) -> list[str]:
 
 
 @functools.cache
-def _tables() -> tuple[Any, Any, Any, Any, Any, list[str], list[tuple[int, int]]]:
-    """py3langid's model as numpy arrays: automaton moves (a view, no copy), row offsets,
-    state -> feature, per-feature log-probabilities per class as float32 (the model's float16
-    costs more to convert on every use than its 57 MB once), class priors."""
+def _native() -> Any:
+    """py3langid's model copied into the compiled classifier (native/src/lang.rs), once."""
+    from newspipe_native import LangModel
+
     ident = _identifier()
-    nextmove = np.frombuffer(ident.tk_nextmove, dtype=np.uint32)
-    rowbase = np.asarray(ident._rowbase, dtype=np.uint32)
-    output = np.asarray(ident.tk_output, dtype=np.int32)
-    ptc = np.asarray(ident.nb_ptc, dtype=np.float32)
-    return (nextmove, rowbase, output, ptc, np.asarray(ident.nb_pc, dtype=np.float32),
-            list(ident.nb_classes), list(ident._alias_pairs))  # fmt: skip
-
-
-_CHUNK = 1024  # texts walked together: the walk's cost is per byte of the longest text
-
-
-# Under this many texts the vector walk's fixed cost (a step per byte of the longest text)
-# is more than py3langid's own loop over each
-_BATCH_FROM = 12
+    return LangModel(
+        np.frombuffer(ident.tk_nextmove, dtype=np.uint32).astype("<u4").tobytes(),
+        np.asarray(ident._rowbase, dtype="<u4").tobytes(),
+        np.asarray(ident.tk_output, dtype="<i4").tobytes(),
+        np.asarray(ident.nb_ptc, dtype="<f4").tobytes(),
+        np.asarray(ident.nb_pc, dtype="<f4").tobytes(),
+        list(ident._alias_pairs),
+    )
 
 
 def classify_many(texts: Sequence[str]) -> list[tuple[str, float]]:
-    """py3langid's `classify` (normalized probabilities) for many texts at once, same model and
-    same arithmetic: (language, confidence) per text."""
+    """py3langid's `classify` (normalized probabilities) of each text: the same model and
+    arithmetic (float32, as py3langid), its byte automaton walked in compiled code, which is
+    where py3langid spends a Python step per byte. (language, confidence) per text."""
     ident = _identifier()
-    if len(texts) < _BATCH_FROM:
-        return [(str(lang), float(conf)) for lang, conf in map(ident.classify, texts)]
-    encoded = [ident._encode(t) for t in texts]
-    out: list[tuple[str, float]] = []
-    for at in range(0, len(encoded), _CHUNK):
-        out.extend(_classify_chunk(encoded[at : at + _CHUNK]))
-    return out
-
-
-def _classify_chunk(encoded: list[bytes]) -> list[tuple[str, float]]:
-    nextmove, rowbase, output, ptc, pc, classes, aliases = _tables()
-    n = len(encoded)
-    order = sorted(range(n), key=lambda i: -len(encoded[i]))  # longest first: a prefix is live
-    lengths = [len(encoded[i]) for i in order]
-    width = lengths[0] if lengths else 0
-    if width:
-        grid = np.frombuffer(b"".join(encoded[i].ljust(width, b"\0") for i in order),
-                             dtype=np.uint8).reshape(n, width).T.astype(np.uint32)  # fmt: skip
-    else:
-        grid = np.zeros((0, n), dtype=np.uint32)
-    live = [sum(1 for ln in lengths if ln > j) for j in range(width)] if width < 64 else None
-    if live is None:
-        counts = np.bincount(np.asarray(lengths), minlength=width + 1)
-        alive = n - np.cumsum(counts)[:-1]  # texts longer than j
-        live = alive.tolist()
-    # the automaton's state after each byte of each text (0, the start state, which has no
-    # feature, past a text's end); a step is a gather or two over the texts still that long
-    states = np.zeros((width, n), dtype=np.uint32)
-    base = np.full(n, rowbase[0], dtype=np.uint32)
-    for j in range(width):
-        k = live[j]
-        s = nextmove.take(base[:k] + grid[j, :k])
-        states[j, :k] = s
-        base[:k] = rowbase.take(s)
-    feats = output.take(states)
-    # (text, feature) pairs -> how often each feature occurs in each text
-    cols = np.nonzero(feats >= 0)
-    n_feat = ptc.shape[0]
-    keys = cols[1].astype(np.int64) * n_feat + feats[cols]
-    uniq, counts = np.unique(keys, return_counts=True)
-    text_of = uniq // n_feat
-    scores = np.zeros((n, ptc.shape[1]), dtype=np.float32)
-    if len(uniq):
-        weighted = ptc[uniq % n_feat] * np.log1p(counts.astype(np.float32))[:, None]
-        starts = np.flatnonzero(np.r_[True, text_of[1:] != text_of[:-1]])
-        scores[text_of[starts]] = np.add.reduceat(weighted, starts, axis=0) + pc
-    # texts without any feature: 0.0 under normalized probabilities (uniform, as py3langid)
-    scale = 1.0 / np.sqrt(np.maximum(np.asarray(lengths, dtype=np.float32), 1.0))
-    scores *= scale[:, None]
-    scores = np.exp(scores - scores.max(axis=1, keepdims=True))
-    scores /= scores.sum(axis=1, keepdims=True)
-    for i, j in aliases:
-        scores[:, i] += scores[:, j]
-        scores[:, j] = 0.0
-    best = scores.argmax(axis=1)
-    conf = scores[np.arange(n), best]
-    result: list[tuple[str, float]] = [("und", 0.0)] * n
-    for rank, i in enumerate(order):
-        result[i] = (classes[int(best[rank])], float(conf[rank]))
-    return result
+    classes = ident.nb_classes
+    found = _native().classify_many([ident._encode(t) for t in texts])
+    return [(str(classes[k]), conf) for k, conf in found]

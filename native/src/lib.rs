@@ -1,0 +1,11 @@
+//! newspipe's compiled hot loops. Each module mirrors one pure Python function of the core
+//! (its reference, kept in pipeline/ and compared in the tests): same inputs, same answers.
+use pyo3::prelude::*;
+
+mod lang;
+
+#[pymodule]
+fn newspipe_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<lang::LangModel>()?;
+    Ok(())
+}
