@@ -19,7 +19,22 @@ RUN python -m venv /opt/venv
 #    changes.
 COPY pyproject.toml requirements-runtime.lock ./
 RUN pip install --no-cache-dir --require-hashes -r requirements-runtime.lock
-# 2) The project itself, without touching the resolved dependencies.
+# 2) The compiled part of the core (native/, Rust + PyO3): Debian's Rust (rustc-web, recent enough
+#    for PyO3) and maturin (hashed, requirements-build.lock, in a venv of its own) build its wheel
+#    here; only the wheel reaches /opt/venv, so the runtime stage holds no compiler. Unpinned:
+#    Debian stable replaces the version at its point releases, and the crates are pinned anyway.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends rustc-web cargo-web \
+    && rm -rf /var/lib/apt/lists/*
+COPY requirements-build.lock ./
+RUN python -m venv /opt/build && /opt/build/bin/pip install --require-hashes -r requirements-build.lock
+COPY native ./native
+RUN /opt/build/bin/maturin build --release --locked --manifest-path native/Cargo.toml \
+        --interpreter /opt/venv/bin/python --out /tmp/wheels \
+    && pip install --no-deps /tmp/wheels/*.whl \
+    && python -c "import newspipe_native"
+# 3) The project itself, without touching the resolved dependencies.
 COPY README.md ./
 COPY pipeline ./pipeline
 COPY schemas ./schemas
