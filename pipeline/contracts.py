@@ -1,6 +1,7 @@
 """The event contracts: the one place the JSON Schema files in `schemas/` are read and compiled.
 
-`validator(name)` compiles a schema once with fastjsonschema (cached per process). The door
+`validator(name)` compiles a schema once with fastjsonschema (cached per process); `quick_check`
+is the same schema compiled by jsonschema-rs, a yes/no answer several times cheaper. The door
 (`pipeline.validate`) uses the raw schemas on every event; tests call `validate_record` on every
 record the pipeline emits, so a field added, renamed or retyped without the schema fails a test.
 
@@ -70,6 +71,17 @@ def validator(name: str) -> Callable[[Any], Any]:
     `handlers={}` keeps $ref resolution inside the file (never fetches a URL).
     """
     return fastjsonschema.compile(load_schema(name), handlers={}, use_default=False)
+
+
+@functools.cache
+def quick_check(name: str) -> Callable[[Any], bool]:
+    """A compiled yes/no check of the same schema (jsonschema-rs, Rust): the door asks it first
+    and asks `validator` only on a no, for the exact error. fastjsonschema stays the authority:
+    a record the quick check refuses but fastjsonschema accepts is accepted, and the tests check
+    that nothing the quick check accepts is refused by fastjsonschema."""
+    import jsonschema_rs
+
+    return jsonschema_rs.validator_for(load_schema(name)).is_valid
 
 
 def field_path(name: str | None) -> str | None:

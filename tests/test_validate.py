@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from devtools.datasets import ag_articles, fox_comments
 from devtools.paths import SCHEMA_EXAMPLES as EXAMPLES_DIR
-from pipeline import __version__
+from pipeline import __version__, contracts
 from pipeline.contracts import validate_record
 from pipeline.deadletter import DLQ_PAYLOAD_JSON_BYTES, dead_letter
 from pipeline.errors import ERROR_CODES, Rejected
@@ -551,3 +551,36 @@ def b64decode_or_text(text: str | None, b64: str | None) -> bytes | None:
     if b64 is not None:
         return base64.b64decode(b64)
     return None if text is None else text.encode()
+
+
+# -- the quick check (jsonschema-rs) never lets through what fastjsonschema refuses --------------
+RAW_SCHEMAS = {
+    name: json.loads((SCHEMA_FILE.parent / f"{name}.schema.json").read_text())
+    for name in ("raw-comment", "raw-article")
+}
+edge_values = json_values | st.sampled_from([
+    1.0, -0.0, 2.5, 2**53, 2**63, 2**64 - 1, -(2**63), True, False, "", "1.0\n", " 1.0",
+    "x" * 16, "x" * 17, "𝕏" * 64, "𝕏" * 65, "\u00e9" * 256, "\u00e9" * 257, [], {}, [None],
+])  # fmt: skip
+
+
+@settings(max_examples=600, deadline=None)
+@given(name=st.sampled_from(sorted(RAW_SCHEMAS)), data=st.data())
+def test_the_quick_schema_check_accepts_nothing_fastjsonschema_refuses(name, data):
+    """Each known field of a real event set to an edge value (types, integral floats, lengths
+    in code points around the limits, a pattern's `$` before a final newline): where jsonschema-rs says
+    valid, fastjsonschema must too, since only a no from the quick check is looked at again."""
+    base = dict(COMMENT if name == "raw-comment" else ARTICLE)
+    fields = sorted(RAW_SCHEMAS[name]["properties"])
+    for field in data.draw(st.lists(st.sampled_from(fields), min_size=1, max_size=3)):
+        base[field] = data.draw(edge_values)
+    if contracts.quick_check(name)(base):
+        contracts.validator(name)(base)  # raises if it refuses
+
+
+def test_the_quick_schema_check_accepts_every_real_event():
+    quick_comment, quick_article = (
+        contracts.quick_check(n) for n in ("raw-comment", "raw-article")
+    )
+    assert all(quick_comment(event) for event in fox_comments())
+    assert all(quick_article(event) for event in ag_articles())
