@@ -567,9 +567,9 @@ edge_values = json_values | st.sampled_from([
 @settings(max_examples=600, deadline=None)
 @given(name=st.sampled_from(sorted(RAW_SCHEMAS)), data=st.data())
 def test_the_quick_schema_check_accepts_nothing_fastjsonschema_refuses(name, data):
-    """Each known field of a real event set to an edge value (types, integral floats, lengths
-    in code points around the limits, a pattern's `$` before a final newline): where jsonschema-rs says
-    valid, fastjsonschema must too, since only a no from the quick check is looked at again."""
+    """Known fields set to edge values (types, integral floats, lengths in code points around
+    the limits, a pattern's `$` before a final newline): where jsonschema-rs says valid,
+    fastjsonschema must too, since only a no from the quick check is looked at again."""
     base = dict(COMMENT if name == "raw-comment" else ARTICLE)
     fields = sorted(RAW_SCHEMAS[name]["properties"])
     for field in data.draw(st.lists(st.sampled_from(fields), min_size=1, max_size=3)):
