@@ -144,9 +144,10 @@ CORE_BATCH = 500
 
 
 def one_pass(core: Core, stream: str, payloads: list[Payload]) -> dict[str, Any]:
-    """Process every payload once, in batches as the stream stages do: `Core.process_batch`,
-    then (clean articles) `Core.finish_batch`, the near-dup stage, then orjson.dumps of each
-    result, as the shell does. Stage times come from Result.stage_seconds."""
+    """Process every payload once, in batches as the stream stages do
+    (`Core.process_whole_batch`: `process_batch`, then the near-dup stage for clean articles),
+    then orjson.dumps of each result, as the shell does. Stage times come from
+    Result.stage_seconds."""
     stage = dict.fromkeys(STAGES, 0.0)
     statuses: dict[str, int] = {}
     topic = f"raw.{stream}"
@@ -156,17 +157,10 @@ def one_pass(core: Core, stream: str, payloads: list[Payload]) -> dict[str, Any]
     for at in range(0, len(payloads), CORE_BATCH):
         items = [(value, Meta(topic, 0, at + i, key, [], BASE_MS + (at + i) * 1000))
                  for i, (key, value) in enumerate(payloads[at : at + CORE_BATCH])]  # fmt: skip
-        results = core.process_batch(stream, items, core.states)
+        results = core.process_whole_batch(stream, items, core.states)
         for res in results:
             for name, sec in res.stage_seconds.items():
                 stage[name] = stage.get(name, 0.0) + sec
-        if stream == ARTICLES:
-            clean = [r for r in results if r.status == "clean"]
-            finished = iter(core.finish_batch(clean, core.states))
-            results = [next(finished) if r.status == "clean" else r for r in results]
-            for res in results:
-                if res.status != "dlq" and "neardup" in res.stage_seconds:
-                    stage["neardup"] += res.stage_seconds["neardup"]
         s0 = clock()
         for res in results:
             dumps(res.record)

@@ -177,6 +177,25 @@ class Core:
         _fill_languages(results)
         return results
 
+    def process_whole_batch(
+        self, stream: str, items: Sequence[tuple[bytes | None, Meta]], states: States
+    ) -> list[Result]:
+        """`process_batch` and, for articles, the near-dup stage right after, in order: the
+        whole chain over a batch where one process holds all the state (offline replay,
+        benchmarks). A final result's `stage_seconds` hold every stage it went through."""
+        results = self.process_batch(stream, items, states)
+        if stream != ARTICLES:
+            return results
+        finished = iter(self.finish_batch([r for r in results if r.status == CLEAN], states))
+        out = []
+        for result in results:
+            if result.status == CLEAN:
+                final = next(finished)
+                final.stage_seconds = {**result.stage_seconds, **final.stage_seconds}
+                result = final
+            out.append(result)
+        return out
+
     def finish_batch(self, staged: Sequence[Result], states: States) -> list[Result]:
         """`finish_article` over the articles forwarded to the near-dup stage, in order."""
         with self.using(states):

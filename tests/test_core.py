@@ -146,3 +146,27 @@ def test_a_date_the_producer_sent_keeps_the_strict_rule() -> None:
     res = Core().process(ARTICLES, event, Meta("raw.articles"))
     assert res.status == DLQ
     assert res.record["error_code"] == "time.invalid"
+
+
+def _without_times(record: dict) -> dict:
+    return {k: v for k, v in record.items() if k not in ("processed_at", "failed_at")}
+
+
+def test_a_whole_batch_gives_what_the_records_give_one_at_a_time() -> None:
+    """`process_whole_batch` (offline replay, benchmarks): each article through near-dup as
+    `process` does, the same statuses and records, and every stage's time on the result."""
+    arts = [article(n % 3, f"2026-11-01T10:0{n}:00Z") for n in range(5)] + [b"{bad"]
+    coms = [comment(n % 4, f"2026-11-01T10:1{n}:00Z") for n in range(6)]
+    one, whole = Core(), Core()
+    singles = [one.process(ARTICLES, p, Meta("raw.articles", 0, i)) for i, p in enumerate(arts)]
+    singles += [one.process(COMMENTS, p, Meta("raw.comments", 0, i)) for i, p in enumerate(coms)]
+    batch = [(p, Meta("raw.articles", 0, i)) for i, p in enumerate(arts)]
+    batched = whole.process_whole_batch(ARTICLES, batch, whole.states)
+    batch = [(p, Meta("raw.comments", 0, i)) for i, p in enumerate(coms)]
+    batched += whole.process_whole_batch(COMMENTS, batch, whole.states)
+    assert [(r.status, r.reason) for r in batched] == [(r.status, r.reason) for r in singles]
+    assert [_without_times(r.record) for r in batched] == [
+        _without_times(r.record) for r in singles
+    ]
+    clean_article = next(r for r in batched if r.stream == ARTICLES and r.status == CLEAN)
+    assert {"validate", "normalize", "tag", "neardup"} <= set(clean_article.stage_seconds)

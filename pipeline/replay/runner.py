@@ -624,12 +624,9 @@ async def _run_offline(
                 if not pending:
                     return
                 stream = pending[0][0].stream
-                results = core.process_batch(stream, [(e.value, m) for e, m in pending],
-                                             core.states)  # fmt: skip
-                if stream == ARTICLES:
-                    finished = iter(core.finish_batch(
-                        [r for r in results if r.status == CLEAN], core.states))  # fmt: skip
-                    results = [next(finished) if r.status == CLEAN else r for r in results]
+                results = core.process_whole_batch(
+                    stream, [(e.value, m) for e, m in pending], core.states
+                )
                 for (event, _), result in zip(pending, results, strict=True):
                     summary.produced += 1
                     summary.outcomes[f"{result.stream} {result.status}"] += 1
