@@ -3,8 +3,9 @@
 In process (not through Kafka, which does not fit the 15-minute budget for 1,000,000 events on
 this machine): the same `Core` the worker runs, in batches of consecutive events of one stream,
 on in-memory `DictState` tables, with the dedup horizons set short (60 s of event time by
-default) and event times advancing (10 ms apart, so the horizon holds ~6,000 events). `Core.expire()` runs every `--sweep-every` events, which is what
-the worker's sweep does every NEWSPIPE_EXPIRY_SWEEP_S. `--no-expire` is the control: the same run
+default) and event times advancing (10 ms apart, so the horizon holds ~6,000 events).
+`Core.expire()` runs every `--sweep-every` events, which is what the worker's sweep does every
+NEWSPIPE_EXPIRY_SWEEP_S. `--no-expire` is the control: the same run
 with no sweep, to show what the state does when nothing calls it.
 
 Runs in its own process (the caller starts `python -m bench.memory`), so RSS is the core's alone;
