@@ -3,9 +3,12 @@
 use pyo3::prelude::*;
 
 mod lang;
+mod text;
 
 #[pymodule]
 fn newspipe_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<lang::LangModel>()?;
+    m.add_function(wrap_pyfunction!(text::normalize_plain, m)?)?;
+    m.add_function(wrap_pyfunction!(text::nfc_inert_ranges, m)?)?;
     Ok(())
 }

@@ -15,6 +15,7 @@ import unicodedata
 
 import ftfy
 from ftfy.badness import is_bad
+from newspipe_native import normalize_plain
 
 # ftfy only repairs encoding here: the other steps are ours, and quote uncurling / width folding
 # would undo the "no ASCII folding" rule.
@@ -173,7 +174,19 @@ def _may_rewrite(s: str) -> bool:
 
 
 def normalize_text(s: str | None) -> str:
-    """The canonical form of a text field; idempotent (property-tested), "" for None."""
+    """The canonical form of a text field; idempotent (property-tested), "" for None.
+
+    Most texts need only invisible-character removal and whitespace collapsing, which compiled
+    code does (native/src/text.rs); it declines any text a rarer pass might change, and those
+    take the reference path, `_py_normalize_text`."""
+    if not s:
+        return ""
+    out = normalize_plain(s)
+    return _py_normalize_text(s) if out is None else out
+
+
+def _py_normalize_text(s: str | None) -> str:
+    """`normalize_text` in Python: the reference for all texts, the path for the rare ones."""
     if not s:
         return ""
     out = _one_pass(s)
