@@ -51,8 +51,10 @@ def _nfc_inert_ranges() -> list[tuple[int, int]]:
         c = chr(cp)
         if 0xD800 <= cp < 0xE000:
             return False
-        return cp not in second and unicodedata.combining(c) == 0 and unicodedata.is_normalized(
-            "NFC", c
+        return (
+            cp not in second
+            and unicodedata.combining(c) == 0
+            and unicodedata.is_normalized("NFC", c)
         )
 
     out: list[tuple[int, int]] = []

@@ -21,21 +21,32 @@ enum Fate {
     Paragraph,
 }
 
-fn fate(c: char) -> Fate {
+const fn fate(c: char) -> Fate {
     match c as u32 {
         0x09 | 0x1C..=0x1F => Fate::Space,
         0x0B | 0x0C | 0x0D | 0x85 | 0x2028 => Fate::Newline,
         0x2029 => Fate::Paragraph,
         0x00..=0x08 | 0x0E..=0x1B | 0x7F | 0x80..=0x84 | 0x86..=0x9F => Fate::Drop,
-        0x00AD | 0x034F | 0x061C | 0x115F | 0x1160 | 0x17B4 | 0x17B5 | 0x180E | 0x200B..=0x200F
-        | 0x2060..=0x2064 | 0x206A..=0x206F | 0xFEFF | 0xFFF9..=0xFFFB => Fate::Drop,
+        0x00AD
+        | 0x034F
+        | 0x061C
+        | 0x115F
+        | 0x1160
+        | 0x17B4
+        | 0x17B5
+        | 0x180E
+        | 0x200B..=0x200F
+        | 0x2060..=0x2064
+        | 0x206A..=0x206F
+        | 0xFEFF
+        | 0xFFF9..=0xFFFB => Fate::Drop,
         0x202A..=0x202E | 0x2066..=0x2069 => Fate::Drop,
         _ => Fate::Keep,
     }
 }
 
 /// Python's `str.isspace` (what `str.split()` splits on).
-pub fn py_space(c: char) -> bool {
+pub const fn py_space(c: char) -> bool {
     matches!(
         c as u32,
         0x09..=0x0D | 0x1C..=0x20 | 0x85 | 0xA0 | 0x1680 | 0x2000..=0x200A | 0x2028 | 0x2029
@@ -335,7 +346,8 @@ pub fn nfc_inert(c: char) -> bool {
     NFC_INERT.get(at).is_some_and(|&(lo, _)| lo <= cp)
 }
 
-const REMNANT_NAMES: [&str; 9] = ["quot", "amp", "lt", "gt", "apos", "nbsp", "mdash", "ndash", "hellip"];
+const REMNANT_NAMES: [&str; 9] =
+    ["quot", "amp", "lt", "gt", "apos", "nbsp", "mdash", "ndash", "hellip"];
 
 /// `script` under Python's re.IGNORECASE: ASCII case, and the long s and dotted/dotless i that
 /// Python's case-insensitive matching takes for "s" and "i".
@@ -363,10 +375,8 @@ pub fn may_need_python(s: &str) -> bool {
     for (i, &b) in bytes.iter().enumerate() {
         match b {
             b'&' | b'<' | b'\\' => return true,
-            b';' => {
-                if REMNANT_NAMES.iter().any(|n| bytes[..i].ends_with(n.as_bytes())) {
-                    return true;
-                }
+            b';' if REMNANT_NAMES.iter().any(|n| bytes[..i].ends_with(n.as_bytes())) => {
+                return true;
             }
             b'#' => {
                 // `#39;`, `#x27;` (hex digits cover the decimal ones)
@@ -402,54 +412,128 @@ pub fn may_need_python(s: &str) -> bool {
     false
 }
 
-/// `_removal_table` ("\r\n" first) then `_collapse_whitespace`, or None when a kept character
-/// could be changed by NFC.
-pub fn clean(s: &str) -> Option<String> {
-    let mut removed = String::with_capacity(s.len());
+/// What `_removal_table` then `str.split()` make of one character.
+#[derive(Clone, Copy, PartialEq)]
+enum Class {
+    Word,
+    Drop,
+    Space,
+    Newline,
+    Paragraph,
+}
+
+const fn class(c: char) -> Class {
+    match fate(c) {
+        Fate::Keep if c == '\n' => Class::Newline,
+        Fate::Keep if py_space(c) => Class::Space,
+        Fate::Keep => Class::Word,
+        Fate::Drop => Class::Drop,
+        Fate::Space => Class::Space,
+        Fate::Newline => Class::Newline,
+        Fate::Paragraph => Class::Paragraph,
+    }
+}
+
+const ASCII_CLASS: [Class; 128] = {
+    let mut table = [Class::Word; 128];
+    let mut b = 0;
+    while b < 128 {
+        table[b] = class(b as u8 as char);
+        b += 1;
+    }
+    table
+};
+
+/// What goes before a word: nothing inside a word or at the start, else one space, one newline,
+/// or a blank line (two or more line breaks since the last word).
+fn emit_sep(out: &mut String, space: &mut bool, breaks: &mut u32, in_word: &mut bool) {
+    if !*in_word && !out.is_empty() {
+        match *breaks {
+            0 if *space => out.push(' '),
+            0 => {}
+            1 => out.push('\n'),
+            _ => out.push_str("\n\n"),
+        }
+    }
+    *space = false;
+    *breaks = 0;
+    *in_word = true;
+}
+
+/// `_removal_table` ("\r\n" first) then `_collapse_whitespace`, in one walk: a word goes out
+/// after one space, one newline, or (two or more line breaks since the last word) a blank line;
+/// nothing before the first word or after the last. (text, whether a character was dropped), or
+/// None when a kept character could be changed by NFC.
+pub fn clean(s: &str) -> Option<(String, bool)> {
+    let mut out = String::with_capacity(s.len());
+    let mut dropped = false;
+    let mut space = false;
+    let mut breaks = 0u32;
+    let mut in_word = false;
+    if s.is_ascii() {
+        // the same walk over bytes, a word's run of bytes copied at once
+        let bytes = s.as_bytes();
+        let mut i = 0;
+        while let Some(&b) = bytes.get(i) {
+            match ASCII_CLASS[usize::from(b & 0x7F)] {
+                Class::Word => {
+                    let run = bytes[i..]
+                        .iter()
+                        .take_while(|&&b| matches!(ASCII_CLASS[usize::from(b & 0x7F)], Class::Word))
+                        .count();
+                    emit_sep(&mut out, &mut space, &mut breaks, &mut in_word);
+                    out.push_str(s.get(i..i + run).unwrap_or_default());
+                    i += run;
+                    continue;
+                }
+                Class::Drop => dropped = true,
+                Class::Space => {
+                    space = true;
+                    in_word = false;
+                }
+                Class::Newline => {
+                    if !(b == b'\r' && bytes.get(i + 1) == Some(&b'\n')) {
+                        breaks += 1;
+                    }
+                    in_word = false;
+                }
+                Class::Paragraph => {
+                    breaks += 2;
+                    in_word = false;
+                }
+            }
+            i += 1;
+        }
+        return Some((out, dropped));
+    }
     let mut chars = s.chars().peekable();
     while let Some(c) = chars.next() {
-        match fate(c) {
-            Fate::Keep => {
+        match class(c) {
+            Class::Word => {
                 if !nfc_inert(c) {
                     return None;
                 }
-                removed.push(c);
+                emit_sep(&mut out, &mut space, &mut breaks, &mut in_word);
+                out.push(c);
             }
-            Fate::Drop => {}
-            Fate::Space => removed.push(' '),
-            Fate::Newline => {
+            Class::Drop => dropped = true,
+            Class::Space => {
+                space = true;
+                in_word = false;
+            }
+            Class::Newline => {
                 if !(c == '\r' && chars.peek() == Some(&'\n')) {
-                    removed.push('\n');
+                    breaks += 1;
                 }
+                in_word = false;
             }
-            Fate::Paragraph => removed.push_str("\n\n"),
+            Class::Paragraph => {
+                breaks += 2;
+                in_word = false;
+            }
         }
     }
-    let mut out = String::with_capacity(removed.len());
-    let mut lines = 0usize; // non-blank lines written
-    let mut blank = false;
-    for line in removed.split('\n') {
-        let mut words = line.split(py_space).filter(|w| !w.is_empty()).peekable();
-        if words.peek().is_none() {
-            blank = lines > 0;
-            continue;
-        }
-        if lines > 0 {
-            out.push('\n');
-        }
-        if blank {
-            out.push('\n');
-            blank = false;
-        }
-        for (k, w) in words.enumerate() {
-            if k > 0 {
-                out.push(' ');
-            }
-            out.push_str(w);
-        }
-        lines += 1;
-    }
-    Some(out)
+    Some((out, dropped))
 }
 
 /// `normalize_text(s)` when `s` is a text that needs only the common passes, else None (the
@@ -461,8 +545,9 @@ pub fn normalize_plain<'py>(s: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> 
     if may_need_python(text) {
         return None;
     }
-    let out = clean(text)?;
-    if may_need_python(&out) {
+    let (out, dropped) = clean(text)?;
+    // collapsing whitespace never joins two characters, dropping one can ("java\u{200b}script:")
+    if dropped && may_need_python(&out) {
         return None;
     }
     if out == text {
