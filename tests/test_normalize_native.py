@@ -1,8 +1,9 @@
-"""The compiled common path of normalize_text (native/src/text.rs) against the Python reference.
+"""The compiled common paths of normalize_text (native/src/text.rs) and of the language look
+before the classifier (native/src/firstlook.rs) against their Python references.
 
-The compiled path answers only for texts that need no rare pass and declines the others (which
-then take `_py_normalize_text`), so every comparison here is exact: the same string, the same
-records.
+The compiled paths answer only for the texts they are sure of and decline the others (which then
+take `_py_normalize_text` / `_py_first_look`), so every comparison here is exact: the same
+strings, the same records.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from devtools.datasets import ag_articles, fox_comments
 from devtools.paths import SEED
 from pipeline.extract import extract_file
 from pipeline.normalize import normalize_article, normalize_comment, text
+from pipeline.normalize.language import _first_look, _native_first_look, _Pending, _py_first_look
 from pipeline.normalize.text import _py_normalize_text, normalize_text
 
 NOW = "2026-11-26T10:00:00Z"
@@ -161,3 +163,45 @@ def test_the_seed_page_gives_the_same_records_as_with_the_python_path(python_onl
     )
     for raw in page.comments:
         assert normalize_comment(raw, now=NOW) == python_only(normalize_comment, raw, now=NOW)
+
+
+# --- language: the look before the classifier -------------------------------------------------
+
+
+def _looks(first: object) -> object:
+    return (first.guess, first.clean, first.long_clean) if isinstance(first, _Pending) else first
+
+
+def _same_look(s: str) -> None:
+    assert _looks(_first_look(s)) == _looks(_py_first_look(s)), repr(s)
+
+
+WORDS = [
+    "the", "and", "of", "der", "und", "le", "la", "de", "el", "il", "het", "een", "que", "is",
+    "http://x.io/a", "https://", "www.a.b", "@bob", "#tag", "#", "@", "12", "3.5", "x_y", "a-b",
+    "Hello", "WORLD", "zzz", "lol", " ", "\n", "\t", "\x1c", "\x1f", "\x0b", "!", ".", "-", "_",
+    "abcdefghij", "e", "THE", "Und",
+]  # fmt: skip
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(st.sampled_from(WORDS), max_size=120).map(" ".join))
+def test_word_soup_gets_the_first_look_of_the_python_reference(s):
+    _same_look(s)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=0x7F)) | st.text())
+def test_any_text_gets_the_first_look_of_the_python_reference(s):
+    _same_look(s)
+
+
+def test_real_texts_get_the_first_look_of_the_python_reference():
+    texts = [r["text"] for r in fox_comments()]
+    texts += [f"{r.get('title')} {r.get('standfirst')}" for r in ag_articles()]
+    page = extract_file(SEED)
+    texts += [c["text"] for c in page.comments] + [page.article.get("body") or ""]
+    for s in texts:
+        _same_look(s)
+        _same_look(normalize_text(s))
+    assert sum(_native_first_look().look(s) is not None for s in texts) > 0.8 * len(texts)

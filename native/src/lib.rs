@@ -2,12 +2,14 @@
 //! (its reference, kept in pipeline/ and compared in the tests): same inputs, same answers.
 use pyo3::prelude::*;
 
+mod firstlook;
 mod lang;
 mod text;
 
 #[pymodule]
 fn newspipe_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<lang::LangModel>()?;
+    m.add_class::<firstlook::FirstLook>()?;
     m.add_function(wrap_pyfunction!(text::normalize_plain, m)?)?;
     m.add_function(wrap_pyfunction!(text::nfc_inert_ranges, m)?)?;
     Ok(())

@@ -131,8 +131,29 @@ def _letters(text: str) -> tuple[int, int]:
     return sum(map(str.isalpha, text)), sum(map(str.isalpha, set(text.lower())))
 
 
+@functools.cache
+def _native_first_look() -> Any:
+    """The stopword index copied into compiled code (native/src/firstlook.rs), once."""
+    from newspipe_native import FirstLook
+
+    return FirstLook(_INDEX, list(_LANGS))
+
+
 def _first_look(text: str) -> str | _Pending:
-    """The answer when stopwords or shape decide it, else what the classifier must look at."""
+    """The answer when stopwords or shape decide it, else what the classifier must look at.
+
+    ASCII texts (most) are looked at in compiled code, which declines the others: their
+    lowercasing, splitting and regex classes are Unicode's, as in `_py_first_look`."""
+    first = _native_first_look().look(text)
+    if first is None:
+        return _py_first_look(text)
+    if isinstance(first, str):
+        return first
+    return _Pending(*first)
+
+
+def _py_first_look(text: str) -> str | _Pending:
+    """`_first_look` in Python: the reference for all texts, the path for non-ASCII ones."""
     guess, sure = _stopwords(text)
     if sure:
         return guess  # type: ignore[return-value]
