@@ -119,6 +119,11 @@ def test_lone_surrogates_and_non_strings_are_left_to_the_python_path():
     assert normalize_text("a\ud800 b\udfff") == _py_normalize_text("a\ud800 b\udfff") == "a b"
     assert normalize_plain(42) is None  # type: ignore[arg-type]
 
+    class Text(str):
+        pass
+
+    assert normalize_plain(Text("a  b")) is None  # a str subclass: the reference's answer is str
+
 
 def test_clean_ascii_text_comes_back_as_the_same_object():
     s = "A plain comment.\n\nSecond paragraph."

@@ -105,7 +105,7 @@ impl FirstLook {
     /// `_first_look(text)` for an ASCII text: the language when stopwords or shape decide it,
     /// else (stopword guess or None, cleaned head, longer cleaned text); None for other texts.
     fn look<'py>(&self, py: Python<'py>, text: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
-        let text = text.cast::<PyString>().ok()?.to_str().ok()?;
+        let text = text.cast_exact::<PyString>().ok()?.to_str().ok()?;
         if !text.is_ascii() {
             return None;
         }

@@ -540,7 +540,7 @@ pub fn clean(s: &str) -> Option<(String, bool)> {
 /// caller runs the Python reference). The same str comes back when nothing changed.
 #[pyfunction]
 pub fn normalize_plain<'py>(s: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
-    let py_str = s.cast::<PyString>().ok()?;
+    let py_str = s.cast_exact::<PyString>().ok()?;
     let text = py_str.to_str().ok()?; // lone surrogates: not UTF-8, the reference handles them
     if may_need_python(text) {
         return None;
