@@ -116,6 +116,57 @@ def test_rocksdb_partition_state_survives_reopening_with_its_position(tmp_path) 
     assert isinstance(again, PartitionState)
 
 
+def test_a_committed_batch_reaches_rocksdb_in_one_write_batch(tmp_path, monkeypatch) -> None:
+    """A batch's writes (and a replayed changelog record's) go to RocksDB as one write batch:
+    all of them or none, and about half the cost of a put per key."""
+    from pipeline.dedup.state import RocksState
+
+    st = stage(store="rocksdb://", state_dir=tmp_path)
+    part = st.parts[0]
+    part.maps["comments"]["c:1"] = [1, "h"]
+    part.maps["comments"]["c:2"] = [2, "i"]
+    part.maps["tags"]["a:1"] = {"t": ["x"]}
+    writes: list[list[str]] = []
+    real = RocksState.write_many
+
+    def write_many(self, items):
+        items = list(items)
+        writes.append([k for k, _ in items])
+        real(self, items)
+
+    def one_by_one(self, key, value):
+        raise AssertionError("a put per key")
+
+    monkeypatch.setattr(RocksState, "write_many", write_many)
+    monkeypatch.setattr(RocksState, "__setitem__", one_by_one)
+    part.committed(mark=5, changelog_offset=2)
+    part.apply_changelog({"mark": 7, "maps": {"comments": {"c:3": [3, "j"]}}}, offset=3)
+    assert writes == [["c:1", "c:2"], ["a:1"], ["c:3"]]
+    comments = part.maps["comments"]
+    assert [comments.get(k) for k in ("c:1", "c:2", "c:3")] == [[1, "h"], [2, "i"], [3, "j"]]
+    assert part.maps["tags"].get("a:1") == {"t": ["x"]}
+    assert comments.overlay == {} and (part.mark, part.applied) == (7, 3)
+
+
+def test_rocksdb_state_files_carry_a_bloom_filter_for_every_key(tmp_path) -> None:
+    """Most dedup lookups are for keys never seen; a Bloom filter per table file answers them
+    without reading the file's blocks (a miss: ~10 us without, ~1 us with)."""
+    from pipeline.dedup.state import RocksState
+
+    state = RocksState(tmp_path / "comments")
+    state.write_many((f"c:{i}", [i, "h"]) for i in range(1000))
+    state.db.flush()
+    props = dict(
+        item.split("=", 1)
+        for item in state.db.property_value("rocksdb.aggregated-table-properties").split("; ")
+        if "=" in item
+    )
+    assert int(props["# entries for filter"]) == 1000
+    assert int(props["filter block size"]) > 0
+    assert state.get("c:5") == [5, "h"] and state.get("c:1000") is None
+    state.close()
+
+
 def test_state_changelogs_outlive_the_raw_topics_and_twice_their_horizon():
     # the mark in a changelog's last record must still be there when the input it covers is
     from dataclasses import replace

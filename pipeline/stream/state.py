@@ -33,7 +33,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Iterator, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -121,12 +121,19 @@ class OverlayMap(MutableMapping[str, Any]):
         """The batch committed: its writes become state."""
         if not self.overlay:
             return
-        if isinstance(self.store, dict):
-            self.store.update(self.overlay)
-        else:
-            for key, value in self.overlay.items():
-                self.store[key] = value
+        store_many(self.store, self.overlay.items())
         self.overlay.clear()
+
+
+def store_many(store: MutableMapping[str, Any], items: Iterable[tuple[str, Any]]) -> None:
+    """Write `items` to a committed store at once: a dict update, or one RocksDB write batch."""
+    if isinstance(store, dict):
+        store.update(items)
+    elif isinstance(store, RocksState):
+        store.write_many(items)
+    else:
+        for key, value in items:
+            store[key] = value
 
 
 class ReadOnly(MutableMapping[str, Any]):
@@ -207,8 +214,7 @@ class PartitionState:
             m = self.maps.get(name)
             if m is None:
                 continue
-            for key, value in entries.items():
-                m.store[key] = value
+            store_many(m.store, entries.items())
         self.mark = max(self.mark, int(body.get("mark", -1)))
         self.applied = offset
 
