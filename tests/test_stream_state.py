@@ -4,6 +4,7 @@ records and applying them (the end-to-end guarantee is in test_stream_dedup.py).
 from __future__ import annotations
 
 import asyncio
+from typing import NamedTuple
 
 import orjson
 import pytest
@@ -113,6 +114,57 @@ def test_rocksdb_partition_state_survives_reopening_with_its_position(tmp_path) 
     assert again.maps["comments"]["c:1"] == [1, "h"]
     assert (again.mark, again.applied) == (5, 2)
     assert isinstance(again, PartitionState)
+
+
+def test_a_committed_batch_reaches_rocksdb_in_one_write_batch(tmp_path, monkeypatch) -> None:
+    """A batch's writes (and a replayed changelog record's) go to RocksDB as one write batch:
+    all of them or none, and about half the cost of a put per key."""
+    from pipeline.dedup.state import RocksState
+
+    st = stage(store="rocksdb://", state_dir=tmp_path)
+    part = st.parts[0]
+    part.maps["comments"]["c:1"] = [1, "h"]
+    part.maps["comments"]["c:2"] = [2, "i"]
+    part.maps["tags"]["a:1"] = {"t": ["x"]}
+    writes: list[list[str]] = []
+    real = RocksState.write_many
+
+    def write_many(self, items):
+        items = list(items)
+        writes.append([k for k, _ in items])
+        real(self, items)
+
+    def one_by_one(self, key, value):
+        raise AssertionError("a put per key")
+
+    monkeypatch.setattr(RocksState, "write_many", write_many)
+    monkeypatch.setattr(RocksState, "__setitem__", one_by_one)
+    part.committed(mark=5, changelog_offset=2)
+    part.apply_changelog({"mark": 7, "maps": {"comments": {"c:3": [3, "j"]}}}, offset=3)
+    assert writes == [["c:1", "c:2"], ["a:1"], ["c:3"]]
+    comments = part.maps["comments"]
+    assert [comments.get(k) for k in ("c:1", "c:2", "c:3")] == [[1, "h"], [2, "i"], [3, "j"]]
+    assert part.maps["tags"].get("a:1") == {"t": ["x"]}
+    assert comments.overlay == {} and (part.mark, part.applied) == (7, 3)
+
+
+def test_rocksdb_state_files_carry_a_bloom_filter_for_every_key(tmp_path) -> None:
+    """Most dedup lookups are for keys never seen; a Bloom filter per table file answers them
+    without reading the file's blocks (a miss: ~10 us without, ~1 us with)."""
+    from pipeline.dedup.state import RocksState
+
+    state = RocksState(tmp_path / "comments")
+    state.write_many((f"c:{i}", [i, "h"]) for i in range(1000))
+    state.db.flush()
+    props = dict(
+        item.split("=", 1)
+        for item in state.db.property_value("rocksdb.aggregated-table-properties").split("; ")
+        if "=" in item
+    )
+    assert int(props["# entries for filter"]) == 1000
+    assert int(props["filter block size"]) > 0
+    assert state.get("c:5") == [5, "h"] and state.get("c:1000") is None
+    state.close()
 
 
 def test_state_changelogs_outlive_the_raw_topics_and_twice_their_horizon():
@@ -342,3 +394,78 @@ def test_a_transaction_sends_each_record_where_the_producer_would_with_its_times
         assert (last.partition, last.offset) == (end.partition, end.offset) == (2, end.offset)
     finally:
         asyncio.run(kafka_io.delete_topics(settings, [topic]))
+
+
+class _FakeBatch:
+    """A record batch as `send_in_transaction` uses it: holds `room` records, then refuses."""
+
+    def __init__(self, room: int) -> None:
+        self.room, self.records, self.closed = room, [], False
+
+    def append(self, *, key, value, timestamp, headers):
+        assert not self.closed, "a closed batch took a record"
+        if len(self.records) == self.room:
+            return None
+        self.records.append(value)
+        return type("Meta", (), {"offset": len(self.records) - 1})()
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class _Delivered(NamedTuple):
+    offset: int
+
+
+class _FakeProducer:
+    """Records what a transaction hands over, in order, and whether each batch was closed."""
+
+    def __init__(self, room: int) -> None:
+        self.room = room
+        self.calls: list[tuple] = []
+
+    async def begin_transaction(self) -> None:
+        self.calls.append(("begin",))
+
+    async def partitions_for(self, topic):
+        return {0, 1, 2}
+
+    def create_batch(self) -> _FakeBatch:
+        return _FakeBatch(self.room)
+
+    async def send_batch(self, batch, topic, partition):
+        self.calls.append(("send", topic, partition, tuple(batch.records), batch.closed))
+        # the batch's base offset: 10 per batch already sent to this partition
+        base = 10 * (sum(1 for c in self.calls if c[:3] == ("send", topic, partition)) - 1)
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(_Delivered(base))
+        return done
+
+    async def commit_transaction(self) -> None:
+        self.calls.append(("commit",))
+
+
+def test_a_transaction_hands_over_every_partitions_first_batch_before_any_second_one_closed():
+    """Batches go closed (sent at once, no linger), and the first batch of every partition goes
+    before any partition's second one: aiokafka holds a partition's second batch until its first
+    has left, which held back the partitions after it (and cost an extra AddPartitionsToTxn
+    round trip for them). The returned offset is still the last record's."""
+    from pipeline.stream.state import OutRecord, send_in_transaction
+
+    producer = _FakeProducer(room=2)
+    records = [OutRecord("clean", None, b"a%d" % i, 0) for i in range(5)]  # three batches
+    records += [OutRecord("queue", None, b"q0", 1), OutRecord("state", None, b"s0", 2)]
+    records += [OutRecord("clean", None, b"a5", 0)]  # the last record, in the third batch
+    last = asyncio.run(send_in_transaction(producer, records))
+
+    sends = [c[1:] for c in producer.calls if c[0] == "send"]
+    assert producer.calls[0] == ("begin",) and producer.calls[-1] == ("commit",)
+    assert all(closed for *_, closed in sends)
+    assert [(t, p, recs) for t, p, recs, _ in sends] == [
+        ("clean", 0, (b"a0", b"a1")),
+        ("queue", 1, (b"q0",)),
+        ("state", 2, (b"s0",)),
+        ("clean", 0, (b"a2", b"a3")),
+        ("clean", 0, (b"a4", b"a5")),
+    ]
+    assert last == _Delivered(20 + 1)  # partition 0's third batch (base 20), its second record

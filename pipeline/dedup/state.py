@@ -8,7 +8,7 @@ because the state changelog serializes them as JSON; `RocksState` stores them as
 
 from __future__ import annotations
 
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterable, Iterator, MutableMapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -53,6 +53,10 @@ class DictState(MutableMapping[str, Any]):
 
 
 WRITE_BUFFER_BYTES = 4 * 1024 * 1024
+# bits per key of each table file's Bloom filter: most dedup lookups are for keys never seen
+# (a new comment's id, a new article's band keys), and without a filter every miss reads index
+# and data blocks of the files whose key range covers it (~10 us; with it ~1 us)
+BLOOM_BITS_PER_KEY = 10
 
 
 class StateCorrupted(RuntimeError):
@@ -72,9 +76,12 @@ class RocksState(MutableMapping[str, Any]):
     """
 
     def __init__(self, path: str | Path) -> None:
-        from rocksdict import Options, Rdict
+        from rocksdict import BlockBasedOptions, Options, Rdict
 
         opts = Options(raw_mode=True)
+        table = BlockBasedOptions()
+        table.set_bloom_filter(BLOOM_BITS_PER_KEY, False)  # a full filter per table file
+        opts.set_block_based_table_factory(table)
         # Bounded memtables: rocksdict's defaults (64 MiB write buffers) let each database's
         # memory grow by tens of MiB before the first flush, and the worker opens one per
         # state and partition.
@@ -105,6 +112,17 @@ class RocksState(MutableMapping[str, Any]):
 
     def __setitem__(self, key: str, value: Any) -> None:
         self.db[key.encode()] = orjson.dumps(value)
+
+    def write_many(self, items: Iterable[tuple[str, Any]]) -> None:
+        """Store every `(key, value)` in one RocksDB write batch: all or nothing, and about half
+        the cost of a put per key."""
+        from rocksdict import WriteBatch
+
+        batch = WriteBatch(raw_mode=True)
+        dumps = orjson.dumps
+        for key, value in items:
+            batch.put(key.encode(), dumps(value))
+        self.db.write(batch)
 
     def __delitem__(self, key: str) -> None:
         bkey = key.encode()

@@ -33,7 +33,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Iterator, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -121,12 +121,19 @@ class OverlayMap(MutableMapping[str, Any]):
         """The batch committed: its writes become state."""
         if not self.overlay:
             return
-        if isinstance(self.store, dict):
-            self.store.update(self.overlay)
-        else:
-            for key, value in self.overlay.items():
-                self.store[key] = value
+        store_many(self.store, self.overlay.items())
         self.overlay.clear()
+
+
+def store_many(store: MutableMapping[str, Any], items: Iterable[tuple[str, Any]]) -> None:
+    """Write `items` to a committed store at once: a dict update, or one RocksDB write batch."""
+    if isinstance(store, dict):
+        store.update(items)
+    elif isinstance(store, RocksState):
+        store.write_many(items)
+    else:
+        for key, value in items:
+            store[key] = value
 
 
 class ReadOnly(MutableMapping[str, Any]):
@@ -207,8 +214,7 @@ class PartitionState:
             m = self.maps.get(name)
             if m is None:
                 continue
-            for key, value in entries.items():
-                m.store[key] = value
+            store_many(m.store, entries.items())
         self.mark = max(self.mark, int(body.get("mark", -1)))
         self.applied = offset
 
@@ -234,6 +240,7 @@ class PartitionState:
 
 
 _partitioner = DefaultPartitioner()
+Rounds = list[list[tuple[str, int, Any]]]  # (topic, partition, batch) by round
 
 
 async def send_in_transaction(producer: AIOKafkaProducer, records: Sequence[OutRecord]) -> Any:
@@ -243,6 +250,12 @@ async def send_in_transaction(producer: AIOKafkaProducer, records: Sequence[OutR
     (`send_batch`): one future per batch instead of one per record, which was most of what the
     producer cost a worker. A record without a partition goes where the producer's own
     partitioner would send it (murmur2 of the key, as Kafka's Java client does).
+
+    Every batch is built and closed before the first is handed over, and every partition's
+    first batch goes before any second one: a closed batch is sent at once instead of waiting
+    out the producer's linger, and aiokafka makes a second batch of a partition wait until the
+    first has left, which would otherwise hold back the partitions after it (and add them to
+    the transaction in a round trip of their own).
     aiokafka does not abort a transaction when one of its sends fails for good (too large, bad
     timestamp): it only fails that future. So every batch is checked before the commit."""
     await producer.begin_transaction()
@@ -257,24 +270,38 @@ async def send_in_transaction(producer: AIOKafkaProducer, records: Sequence[OutR
             p = _partitioner(r.key, every, every)
         groups.setdefault((r.topic, p), []).append(r)
     last = records[-1]
-    sent: list[Any] = []  # batch futures
-    where: tuple[int, int] = (0, 0)  # the last record's batch (index in `sent`) and offset in it
+    rounds: Rounds = []  # the sending order: rounds of at most one batch per partition
+    where: tuple[int, int, int] = (0, 0, 0)  # the last record's round, place in it, offset
     for (topic, p), group in groups.items():
         batch = producer.create_batch()
+        n = 0  # this partition's batches so far
         for r in group:
             meta = batch.append(key=r.key, value=r.value, timestamp=r.timestamp_ms, headers=[])
-            if meta is None:  # full: send it, start the next (a first record always fits)
-                sent.append(await producer.send_batch(batch, topic, partition=p))
+            if meta is None:  # full: close it, start the next (a first record always fits)
+                _queue(rounds, n, topic, p, batch)
+                n += 1
                 batch = producer.create_batch()
                 meta = batch.append(key=r.key, value=r.value, timestamp=r.timestamp_ms,
                                     headers=[])  # fmt: skip
             if r is last:
-                where = (len(sent), meta.offset)
-        sent.append(await producer.send_batch(batch, topic, partition=p))
-    delivered = await asyncio.gather(*sent)
+                where = (n, len(rounds[n]) if n < len(rounds) else 0, meta.offset)
+        _queue(rounds, n, topic, p, batch)
+    sent: list[list[Any]] = [
+        [await producer.send_batch(batch, topic, partition=p) for topic, p, batch in batches]
+        for batches in rounds
+    ]  # batch futures, by round
+    await asyncio.gather(*(f for futures in sent for f in futures))
     await producer.commit_transaction()
-    base = delivered[where[0]]
-    return base._replace(offset=base.offset + where[1])
+    base = sent[where[0]][where[1]].result()
+    return base._replace(offset=base.offset + where[2])
+
+
+def _queue(rounds: Rounds, n: int, topic: str, p: int, batch: Any) -> None:
+    """A partition's `n`-th batch, closed (sent without lingering), into the `n`-th round."""
+    batch.close()
+    if n == len(rounds):
+        rounds.append([])
+    rounds[n].append((topic, p, batch))
 
 
 class StageState:
