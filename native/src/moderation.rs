@@ -9,6 +9,7 @@
 //! capital sigma, final or not) is not reproduced: a text holding one gets `None`, and so does a
 //! text Rust cannot borrow as UTF-8 (lone surrogates); the caller scores those in Python.
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use aho_corasick::{AhoCorasick, MatchKind};
@@ -18,6 +19,46 @@ use pyo3::types::{PyBytes, PyString};
 
 const CODE_POINTS: usize = 0x11_0000;
 const CAPITAL_SIGMA: char = '\u{3a3}';
+
+/// FxHash (rustc's): a multiply and a rotate per 8 bytes, where std's SipHash spends a few
+/// dozen cycles per token. The table is the fixed vocabulary (no key comes from input), so
+/// SipHash's resistance to chosen collisions buys nothing here.
+#[derive(Default)]
+struct Fx(u64);
+
+impl Hasher for Fx {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.add(u64::from_le_bytes(w));
+        }
+        for &b in chunks.remainder() {
+            self.add(u64::from(b));
+        }
+    }
+
+    fn write_u8(&mut self, b: u8) {
+        self.add(u64::from(b));
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl Fx {
+    fn add(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+type Vocabulary = HashMap<Box<[u8]>, u32, BuildHasherDefault<Fx>>;
 
 struct Tables {
     word: Vec<u64>, // one bit per code point: `re`'s `\w` (str.isalnum() or "_")
@@ -94,8 +135,8 @@ fn f64s(raw: &[u8]) -> Vec<f64> {
 #[pyclass(frozen, module = "newspipe_native")]
 pub struct ToxicityScorer {
     tables: Arc<Tables>,
-    vocabulary: HashMap<Box<str>, u32>,
-    longest: usize, // bytes of the longest term: a longer token is not looked up
+    vocabulary: Vocabulary, // UTF-8 bytes of each term -> its column
+    longest: usize,         // bytes of the longest term: a longer token is not looked up
     idf: Vec<f64>,
     weights: Vec<f64>,
     intercepts: Vec<f64>,
@@ -131,8 +172,11 @@ impl ToxicityScorer {
             return Err(PyValueError::new_err("inconsistent toxicity model"));
         }
         let longest = terms.iter().map(String::len).max().unwrap_or(0);
-        let vocabulary =
-            terms.into_iter().map(String::into_boxed_str).zip(columns).collect::<HashMap<_, _>>();
+        let vocabulary = terms
+            .into_iter()
+            .map(|t| t.into_bytes().into_boxed_slice())
+            .zip(columns)
+            .collect::<Vocabulary>();
         let tables = tables.get().inner.clone();
         Ok(ToxicityScorer { tables, vocabulary, longest, idf, weights, intercepts, a, b })
     }
@@ -150,7 +194,7 @@ impl ToxicityScorer {
         let mut out: Vec<u8> = Vec::with_capacity(texts.len() * k * 8);
         let mut left = Vec::new();
         let mut ids = Vec::new();
-        let mut token = String::new();
+        let mut token = Vec::new();
         let mut dots = vec![0f64; k];
         for (i, t) in texts.iter().enumerate() {
             let known =
@@ -172,51 +216,54 @@ impl ToxicityScorer {
     /// Python, as in `decisions`.
     fn term_columns(&self, text: &Bound<'_, PyString>) -> Option<Vec<u32>> {
         let mut ids = Vec::new();
-        self.tokens_into(text.to_str().ok()?, &mut ids, &mut String::new())?;
+        self.tokens_into(text.to_str().ok()?, &mut ids, &mut Vec::new())?;
         Some(ids)
     }
 }
 
 impl ToxicityScorer {
-    /// sklearn's tokens of `text.lower()` (maximal runs of two or more `\w` characters).
-    fn tokens_into(&self, text: &str, ids: &mut Vec<u32>, token: &mut String) -> Option<()> {
+    /// sklearn's tokens of `text.lower()` (maximal runs of two or more `\w` characters), as
+    /// vocabulary columns. `token` holds the current run's UTF-8 bytes.
+    fn tokens_into(&self, text: &str, ids: &mut Vec<u32>, token: &mut Vec<u8>) -> Option<()> {
         ids.clear();
         token.clear();
         let mut chars = 0usize;
-        let mut end = |token: &mut String, chars: &mut usize| {
+        let mut end = |token: &mut Vec<u8>, chars: &mut usize| {
             if *chars >= 2 && token.len() <= self.longest {
-                if let Some(&col) = self.vocabulary.get(token.as_str()) {
+                if let Some(&col) = self.vocabulary.get(token.as_slice()) {
                     ids.push(col);
                 }
             }
             token.clear();
             *chars = 0;
         };
-        let t = &*self.tables;
-        for ch in text.chars() {
-            if ch.is_ascii() {
-                if ch.is_ascii_alphanumeric() || ch == '_' {
-                    token.push(ch.to_ascii_lowercase());
+        if text.is_ascii() {
+            for &b in text.as_bytes() {
+                if b.is_ascii_alphanumeric() || b == b'_' {
+                    token.push(b.to_ascii_lowercase());
                     chars += 1;
-                } else {
+                } else if chars > 0 {
                     end(token, &mut chars);
                 }
-                continue;
             }
+            end(token, &mut chars);
+            return Some(());
+        }
+        let t = &*self.tables;
+        let (mut one, mut two) = ([0u8; 4], [0u8; 4]);
+        for ch in text.chars() {
             if ch == CAPITAL_SIGMA {
                 return None; // final or not: str.lower looks at its neighbours
             }
-            let lowered = t.lower.get(&ch);
-            let mut one = [0u8; 4];
-            let lowered: &str = match lowered {
+            let lowered: &str = match t.lower.get(&ch) {
                 Some(s) => s,
                 None => ch.encode_utf8(&mut one),
             };
             for c in lowered.chars() {
                 if t.is_word(c) {
-                    token.push(c);
+                    token.extend_from_slice(c.encode_utf8(&mut two).as_bytes());
                     chars += 1;
-                } else {
+                } else if chars > 0 {
                     end(token, &mut chars);
                 }
             }
