@@ -4,6 +4,7 @@ use pyo3::prelude::*;
 
 mod firstlook;
 mod lang;
+mod moderation;
 mod text;
 
 #[pymodule]
@@ -12,5 +13,8 @@ fn newspipe_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<firstlook::FirstLook>()?;
     m.add_function(wrap_pyfunction!(text::normalize_plain, m)?)?;
     m.add_function(wrap_pyfunction!(text::nfc_inert_ranges, m)?)?;
+    m.add_class::<moderation::CaseTables>()?;
+    m.add_class::<moderation::ToxicityScorer>()?;
+    m.add_class::<moderation::WordLists>()?;
     Ok(())
 }

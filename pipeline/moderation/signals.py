@@ -7,9 +7,11 @@ rules most comments out first, the exact work only for the rest.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import ahocorasick
 
+from pipeline.moderation.chars import case_tables
 from pipeline.moderation.rules import BANNED_WORDS, SUSPECT_WORDS, Rules
 
 
@@ -24,11 +26,17 @@ class WordMatcher:
     length); entries may be phrases ("go to hell"). A match counts only when the characters on
     either side are not letters, digits or `_`, so "ass" is not found in "class" or "passed".
     The automaton is rebuilt only when the rules snapshot's lists change (`sync`), not per batch.
+
+    `find` runs compiled (`newspipe_native.WordLists`, native/src/moderation.rs: the same
+    lists in a Rust Aho-Corasick automaton over the text casefolded with Python's own tables);
+    `_py_find` is its reference, kept for the texts Rust cannot read (lone surrogates) and
+    compared with it in the tests.
     """
 
     def __init__(self) -> None:
         self._key: tuple[object, ...] | None = None
         self._automaton: ahocorasick.Automaton | None = None
+        self._native: Any = None
         self.builds = 0  # how many times an automaton was built (the tests read it)
 
     def sync(self, rules: Rules) -> None:
@@ -47,11 +55,31 @@ class WordMatcher:
             self._automaton = automaton
         else:
             self._automaton = None
+        from newspipe_native import WordLists
+
+        # an entry with a lone surrogate can only occur in a text that has one, and such texts
+        # go to `_py_find`: the compiled lists leave it out
+        self._native = WordLists(case_tables(), _utf8(banned), _utf8(suspect))
         self._key = key
         self.builds += 1
 
     def find(self, text: str) -> dict[str, list[str]]:
         """{list name: sorted entries found} for the lists with a match in `text`."""
+        if self._automaton is None or not text:
+            return {}
+        found = self._native.find(text)
+        if found is None:
+            return self._py_find(text)
+        banned, suspect = found
+        out: dict[str, list[str]] = {}
+        if banned:
+            out[BANNED_WORDS] = banned
+        if suspect:
+            out[SUSPECT_WORDS] = suspect
+        return out
+
+    def _py_find(self, text: str) -> dict[str, list[str]]:
+        """`find` with pyahocorasick and a Python loop over the matches: the reference."""
         automaton = self._automaton
         if automaton is None or not text:
             return {}
@@ -66,6 +94,18 @@ class WordMatcher:
                 continue
             found.setdefault(kind, set()).add(entry)
         return {kind: sorted(words) for kind, words in found.items()}
+
+
+def _utf8(entries: frozenset[str]) -> list[str]:
+    return sorted(e for e in entries if e.isascii() or not _has_surrogate(e))
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 # One whitespace-separated token as a link: a scheme or `www.`, then a host; or a bare host name

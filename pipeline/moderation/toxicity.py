@@ -12,12 +12,15 @@ cost per call plus several us per text. Here the same fitted numbers (vocabulary
 weight vectors, intercepts and sigmoids), exported once by
 `python -m devtools.export_toxicity_model` to `pipeline/data/moderation/toxicity-model.npz`
 (float64, as fitted; licence and source in `TOXICITY-MODEL-NOTICE.md` beside it), are read with
-numpy alone, and a batch is scored with one
-regex pass per text and a few numpy reductions over the whole batch, so the cost per comment is a
-few microseconds. scikit-learn, scipy, joblib and the package itself are test dependencies only:
-`tests/test_moderation_core.py` checks the scores equal the package's own `predict_prob` on the
-evaluation comments to 1e-9, that the shipped file equals a fresh export from the installed
-package, and that scoring imports no sklearn.
+numpy alone. A batch is scored in one compiled call (`newspipe_native.ToxicityScorer`,
+native/src/moderation.rs, on the same arrays: tokens, vocabulary, the linear models) and one
+numpy pass for the sigmoids, so the cost per comment is a few microseconds. `_py_score_many`
+(one regex pass per text, numpy reductions over the batch) is its reference, kept for the texts
+the compiled tokenizer leaves to Python (a capital sigma, lone surrogates) and compared with it,
+bit for bit, in tests/test_moderation_native.py. scikit-learn, scipy, joblib and the package
+itself are test dependencies only: `tests/test_moderation_core.py` checks the scores equal the
+package's own `predict_prob` on the evaluation comments to 1e-9, that the shipped file equals a
+fresh export from the installed package, and that scoring imports no sklearn.
 
 Nothing is downloaded: the model is package data of the newspipe wheel.
 """
@@ -29,8 +32,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 import numpy as np
+
+from pipeline.moderation.chars import case_tables
 
 MODEL_FILE = "toxicity-model.npz"
 # sklearn's default token_pattern, applied after str.lower() as TfidfVectorizer does
@@ -83,16 +89,51 @@ class ToxicityModel:
         rest = (np.asarray(arrays[k], dtype=np.float64) for k in ("intercepts", "a", "b"))
         return cls(vocabulary, ascii_vocabulary, idf, weights, *rest, str(arrays["version"]))
 
+    @functools.cached_property
+    def _native(self) -> Any:
+        """The compiled scorer on this model's arrays (vocabulary, idf, weights, sigmoids)."""
+        from newspipe_native import ToxicityScorer
+
+        terms = sorted(self.vocabulary, key=self.vocabulary.__getitem__)
+        columns = [self.vocabulary[t] - 1 for t in terms]
+        raw = [np.ascontiguousarray(x, dtype="<f8").tobytes()
+               for x in (self.idf, self.weights, self.intercepts, self.a, self.b)]  # fmt: skip
+        return ToxicityScorer(case_tables(), terms, columns, *raw)
+
     def term_ids(self, text: str) -> list[int]:
         """The columns + 1 of `text`'s tokens, repeats kept (stop words are not in the
         vocabulary)."""
+        columns = self._native.term_columns(text)
+        if columns is None:
+            return self._py_term_ids(text)
+        return [c + 1 for c in columns]
+
+    def _py_term_ids(self, text: str) -> list[int]:
+        """`term_ids` in Python: the reference."""
         if text.isascii():
             words = text.encode().translate(_ASCII_WORDS).split()
             return [*filter(None, map(self.ascii_vocabulary.get, words))]
         return [*filter(None, map(self.vocabulary.get, _TOKEN.findall(text.lower())))]
 
     def score_many(self, texts: Sequence[str]) -> list[float]:
-        """P(offensive) for each text, in order: one numpy pass for the whole batch."""
+        """P(offensive) for each text, in order. The sigmoid arguments come from the compiled
+        scorer; their `exp` and mean are numpy's, as in `_py_score_many` (numpy's vectorised
+        `exp` and the C library's differ in the last bit for some arguments)."""
+        n = len(texts)
+        if n == 0:
+            return []
+        raw, left = self._native.decisions(texts)
+        z = np.frombuffer(raw, dtype=np.float64).reshape(n, len(self.intercepts))
+        scores: list[float] = (1.0 / (1.0 + np.exp(z))).mean(axis=1).tolist()
+        if left:
+            rest = self._py_score_many([texts[i] for i in left])
+            for i, score in zip(left, rest, strict=True):
+                scores[i] = score
+        return scores
+
+    def _py_score_many(self, texts: Sequence[str]) -> list[float]:
+        """`score_many` in Python and numpy, one numpy pass for the whole batch: the
+        reference."""
         n = len(texts)
         if n == 0:
             return []
