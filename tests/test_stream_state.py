@@ -9,6 +9,10 @@ from typing import NamedTuple
 import orjson
 import pytest
 from aiokafka import TopicPartition
+from aiokafka.partitioner import murmur2 as aiokafka_murmur2
+from hypothesis import given
+from hypothesis import strategies as st
+from newspipe_native import murmur2
 
 from pipeline.settings import Settings
 from pipeline.stream.state import MAX_RECORD_BYTES, OverlayMap, PartitionState, StageState
@@ -165,6 +169,13 @@ def test_rocksdb_state_files_carry_a_bloom_filter_for_every_key(tmp_path) -> Non
     assert int(props["filter block size"]) > 0
     assert state.get("c:5") == [5, "h"] and state.get("c:1000") is None
     state.close()
+
+
+@given(st.binary(max_size=70))
+def test_a_keyed_record_goes_to_the_partition_aiokafkas_partitioner_picks(key: bytes) -> None:
+    """The compiled murmur2 is aiokafka's (Kafka's Java client's): the same key, the same
+    partition, so a record's partition does not depend on which process sent it."""
+    assert murmur2(key) == aiokafka_murmur2(key)
 
 
 def test_state_changelogs_outlive_the_raw_topics_and_twice_their_horizon():

@@ -3,6 +3,7 @@
 use pyo3::prelude::*;
 
 mod firstlook;
+mod kafka;
 mod lang;
 mod moderation;
 mod text;
@@ -16,5 +17,6 @@ fn newspipe_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<moderation::CaseTables>()?;
     m.add_class::<moderation::ToxicityScorer>()?;
     m.add_class::<moderation::WordLists>()?;
+    m.add_function(wrap_pyfunction!(kafka::murmur2, m)?)?;
     Ok(())
 }

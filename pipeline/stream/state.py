@@ -41,6 +41,7 @@ from typing import Any, NamedTuple
 import orjson
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
+from newspipe_native import murmur2
 
 from pipeline import kafka_io
 from pipeline.dedup.state import RocksState, StateCorrupted
@@ -249,7 +250,8 @@ async def send_in_transaction(producer: AIOKafkaProducer, records: Sequence[OutR
     Records are grouped by partition and each group goes as whole record batches
     (`send_batch`): one future per batch instead of one per record, which was most of what the
     producer cost a worker. A record without a partition goes where the producer's own
-    partitioner would send it (murmur2 of the key, as Kafka's Java client does).
+    partitioner would send it (murmur2 of the key, as Kafka's Java client does; computed in
+    native/, since aiokafka's pure-Python murmur2 cost microseconds a keyed record).
 
     Every batch is built and closed before the first is handed over, and every partition's
     first batch goes before any second one: a closed batch is sent at once instead of waiting
@@ -267,7 +269,11 @@ async def send_in_transaction(producer: AIOKafkaProducer, records: Sequence[OutR
             every = partitions.get(r.topic)
             if every is None:
                 every = partitions[r.topic] = sorted(await producer.partitions_for(r.topic))
-            p = _partitioner(r.key, every, every)
+            p = (
+                every[(murmur2(r.key) & 0x7FFFFFFF) % len(every)]
+                if r.key is not None
+                else _partitioner(None, every, every)
+            )
         groups.setdefault((r.topic, p), []).append(r)
     last = records[-1]
     rounds: Rounds = []  # the sending order: rounds of at most one batch per partition
