@@ -6,6 +6,7 @@ mod firstlook;
 mod kafka;
 mod lang;
 mod moderation;
+mod tagger;
 mod text;
 
 #[pymodule]
@@ -18,5 +19,6 @@ fn newspipe_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<moderation::ToxicityScorer>()?;
     m.add_class::<moderation::WordLists>()?;
     m.add_function(wrap_pyfunction!(kafka::murmur2, m)?)?;
+    m.add_class::<tagger::TagIndex>()?;
     Ok(())
 }

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,6 +139,12 @@ _TABLE = str.maketrans(_SEPARATORS)
 # The same mapping as bytes: bytes.translate is ~10x faster than str.translate for ASCII text.
 _BYTE_TABLE = bytes(b if b >= 128 or chr(b).isalnum() else 32 for b in range(256))
 
+# The non-ASCII characters at which `_norm` splits words: the separators above and what
+# str.split() takes for whitespace (none lies above U+3000; a test checks every code point).
+_WORD_BREAKS = _UNICODE_SEPARATORS + "".join(
+    c for c in map(chr, range(0x80, 0x3001)) if c.isspace() and c not in _UNICODE_SEPARATORS
+)
+
 
 def _norm(text: str) -> str:
     """Lower-case, punctuation to spaces, single spaces, padded: " inter korean talks "."""
@@ -230,15 +237,18 @@ class Tagger:
                     plurals.setdefault(f" {plural} ", []).extend(plain)
         keys.update(plurals)
         self._automaton = ahocorasick.Automaton()
+        native_keys: list[tuple[str, list[int], bool, float]] = []
         for key, ids in keys.items():
             has_cs = any(self._entries[i].case_sensitive for i in ids)
             # the most evidence one hit of this key can add: the weights of all its entries
             most = sum(max(0.0, self._entries[i].weight) for i in ids)
             self._automaton.add_word(key, (len(key), tuple(ids), has_cs, most))
+            native_keys.append((key, ids, has_cs, most))
         self._automaton.make_automaton()
         self._cs_patterns: dict[int, re.Pattern[str]] = {}
         self._level = {c: k.level for c, k in taxonomy.concepts.items()}
         self._top = {c: taxonomy.chain(c)[-1] for c in taxonomy.concepts}
+        self._native = self._native_index(native_keys)
         sections = lexicon_dir / "sections.json"
         self._sections: dict[str, str] = {}
         if sections.exists():
@@ -247,6 +257,36 @@ class Tagger:
                 if code not in taxonomy:
                     raise ValueError(f"sections.json: unknown code {code} for {name!r}")
                 self._sections[name.lower()] = code
+
+    def _native_index(self, keys: list[tuple[str, list[int], bool, float]]) -> Any:
+        """The lexicon, taxonomy and constants copied into the compiled tagger
+        (native/src/tagger.rs), which runs tag_comment's and tag_article's matching and scoring."""
+        from newspipe_native import TagIndex
+
+        codes = list(self.taxonomy.concepts)
+        self._code_index = {c: n for n, c in enumerate(codes)}
+        ix = self._code_index
+        concepts = self.taxonomy.concepts
+        params = {
+            name: float(globals()[name])
+            for name in (
+                "TITLE_WEIGHT", "STANDFIRST_WEIGHT", "BODY_WEIGHT", "ARTICLE_MIN_TOP",
+                "COMMENT_MIN_TOP", "COMMENT_MIN_TERMS", "RELATIVE_TOP", "MIN_SUB", "RELATIVE_SUB",
+                "MAX_TOP", "MAX_SUB_PER_TOP", "MAX_EVIDENCE", "SCORE_SCALE", "SECTION_PRIOR",
+                "LONE_AMBIGUOUS",
+            )
+        }  # fmt: skip
+        return TagIndex(
+            [(c, concepts[c].label, concepts[c].level, ix[self._top[c]]) for c in codes],
+            [
+                (e.term, e.weight, e.case_sensitive, e.ambiguous, [ix[c] for c in e.chain])
+                for e in self._entries
+            ],
+            keys,
+            _WORD_BREAKS,
+            sys.version_info >= (3, 12),  # builtin sum() of floats compensates from 3.12 on
+            params,
+        )
 
     @classmethod
     def load(cls) -> Tagger:
@@ -432,7 +472,22 @@ class Tagger:
     def tag_article(
         self, title: str, standfirst: str | None, body: str, section: str | None = None
     ) -> list[Tag]:
-        """Tags for an article; ``section`` (a source's own section name) adds a prior if mapped."""
+        """Tags for an article; ``section`` (a source's own section name) adds a prior if mapped.
+
+        Matching and scoring run compiled (the same steps as ``_py_tag_article``).
+        """
+        prior = None
+        if section:
+            code = self._sections.get(section.lower())
+            if code is not None:
+                chain = [self._code_index[c] for c in self.taxonomy.chain(code)]
+                prior = (f"section:{section.lower()}", chain)
+        return cast(list[Tag], self._native.tag_article(title, standfirst, body, prior))
+
+    def _py_tag_article(
+        self, title: str, standfirst: str | None, body: str, section: str | None = None
+    ) -> list[Tag]:
+        """The reference implementation of ``tag_article`` (the compiled path must agree)."""
         mass = self._accumulate([(title, TITLE_WEIGHT)])
         in_title = frozenset(mass)
         for i, m in self._accumulate(
@@ -465,7 +520,28 @@ class Tagger:
 
         `inherited_ready`: the article's tags already through `inherit`, shared read-only by the
         comments of one batch (the core copies an article's tags once, not once per comment).
+        Matching and scoring run compiled (the same steps as ``_py_tag_comment``).
         """
+        out: list[Tag] = (
+            list(inherited_ready) if inherited_ready is not None else self.inherit(inherited or [])
+        )
+        own = self._native.tag_comment(text)
+        if own is None:  # no topic of the comment's own can reach the threshold
+            return out
+        codes = {t["code"] for t in out}
+        out.extend(t for t in own if t["code"] not in codes)
+        if len(out) > len(codes):
+            out.sort(key=lambda t: (-t["score"], t["level"]))
+        return out
+
+    def _py_tag_comment(
+        self,
+        text: str,
+        inherited: list[Tag] | list[dict] | None = None,
+        *,
+        inherited_ready: list[Tag] | None = None,
+    ) -> list[Tag]:
+        """The reference implementation of ``tag_comment`` (the compiled path must agree)."""
         out: list[Tag] = (
             list(inherited_ready) if inherited_ready is not None else self.inherit(inherited or [])
         )
