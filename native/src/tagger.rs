@@ -185,6 +185,28 @@ fn bloom_bits(h: u64) -> [usize; 2] {
     [(h >> 47) as usize, (again >> 47) as usize]
 }
 
+/// One word of the keys: what a lookup compares and where the trie walk starts, in one row
+/// (a text's words are looked up between the core's other stages, with the tables out of cache:
+/// each row touched is a likely cache miss).
+#[derive(Clone, Copy)]
+struct WordRow {
+    hash: u64,
+    head: u64, // the word's first 8 bytes, zero-padded (all of it when it is that short)
+    start: u32,
+    len: u32,
+    root: u32, // trie node of the one-word prefix, or NONE
+}
+
+/// The first 8 bytes of a word as a little-endian number (words hold no NUL byte).
+#[inline]
+fn head_of(word: &[u8]) -> u64 {
+    let mut w = 0u64;
+    for (n, &b) in word.iter().take(8).enumerate() {
+        w |= u64::from(b) << (8 * n);
+    }
+    w
+}
+
 /// The words of the automaton's keys, by id: an open-addressing table of their hashes, so that
 /// a word of a text (most are in no key) costs one hash and, mostly, one probe.
 struct Vocab {
@@ -193,8 +215,7 @@ struct Vocab {
     bloom: Vec<u64>,
     slots: Vec<u32>, // word id or NONE; a power of two long, at most a quarter full
     shift: u32,
-    hashes: Vec<u64>,
-    spans: Vec<(usize, usize)>,
+    rows: Vec<WordRow>,
     text: String,
     longest: usize,
 }
@@ -206,8 +227,7 @@ impl Vocab {
             bloom: vec![0; BLOOM_BITS / 64],
             slots: vec![NONE; size],
             shift: 64 - size.trailing_zeros(),
-            hashes: Vec::new(),
-            spans: Vec::new(),
+            rows: Vec::new(),
             text: String::new(),
             longest: 0,
         };
@@ -216,7 +236,7 @@ impl Vocab {
                 continue;
             }
             let h = fx_hash(w.as_bytes());
-            let id = v.hashes.len() as u32;
+            let id = v.rows.len() as u32;
             let mask = v.slots.len() - 1;
             let mut at = (h >> v.shift) as usize & mask;
             while v.slots.get(at).is_some_and(|&s| s != NONE) {
@@ -230,8 +250,13 @@ impl Vocab {
                     *word |= 1 << (bit % 64);
                 }
             }
-            v.hashes.push(h);
-            v.spans.push((v.text.len(), v.text.len() + w.len()));
+            v.rows.push(WordRow {
+                hash: h,
+                head: head_of(w.as_bytes()),
+                start: v.text.len() as u32,
+                len: w.len() as u32,
+                root: NONE,
+            });
             v.text.push_str(w);
             v.longest = v.longest.max(w.len());
         }
@@ -241,26 +266,37 @@ impl Vocab {
     /// The id of `word` (lower-cased UTF-8), or NONE.
     #[inline]
     fn get(&self, word: &[u8]) -> u32 {
-        if word.len() > self.longest {
-            return NONE;
+        self.row(word).map_or(NONE, |(id, _)| id)
+    }
+
+    /// The id and row of `word` (lower-cased UTF-8).
+    #[inline]
+    fn row(&self, word: &[u8]) -> Option<(u32, &WordRow)> {
+        if word.len() > self.longest || word.is_empty() {
+            return None;
         }
         let h = fx_hash(word);
         for bit in bloom_bits(h) {
             if self.bloom.get(bit / 64).is_none_or(|w| w & (1 << (bit % 64)) == 0) {
-                return NONE;
+                return None;
             }
         }
+        let head = head_of(word);
         let mask = self.slots.len() - 1;
         let mut at = (h >> self.shift) as usize & mask;
         loop {
-            let id = self.slots.get(at).copied().unwrap_or(NONE);
+            let id = *self.slots.get(at)?;
             if id == NONE {
-                return NONE;
+                return None;
             }
-            if self.hashes.get(id as usize) == Some(&h) {
-                let span = self.spans.get(id as usize).copied().unwrap_or((0, 0));
-                if self.text.as_bytes().get(span.0..span.1) == Some(word) {
-                    return id;
+            let row = self.rows.get(id as usize)?;
+            if row.hash == h && row.head == head && row.len as usize == word.len() {
+                if word.len() <= 8 {
+                    return Some((id, row));
+                }
+                let (from, to) = (row.start as usize, (row.start + row.len) as usize);
+                if self.text.as_bytes().get(from..to) == Some(word) {
+                    return Some((id, row));
                 }
             }
             at = (at + 1) & mask;
@@ -272,10 +308,8 @@ impl Vocab {
 #[pyclass(frozen, module = "newspipe_native")]
 pub struct TagIndex {
     vocab: Vocab,
-    root: Vec<u32>, // word id -> trie node of the one-word prefix, or NONE
     trie: FxMap<(u32, u32), u32>, // (node, word id) -> child node, below the first word
-    node_key: Vec<u32>,
-    node_children: Vec<bool>,
+    nodes: Vec<(u32, bool)>,      // per trie node: the key ending there (or NONE), has children
     keys: Vec<Key>,
     entries: Vec<Entry>,
     codes: Vec<Code>,
@@ -416,8 +450,7 @@ impl TagIndex {
             .iter()
             .flat_map(|(key, _, _, _)| key.split(' ').filter(|w| !w.is_empty()))
             .collect();
-        let vocab = Vocab::new(&all_words);
-        let mut root: Vec<u32> = vec![NONE; vocab.hashes.len()];
+        let mut vocab = Vocab::new(&all_words);
         let mut trie: FxMap<(u32, u32), u32> = FxMap::default();
         let mut node_key: Vec<u32> = vec![NONE];
         let mut node_children: Vec<bool> = vec![true];
@@ -431,11 +464,11 @@ impl TagIndex {
                 let w = vocab.get(word.as_bytes());
                 let next_node = node_key.len() as u32;
                 let child = if node == 0 {
-                    let slot = root.get_mut(w as usize).ok_or_else(|| bad("a key's word"))?;
-                    if *slot == NONE {
-                        *slot = next_node;
+                    let row = vocab.rows.get_mut(w as usize).ok_or_else(|| bad("a key's word"))?;
+                    if row.root == NONE {
+                        row.root = next_node;
                     }
-                    *slot
+                    row.root
                 } else {
                     *trie.entry((node, w)).or_insert(next_node)
                 };
@@ -478,10 +511,8 @@ impl TagIndex {
         };
         Ok(TagIndex {
             vocab,
-            root,
             trie,
-            node_key,
-            node_children,
+            nodes: node_key.into_iter().zip(node_children).collect(),
             keys: key_rows,
             entries: entry_rows,
             codes: code_rows,
@@ -665,14 +696,13 @@ impl TagIndex {
         let ids = self.word_ids(py, text, original)?;
         let mut hits = Vec::new();
         for (j, &first) in ids.iter().enumerate() {
-            let mut node = self.root.get(first as usize).copied().unwrap_or(NONE);
+            let mut node = self.vocab.rows.get(first as usize).map_or(NONE, |r| r.root);
             let mut k = j + 1;
-            while node != NONE {
-                let key = self.node_key.get(node as usize).copied().unwrap_or(NONE);
+            while let Some(&(key, children)) = self.nodes.get(node as usize) {
                 if key != NONE {
                     hits.push((j as u32, k as u32, key));
                 }
-                if !self.node_children.get(node as usize).copied().unwrap_or(false) {
+                if !children {
                     break;
                 }
                 let Some(&w) = ids.get(k) else { break };
