@@ -2,6 +2,7 @@
 //! (its reference, kept in pipeline/ and compared in the tests): same inputs, same answers.
 use pyo3::prelude::*;
 
+mod dedup;
 mod firstlook;
 mod kafka;
 mod lang;
@@ -18,5 +19,6 @@ fn newspipe_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<moderation::ToxicityScorer>()?;
     m.add_class::<moderation::WordLists>()?;
     m.add_function(wrap_pyfunction!(kafka::murmur2, m)?)?;
+    dedup::register(m)?;
     Ok(())
 }
