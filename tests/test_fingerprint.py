@@ -25,6 +25,7 @@ from pipeline.dedup.fingerprint import (
     LEAD_WORDS,
     MinHasher,
     _py_band_hashes,
+    _py_encode_signature,
     _py_lead_shingles,
     _py_simhash64,
     band_hashes,
@@ -62,7 +63,9 @@ def assert_same_fingerprints(
     ref_sig = hasher.signature(ref_shingles)
     sig = hasher.text_signature(text)
     assert sig.dtype == np.uint32 and sig.tobytes() == ref_sig.astype("<u4").tobytes()
-    assert encode_signature(sig) == encode_signature(ref_sig)
+    assert encode_signature(sig) == encode_signature(ref_sig) == _py_encode_signature(ref_sig)
+    low = sig.astype(np.uint16)
+    assert encode_signature(low) == _py_encode_signature(low) == encode_signature(ref_sig)
     for bands, rows in layouts:
         if bands * rows <= hasher.num_perm:
             assert band_hashes(sig, bands, rows) == _py_band_hashes(ref_sig, bands, rows)
@@ -170,6 +173,7 @@ def _reference_deduper(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(deduper_module, "scan_bands", deduper_module._py_scan_bands)
     monkeypatch.setattr(deduper_module, "claim_bands", deduper_module._py_claim_bands)
     monkeypatch.setattr(deduper_module, "lead_shingles", _py_lead_shingles)
+    monkeypatch.setattr(deduper_module, "encode_signature", _py_encode_signature)
     monkeypatch.setattr(
         Deduper,
         "fingerprint",

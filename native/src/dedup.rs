@@ -270,6 +270,14 @@ pub fn band_hashes(sig: &[u8], bands: usize, rows: usize, prefix: Option<&str>) 
     out
 }
 
+/// The low 16 bits of each little-endian uint32 (what `fingerprint.encode_signature` stores),
+/// as little-endian uint16 bytes; a trailing partial value is ignored (the input is whole values).
+#[pyfunction]
+pub fn low16<'py>(py: Python<'py>, values: &[u8]) -> Bound<'py, PyBytes> {
+    let raw: Vec<u8> = values.chunks_exact(4).flat_map(|c| [c[0], c[1]]).collect();
+    PyBytes::new(py, &raw)
+}
+
 /// `fingerprint.simhash64` of shingle hashes given as little-endian uint32 bytes.
 #[pyfunction]
 pub fn simhash64(shingles: &[u8]) -> u64 {
@@ -361,6 +369,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(lead_shingles, m)?)?;
     m.add_function(wrap_pyfunction!(band_hashes, m)?)?;
     m.add_function(wrap_pyfunction!(simhash64, m)?)?;
+    m.add_function(wrap_pyfunction!(low16, m)?)?;
     m.add_function(wrap_pyfunction!(scan_bands, m)?)?;
     m.add_function(wrap_pyfunction!(claim_bands, m)?)?;
     Ok(())
