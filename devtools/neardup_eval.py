@@ -61,10 +61,9 @@ from pipeline.dedup.fingerprint import (
     jaccard_estimate,
     lead_containment,
     lead_shingles,
-    shingle_hashes,
     simhash64,
     simhash_similarity,
-    words,
+    text_shingles,
 )
 from pipeline.ids import short_hash
 from pipeline.settings import Settings
@@ -310,7 +309,7 @@ def minhash_method(num_perm: int, bands: int, rows: int) -> tuple[Callable, Call
     hasher = MinHasher(num_perm)
 
     def fp(text: str) -> tuple[np.ndarray, set[str]]:
-        sig = hasher.signature(shingle_hashes(words(text)))
+        sig = hasher.text_signature(text)
         return sig, set(enumerate(band_hashes(sig, bands, rows)))
 
     def sim(a: Any, b: Any) -> float:
@@ -455,9 +454,9 @@ def run(seed: int = SEED, near_dup_threshold: float | None = None) -> dict[str, 
     for num_perm, bands, rows in CONFIGS:
         fp, sim, banded = minhash_method(num_perm, bands, rows)
         results.append(evaluate(pairs, f"minhash{num_perm} lsh {bands}x{rows}", fp, sim, banded))
-    sh = lambda text: simhash64(shingle_hashes(words(text)))  # noqa: E731
+    sh = lambda text: simhash64(text_shingles(text))  # noqa: E731
     results.append(evaluate(pairs, "simhash64", sh, simhash_similarity))
-    ex = lambda text: set(shingle_hashes(words(text)).tolist())  # noqa: E731
+    ex = lambda text: set(text_shingles(text).tolist())  # noqa: E731
     results.append(evaluate(pairs, "exact jaccard (reference)", ex, exact_jaccard))
     short_docs = build_articles(items, random.Random(seed), 1)[:2000]
     short_pairs = build_pairs(short_docs, random.Random(seed + 1))

@@ -2,6 +2,7 @@
 //! (its reference, kept in pipeline/ and compared in the tests): same inputs, same answers.
 use pyo3::prelude::*;
 
+mod dedup;
 mod firstlook;
 mod kafka;
 mod lang;
@@ -20,5 +21,6 @@ fn newspipe_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<moderation::WordLists>()?;
     m.add_function(wrap_pyfunction!(kafka::murmur2, m)?)?;
     m.add_class::<tagger::TagIndex>()?;
+    dedup::register(m)?;
     Ok(())
 }

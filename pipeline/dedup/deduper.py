@@ -88,9 +88,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+from newspipe_native import claim_bands, scan_bands
+
 from pipeline.dedup.fingerprint import (
     MinHasher,
-    band_hashes,
+    _py_band_hashes,
     decode_lead,
     decode_signature,
     encode_lead,
@@ -98,8 +101,6 @@ from pipeline.dedup.fingerprint import (
     jaccard_estimate,
     lead_containment,
     lead_shingles,
-    shingle_hashes,
-    words,
 )
 from pipeline.dedup.state import DictState, StateMap
 from pipeline.ids import short_hash
@@ -187,7 +188,6 @@ class Deduper:
         self.hasher = MinHasher(num_perm)
         self.bands = bands
         self.rows = rows
-        self._band_prefixes = [f"b:{i}:" for i in range(bands)]
         self.watermark = 0.0
         self._last_iso: str | None = None
         self._last_ts = 0.0
@@ -261,7 +261,7 @@ class Deduper:
 
     def fingerprint(self, record: dict[str, Any]) -> Any:
         """MinHash signature of the article text (uint32 numpy array)."""
-        return self.hasher.signature(shingle_hashes(words(article_text(record))))
+        return self.hasher.text_signature(article_text(record))
 
     def check_near_duplicate(self, record: dict[str, Any], outcome: Outcome) -> Outcome:
         """Look a new article up in the band index, then add it (first writer of a band wins).
@@ -290,29 +290,14 @@ class Deduper:
             return Outcome(DUPLICATE_EXACT, False, record, duplicate_of=aid)
         sig = self.fingerprint(record)
         lead = lead_shingles(lead_text(record))
-        free: list[str] = []
-        checked: set[str] = set()
+        # The band lookups (and the owners' `g:` entries) in one native call: `_py_scan_bands`
+        # is the same loop in Python, kept as its reference.
+        free, found = scan_bands(index, _u32_le(sig), self.bands, self.rows, aid, cutoff, revision)
         floor = min(self.threshold, self.related_threshold)
         best_sim = -1.0
         copy: tuple[float, str, str | None, str] | None = None  # (sim, id, cluster, story)
         related: tuple[float, str, str] | None = None  # (sim, id, story)
-        for prefix, band in zip(
-            self._band_prefixes, band_hashes(sig, self.bands, self.rows), strict=True
-        ):
-            key = prefix + band
-            hit = index.get(key)
-            # inlined _live(): this loop runs `bands` times per article
-            if hit is None or hit[0] < cutoff or hit[1] == aid:
-                free.append(key)
-                continue
-            cand = hit[1]
-            if revision or cand in checked:
-                continue
-            checked.add(cand)
-            g = index.get("g:" + cand)
-            if g is None or g[0] < cutoff:
-                free.append(key)  # the band's owner expired: take the band over
-                continue
+        for cand, g in found:
             sim = jaccard_estimate(sig, decode_signature(g[1]))
             best_sim = max(best_sim, sim)
             if sim < floor:
@@ -327,8 +312,7 @@ class Deduper:
                     copy = (sim, cand, g[2] or cand, story)
             elif sim >= self.related_threshold and (related is None or sim > related[0]):
                 related = (sim, cand, story)
-        for key in free:
-            index[key] = [t, aid]
+        claim_bands(index, free, t, aid)  # index[key] = [t, aid] for each free band, in order
         if revision:
             if own is not None and own[0] >= cutoff:
                 _restore_links(record, own)
@@ -448,6 +432,45 @@ class Deduper:
             "comments": len(self.comments),
             "index": len(self.index),
         }
+
+
+def _u32_le(sig: Any) -> bytes:
+    """A signature as the little-endian uint32 bytes `scan_bands` reads."""
+    return sig.astype("<u4", copy=False).tobytes()
+
+
+def _py_scan_bands(
+    index: StateMap, sig: bytes, bands: int, rows: int, aid: str, cutoff: float, revision: bool
+) -> tuple[list[str], list[tuple[str, Any]]]:
+    """The reference of the native `scan_bands` (native/src/dedup.rs): the band loop as
+    `check_near_duplicate` ran it in Python. Returns the free band keys (to be claimed, in band
+    order) and the live owners of the other bands with their `g:` entries, each owner once."""
+    free: list[str] = []
+    found: list[tuple[str, Any]] = []
+    checked: set[str] = set()
+    sig_array = np.frombuffer(sig, dtype="<u4")
+    for i, band in enumerate(_py_band_hashes(sig_array, bands, rows)):
+        key = f"b:{i}:" + band
+        hit = index.get(key)
+        if hit is None or hit[0] < cutoff or hit[1] == aid:
+            free.append(key)
+            continue
+        cand = hit[1]
+        if revision or cand in checked:
+            continue
+        checked.add(cand)
+        g = index.get("g:" + cand)
+        if g is None or g[0] < cutoff:
+            free.append(key)  # the band's owner expired: take the band over
+            continue
+        found.append((cand, g))
+    return free, found
+
+
+def _py_claim_bands(index: StateMap, keys: list[str], t: int, aid: str) -> None:
+    """The reference of the native `claim_bands`."""
+    for key in keys:
+        index[key] = [t, aid]
 
 
 def _restore_links(record: dict[str, Any], entry: list[Any]) -> None:

@@ -1,11 +1,17 @@
 """Near-duplicate fingerprints of article text: word 3-shingles -> MinHash (and SimHash, for
 comparison in the eval and benchmark).
 
-Shaped for cost (docs/performance.md): each word is hashed once with xxh32 and the
-3-shingle hashes are combined in numpy, so no shingle string is ever built; the MinHash
-permutations are generated once per process from a fixed seed (datasketch's default constructor
-regenerates them per event). Hashes must be stable across processes and restarts because
-signatures and band keys are stored in state and compared by other workers: never `hash()`.
+Shaped for cost (docs/performance.md): each word is hashed once with xxh32 and the 3-shingle
+hashes are combined arithmetically, so no shingle string is ever built; the MinHash permutations
+are generated once per process from a fixed seed (datasketch's default constructor regenerates
+them per event). Hashes must be stable across processes and restarts because signatures and band
+keys are stored in state and compared by other workers: never `hash()`.
+
+The numpy functions here (`words`, `shingle_hashes`, `MinHasher.signature`, `_py_band_hashes`,
+`_py_lead_shingles`, `_py_simhash64`) define the values; the production path computes the same
+bits in compiled code (native/src/dedup.rs: `MinHasher.text_signature`, `text_shingles`,
+`band_hashes`, `lead_shingles`, `simhash64`), where a word or a band costs a few instructions
+instead of an interpreter step or a numpy call. tests/test_fingerprint.py holds the two equal.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import base64
 import string
 
+import newspipe_native
 import numpy as np
 import xxhash
 
@@ -31,6 +38,16 @@ _xxh32 = xxhash.xxh32_intdigest
 def words(text: str) -> list[bytes]:
     """Lowercased UTF-8 word tokens; punctuation and spacing differences do not matter."""
     return text.lower().translate(_PUNCT).encode("utf-8").split()
+
+
+def _u32_bytes(values: np.ndarray) -> bytes:
+    """Little-endian uint32 bytes of an array of 32-bit values (what the native calls read)."""
+    return np.asarray(values).astype("<u4", copy=False).tobytes()
+
+
+def text_shingles(text: str, max_words: int | None = None) -> np.ndarray:
+    """`shingle_hashes(words(text)[:max_words])`, computed natively from the text."""
+    return np.frombuffer(newspipe_native.shingle_hashes(text.lower(), max_words), dtype="<u4")
 
 
 def shingle_hashes(tokens: list[bytes]) -> np.ndarray:
@@ -61,18 +78,31 @@ class MinHasher:
         a = rng.integers(0, 2**31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
         self.a = a.reshape(-1, 1)
         self.b = rng.integers(0, 2**32, num_perm, dtype=np.uint64).astype(np.uint32).reshape(-1, 1)
+        self._native = newspipe_native.MinHashPerms(_u32_bytes(self.a), _u32_bytes(self.b))
 
     def signature(self, shingles: np.ndarray) -> np.ndarray:
-        """uint32 signature of length num_perm."""
+        """uint32 signature of length num_perm (the reference of `text_signature`)."""
         return (self.a * shingles + self.b).min(axis=1)
+
+    def text_signature(self, text: str) -> np.ndarray:
+        """`signature(shingle_hashes(words(text)))` in one native call: the same bits, without
+        the (num_perm x shingles) matrix. A read-only uint32 array."""
+        return np.frombuffer(self._native.text_signature(text.lower()), dtype="<u4")
 
 
 def band_hashes(sig: np.ndarray, bands: int, rows: int) -> list[str]:
     """One 12-hex key per LSH band: articles sharing any band are near-duplicate candidates.
 
     48 bits: a chance collision only costs one signature comparison, and 12 hex instead of 16
-    saves ~170 bytes of index per article at 42 bands.
+    saves ~170 bytes of index per article at 42 bands. Computed natively; `_py_band_hashes` is
+    the reference.
     """
+    return newspipe_native.band_hashes(_u32_bytes(sig), bands, rows)
+
+
+def _py_band_hashes(sig: np.ndarray, bands: int, rows: int) -> list[str]:
+    """The reference of `band_hashes`: xxh3_64 of each band's rows (little-endian uint32), the
+    first 12 hex digits of its canonical (big-endian) hex."""
     raw = sig[: bands * rows].astype("<u4").tobytes()
     step = rows * 4
     h = xxhash.xxh3_64_hexdigest
@@ -95,6 +125,14 @@ def _low16(sig: np.ndarray) -> np.ndarray:
 def encode_signature(sig: np.ndarray) -> str:
     """The low 16 bits of each value (b-bit MinHash) as base64 text: state values must be JSON
     (Faust tables), not bytes; 16 bits halve the stored size at no measurable accuracy cost."""
+    if sig.dtype == np.uint16:
+        return base64.b64encode(sig.astype("<u2").tobytes()).decode("ascii")
+    # the low halves taken natively: numpy's mask + cast cost more than the signature itself
+    return base64.b64encode(newspipe_native.low16(_u32_bytes(sig))).decode("ascii")
+
+
+def _py_encode_signature(sig: np.ndarray) -> str:
+    """The reference of `encode_signature`."""
     return base64.b64encode(_low16(sig).astype("<u2").tobytes()).decode("ascii")
 
 
@@ -107,7 +145,14 @@ _ONE = np.uint64(1)
 
 
 def simhash64(shingles: np.ndarray) -> int:
-    """64-bit SimHash of the shingle set (each 32-bit shingle hash spread to 64 bits first)."""
+    """64-bit SimHash of the shingle set (each 32-bit shingle hash spread to 64 bits first),
+    computed natively; `_py_simhash64` is the reference."""
+    return newspipe_native.simhash64(_u32_bytes(shingles))
+
+
+def _py_simhash64(shingles: np.ndarray) -> int:
+    """The reference of `simhash64`: bit j is set when more than half of the spread shingle
+    hashes have it set."""
     h = shingles.astype(np.uint64) * _K3
     h ^= h >> _S29
     h = h * _K1
@@ -131,7 +176,13 @@ HEAD_SHINGLES = 18  # the shingles of the first 20 words: the opening that must 
 
 
 def lead_shingles(text: str) -> np.ndarray:
-    """16-bit hashes of the word 3-shingles of the first LEAD_WORDS words, in text order."""
+    """16-bit hashes of the word 3-shingles of the first LEAD_WORDS words, in text order
+    (computed natively; `_py_lead_shingles` is the reference). A read-only uint16 array."""
+    return np.frombuffer(newspipe_native.lead_shingles(text.lower(), LEAD_WORDS), dtype="<u2")
+
+
+def _py_lead_shingles(text: str) -> np.ndarray:
+    """The reference of `lead_shingles`."""
     tokens = words(text)[:LEAD_WORDS]
     if not tokens:
         return np.zeros(0, dtype=np.uint16)
