@@ -218,7 +218,7 @@ def _native() -> Any:
         np.frombuffer(ident.tk_nextmove, dtype=np.uint32).astype("<u4").tobytes(),
         np.asarray(ident._rowbase, dtype="<u4").tobytes(),
         np.asarray(ident.tk_output, dtype="<i4").tobytes(),
-        np.asarray(ident.nb_ptc, dtype="<f4").tobytes(),
+        np.asarray(ident.nb_ptc, dtype="<f2").tobytes(),
         np.asarray(ident.nb_pc, dtype="<f4").tobytes(),
         list(ident._alias_pairs),
     )
