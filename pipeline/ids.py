@@ -9,6 +9,7 @@ partition, where their dedup state lives.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import xxhash
@@ -50,7 +51,20 @@ _DEFAULT_PORTS = {"http": "80", "https": "443"}
 
 
 def canonical_url(url: str) -> str:
-    """Lowercase scheme and host; no default port, fragment or tracking parameters; sorted query."""
+    """Lowercase scheme and host; no default port, fragment or tracking parameters; sorted query.
+
+    Cached: an article's comments all carry its URL, and parsing it is most of an id's cost
+    (URLs longer than any real one are not kept, so the cache stays small)."""
+    if len(url) <= _CACHED_URL_CHARS:
+        return _cached_canonical_url(url)
+    return _py_canonical_url(url)
+
+
+_CACHED_URL_CHARS = 2048
+
+
+def _py_canonical_url(url: str) -> str:
+    """`canonical_url` without the cache: the reference."""
     parts = urlsplit(url.strip())
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
@@ -63,6 +77,9 @@ def canonical_url(url: str) -> str:
         if k.lower() not in TRACKING_PARAMS and not k.lower().startswith(TRACKING_PREFIXES)
     )
     return urlunsplit((scheme, host, path, urlencode(query), ""))
+
+
+_cached_canonical_url = lru_cache(maxsize=4096)(_py_canonical_url)
 
 
 def short_hash(text: str) -> str:

@@ -8,6 +8,7 @@ so an article and its comments meet on one partition.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 from pipeline import __version__
@@ -175,6 +176,24 @@ def _mentions(value: Any) -> list[str]:
     return out
 
 
+# The cached helpers below keep only short keys (names, mention lists, titles), so a flood of
+# huge fields cannot grow the caches past a few MB; longer values take the uncached path.
+_CACHED_CHARS = 1024
+
+
+@lru_cache(maxsize=4096)
+def _cached_mentions(value: str | tuple[str, ...]) -> tuple[str, ...]:
+    """`_mentions` of a string or of a list of strings (as a tuple), cached: a thread repeats
+    the same few mentions."""
+    return tuple(_mentions(value))
+
+
+@lru_cache(maxsize=4096)
+def _author(raw_author: str) -> str | None:
+    """The clean author of a raw author string, cached: a thread repeats its commenters."""
+    return clean_author(normalize_text(raw_author)) or None
+
+
 def _own_text(text: str, quoted: str) -> str:
     """`text` without the quoted earlier comment (and the stray quote marks around it)."""
     if not quoted:
@@ -217,12 +236,19 @@ def reply_marker(text: str) -> tuple[str, str] | None:
     return m.group(1), own
 
 
+# An article's comments share its identity fields: its id is computed once (strings only, so a
+# bad title fails as it does uncached). Failures are not cached.
+_cached_article_id = lru_cache(maxsize=4096)(make_article_id)
+
+
 def _comment_article_id(raw: dict[str, Any], source: str) -> str:
     if raw.get("article_id"):
         return str(raw["article_id"])
     url = _str_or_none(raw.get("article_url"))
     title = raw.get("article_title")
     if url or title:
+        if title is None or (type(title) is str and len(title) <= _CACHED_CHARS):
+            return _cached_article_id(url, source, None, title)
         return make_article_id(url, source, None, title)
     raise Rejected("schema.missing_field", "comment has no article_id, article_url or "
                    "article_title", field="article_id", stage=STAGE)  # fmt: skip
@@ -243,7 +269,13 @@ def normalize_comment(
     text = "" if removed else normalize_text(raw.get("text"))
     if not text and not removed:
         raise _reject_empty("comment text", "text")
-    author = clean_author(normalize_text(raw.get("author"))) or None if raw.get("author") else None
+    raw_author = raw.get("author")
+    if not raw_author:
+        author = None
+    elif type(raw_author) is str and len(raw_author) <= _CACHED_CHARS:
+        author = _author(raw_author)
+    else:
+        author = clean_author(normalize_text(raw_author)) or None
     number = raw.get("number")
     source_comment_id = _str_or_none(raw.get("source_comment_id"))
     local_id = source_comment_id or (None if number is None else str(number))
@@ -251,7 +283,19 @@ def normalize_comment(
         local_id = short_hash(f"{author or ''}\x1f{text}")
     quoted = _str_or_none(raw.get("quotes"))
     own = _own_text(text, normalize_text(raw.get("quoted_text"))) if quoted else text
-    mentions = _mentions(raw.get("mentions"))
+    raw_mentions = raw.get("mentions")
+    if not raw_mentions:
+        mentions = []
+    elif type(raw_mentions) is str and len(raw_mentions) <= _CACHED_CHARS:
+        mentions = list(_cached_mentions(raw_mentions))
+    elif (
+        type(raw_mentions) is list
+        and len(raw_mentions) <= 16
+        and all(type(m) is str and len(m) <= 128 for m in raw_mentions)
+    ):
+        mentions = list(_cached_mentions(tuple(raw_mentions)))
+    else:
+        mentions = _mentions(raw_mentions)
     reply_to = None
     marker = reply_marker(text) if text else None
     if marker is not None and marker[1]:

@@ -109,7 +109,23 @@ def parse_time(value: object, field: str, now: str | None = None) -> str | None:
     """ISO-8601 / RFC 2822 / epoch -> UTC ISO string; raises Rejected for junk or absurd years.
 
     Naive times are taken as UTC (the sources we know publish UTC or say their offset).
-    """
+    A short string is parsed once per (string, field, year of `now`): a batch's records repeat
+    their times (a page's capture time, comments posted in the same second), and the answer
+    depends on nothing else. Rejections are not cached (lru_cache does not keep exceptions)."""
+    if value is None or value == "":
+        return None
+    if type(value) is str and len(value) <= 64:
+        return _parse_time_str(value, field, (now or utc_now())[:4])
+    return _py_parse_time(value, field, now)
+
+
+@lru_cache(maxsize=4096)
+def _parse_time_str(value: str, field: str, year: str) -> str | None:
+    return _py_parse_time(value, field, year)
+
+
+def _py_parse_time(value: object, field: str, now: str | None = None) -> str | None:
+    """`parse_time` without the cache: the reference."""
     if value is None or value == "":
         return None
     try:
