@@ -4,6 +4,7 @@ use pyo3::prelude::*;
 
 mod dedup;
 mod firstlook;
+mod fxhash;
 mod kafka;
 mod lang;
 mod moderation;

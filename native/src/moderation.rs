@@ -8,8 +8,8 @@
 //! once in Python for every code point. The one context-dependent mapping (`str.lower` of a
 //! capital sigma, final or not) is not reproduced: a text holding one gets `None`, and so does a
 //! text Rust cannot borrow as UTF-8 (lone surrogates); the caller scores those in Python.
+use crate::fxhash::FxMap;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use aho_corasick::{AhoCorasick, MatchKind};
@@ -20,45 +20,7 @@ use pyo3::types::{PyBytes, PyString};
 const CODE_POINTS: usize = 0x11_0000;
 const CAPITAL_SIGMA: char = '\u{3a3}';
 
-/// FxHash (rustc's): a multiply and a rotate per 8 bytes, where std's SipHash spends a few
-/// dozen cycles per token. The table is the fixed vocabulary (no key comes from input), so
-/// SipHash's resistance to chosen collisions buys nothing here.
-#[derive(Default)]
-struct Fx(u64);
-
-impl Hasher for Fx {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            self.add(u64::from_le_bytes(w));
-        }
-        for &b in chunks.remainder() {
-            self.add(u64::from(b));
-        }
-    }
-
-    fn write_u8(&mut self, b: u8) {
-        self.add(u64::from(b));
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.add(n as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-impl Fx {
-    fn add(&mut self, w: u64) {
-        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-type Vocabulary = HashMap<Box<[u8]>, u32, BuildHasherDefault<Fx>>;
+type Vocabulary = FxMap<Box<[u8]>, u32>;
 
 struct Tables {
     word: Vec<u64>, // one bit per code point: `re`'s `\w` (str.isalnum() or "_")
