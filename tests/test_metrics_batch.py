@@ -32,7 +32,8 @@ def test_observing_many_values_at_once_exposes_what_observing_each_does():
         values += [rng.uniform(0, buckets[-1] * 2) for _ in range(500)] + [0.0, 1e9]
         for v in values:
             h1.labels("x").observe(v)
-        observe_many(h2.labels("x"), values[:100])
+        observe_many(h2.labels("x"), values[:10])  # few: one bisect each
+        observe_many(h2.labels("x"), values[10:100])  # many: numpy at once
         observe_many(h2.labels("x"), values[100:])
         assert _samples(one) == _samples(many)
         assert abs(h1.labels("x")._sum.get() - h2.labels("x")._sum.get()) < 1e-6 * sum(values)

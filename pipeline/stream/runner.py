@@ -635,13 +635,16 @@ class StageRunner(Service):
         worker's time)."""
         m = self.metrics
         incs: Counter[tuple[Any, ...]] = Counter()
-        observed: dict[tuple[Any, ...], list[float]] = {}
+        timings: dict[str, list[dict[str, float]]] = {}  # stream -> each result's stage times
+        ages: dict[str, list[float]] = {}  # stream -> event-to-emit of its clean records
         now = time.time()
         for tally in tallies:
             result = tally.result
             stream = result.stream
-            for stage, seconds in result.stage_seconds.items():
-                observed.setdefault((m.stage_seconds, stage, stream), []).append(seconds)
+            per_stream = timings.get(stream)
+            if per_stream is None:
+                per_stream = timings[stream] = []
+            per_stream.append(result.stage_seconds)
             if tally.counted_in:
                 incs[(m.forwarded, stream, "received")] += 1
             else:
@@ -655,8 +658,7 @@ class StageRunner(Service):
                     if tag.get("level") == 1 and not tag.get("inherited"):
                         incs[(m.tags, stream, tag["code"])] += 1
                 if tally.event_ts:
-                    age = max(0.0, now - tally.event_ts)
-                    observed.setdefault((m.event_to_emit, stream), []).append(age)
+                    ages.setdefault(stream, []).append(max(0.0, now - tally.event_ts))
             elif result.status == DLQ:
                 incs[(m.dead_letters, stream, result.reason, tally.mode)] += 1
                 self.on_dead_letter(result.reason, stream)
@@ -664,5 +666,11 @@ class StageRunner(Service):
                 incs[(m.duplicates, stream, result.reason, tally.mode)] += 1
         for (metric, *labels), n in incs.items():
             m.child(metric, *labels).inc(n)
-        for (metric, *labels), values in observed.items():
-            observe_many(m.child(metric, *labels), values)
+        for stream, dicts in timings.items():
+            # one list per stage, in the order the stages first appear (a dict as ordered set)
+            stages = dict.fromkeys(stage for d in dicts for stage in d)
+            for stage in stages:
+                values = [d[stage] for d in dicts if stage in d]
+                observe_many(m.child(m.stage_seconds, stage, stream), values)
+        for stream, values in ages.items():
+            observe_many(m.child(m.event_to_emit, stream), values)
