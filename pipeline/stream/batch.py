@@ -99,7 +99,9 @@ def handing_over(core: Core, tables: ModerationTables | None) -> Iterator[None]:
 def moderation_status(record: Mapping[str, Any]) -> str | None:
     """A clean record's moderation status (None: the record carries no moderation object)."""
     moderation = record.get("moderation")
-    return moderation.get("status") if isinstance(moderation, Mapping) else None
+    if type(moderation) is dict or isinstance(moderation, Mapping):
+        return moderation.get("status")
+    return None
 
 
 def process_batch(
@@ -124,9 +126,10 @@ def process_batch(
     if stage.name == NEARDUP:
         items = [orjson.loads(r.value or b"{}") for r in todo]
         staged = [Result(ARTICLES, CLEAN, i["reason"], i["source"], i["record"]) for i in items]
+        clean_topic = stage.emits(names) if stage.emits else ""
         for item, result in zip(items, core.finish_batch(staged, states), strict=True):
-            _emit(out, counts, names, result, stage.emits(names) if stage.emits else "",
-                  item["mode"], item["ts"], counted_in=True)  # fmt: skip
+            _emit(out, counts, names, result, clean_topic, item["mode"], item["ts"],
+                  counted_in=True)  # fmt: skip
     else:
         metas = [
             Meta(r.topic, r.partition, r.offset, r.key, headers_of(r), r.timestamp) for r in todo
@@ -136,6 +139,9 @@ def process_batch(
             results = core.process_batch(stage.stream, items, states)
         if tables is not None:
             out.rules_version = tables.rules.version
+        clean_topic = stage.emits(names) if stage.emits else ""
+        side = Sides(stage.queue(names) if stage.queue else None,
+                     stage.history(names) if stage.history else None)  # fmt: skip
         for rec, meta, result in zip(todo, metas, results, strict=True):
             headers = meta.headers
             mode = "replay" if headers and any(k == REPLAY_HEADER for k, _ in headers) else "live"
@@ -149,9 +155,9 @@ def process_batch(
                 out.records.append(OutRecord(stage.forwards(names), key, orjson.dumps(forward)))
                 out.tallies.append(Tally(result, mode, ts_s, forwarded=True))
                 continue
-            _emit(out, counts, names, result, stage.emits(names) if stage.emits else "", mode,
-                  ts_s, partition=rec.partition)  # fmt: skip
-            _moderate(out, stage, names, result, rec.partition)
+            value = _emit(out, counts, names, result, clean_topic, mode, ts_s, rec.partition)
+            if value is not None and (side.queue or side.history):
+                _moderate(out, side, result, rec.partition, value)
     for tkey, minute, label, n in counts.drain():
         # the Kafka timestamp carries the event time: the windowed table counts by it
         value = orjson.dumps({"label": label, "n": n})
@@ -161,27 +167,28 @@ def process_batch(
     return out
 
 
-def _moderate(
-    out: BatchOutput, stage: Stage, names: TopicNames, result: Result, partition: int
-) -> None:
+class Sides(NamedTuple):
+    """A stage's moderation side outputs: the queue and history topics (None: it has none)."""
+
+    queue: str | None
+    history: str | None
+
+
+def _moderate(out: BatchOutput, side: Sides, result: Result, partition: int, value: bytes) -> None:
     """The moderation side outputs of one result, in the batch's transaction: a clean record
     whose status is not `approved` goes to the queue as well (its key and partition), and the
     core's history event for it to the history topic (keyed by author, stamped with its event
-    time, so the topic's retention follows the horizon)."""
-    if result.status != CLEAN:
-        return
-    if stage.queue is not None:
+    time, so the topic's retention follows the horizon). `value`: the clean record as sent."""
+    if side.queue is not None:
         status = moderation_status(result.record)
         if status is not None and status != APPROVED:
             key = result.key.encode() if result.key else None
-            out.records.append(
-                OutRecord(stage.queue(names), key, orjson.dumps(result.record), partition)
-            )
+            out.records.append(OutRecord(side.queue, key, value, partition))
             out.queued += 1
     event = result.history_event
-    if stage.history is not None and event is not None:
+    if side.history is not None and event is not None:
         ts_ms = int(event.t * 1000) if event.t > 0 else None
-        out.records.append(OutRecord(stage.history(names), event.key(), event.value(), None, ts_ms))
+        out.records.append(OutRecord(side.history, event.key(), event.value(), None, ts_ms))
         out.history.append(event)
 
 
@@ -195,14 +202,18 @@ def _emit(
     event_ts: float | None,
     partition: int | None = None,
     counted_in: bool = False,
-) -> None:
-    """Queue a result's output: a clean record, a dead letter, or nothing for a duplicate."""
+) -> bytes | None:
+    """Queue a result's output: a clean record, a dead letter, or nothing for a duplicate.
+    Returns the clean record as sent (None for the others)."""
+    value = None
     if result.status == CLEAN:
         key = result.key.encode() if result.key else None
         # Comments go to their source partition's number (the one their key gives when raw
         # events are keyed by article id), so clean output stays co-partitioned.
-        out.records.append(OutRecord(clean_topic, key, orjson.dumps(result.record), partition))
+        value = orjson.dumps(result.record)
+        out.records.append(OutRecord(clean_topic, key, value, partition))
         counts.add(result.stream, result.record)
     elif result.status == DLQ:
         out.records.append(OutRecord(names.dlq, None, orjson.dumps(result.record)))
     out.tallies.append(Tally(result, mode, event_ts, counted_in=counted_in))
+    return value
