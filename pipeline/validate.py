@@ -207,7 +207,7 @@ class DoorValidator:
             )
 
         version = obj.get("schema_version")
-        if version not in self._good_versions:
+        if type(version) is not str or version not in self._good_versions:  # a list: unhashable
             self._check_version(obj, version)
 
         if not schema.quick(obj):

@@ -277,6 +277,13 @@ def test_error_messages_name_the_field():
     assert "'text'" in dup.message
 
 
+@pytest.mark.parametrize("version", [[], ["1.0"], {}, {"major": 1}])
+def test_a_schema_version_that_is_a_list_or_an_object_is_a_wrong_type(version):
+    error = rejected("comments", dumps({**COMMENT, "schema_version": version}))
+    assert error.code == "schema.wrong_type"
+    assert error.field == "schema_version"
+
+
 def test_field_limit_follows_settings():
     door = DoorValidator(replace(Settings(), max_field_chars=60))
     assert door.raw_comment(dumps({**COMMENT, "text": "x" * 60}))["text"] == "x" * 60
