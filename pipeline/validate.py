@@ -39,6 +39,15 @@ bytes says it could fail:
    normalization (C1 is mostly mojibake that ftfy repairs).
 
 Timestamps are not checked here: normalization owns time.invalid / time.out_of_range.
+
+The steps above are `_py_decode`, the reference. Every event first meets the compiled door
+(`newspipe_native.Door`, native/src/door.rs): one pass over the bytes that builds the dict orjson
+would and checks 3-10 on the way (the schema is the same schema file, read by the Rust side;
+fastjsonschema's own compiled patterns and this module's version check answer for strings).
+It only says yes; for anything it does not accept, and for every case it does not model
+(control escapes, payloads over max_field_chars, numbers beyond i64/f64, ...), it answers None
+and `_py_decode` decides and names the error, so what is accepted and every error are the
+reference's.
 """
 
 from __future__ import annotations
@@ -49,6 +58,7 @@ from typing import Any
 
 import orjson
 from fastjsonschema import JsonSchemaValueException
+from newspipe_native import Door
 
 from pipeline import contracts
 from pipeline.errors import Rejected
@@ -101,15 +111,28 @@ def _label(path: str) -> str:
 
 
 class _Schema:
-    """A raw schema at the door: `quick` answers valid or not (compiled, jsonschema-rs) and is
-    what nearly every event pays; `check` (fastjsonschema) names the error, or accepts a record
-    the quick check was stricter about than Python's regular expressions are."""
+    """A raw schema at the door: `door` (compiled, native) takes the bytes of a valid event to
+    its dict and is what nearly every event pays; on the Python path `quick` answers valid or
+    not (jsonschema-rs) and `check` (fastjsonschema) names the error, or accepts a record the
+    quick check was stricter about than Python's regular expressions are."""
 
-    __slots__ = ("check_fn", "quick")
+    __slots__ = ("check_fn", "door", "quick")
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, max_bytes: int, max_depth: int) -> None:
         self.quick = contracts.quick_check(name)
         self.check_fn = contracts.validator(name)
+        # fastjsonschema's compiled patterns, by the schema's text: the Rust side asks them, so
+        # a pattern means exactly what it means to fastjsonschema (which rewrites `$` as `\Z`).
+        # Without them the Rust side never accepts a patterned field: slower, never wrong.
+        patterns = getattr(self.check_fn, "__globals__", {}).get("REGEX_PATTERNS", {})
+        self.door = Door(
+            contracts.load_schema(name),
+            patterns,
+            "schema_version",
+            _version_ok,
+            max_bytes,
+            max_depth,
+        ).decode
 
     def check(self, obj: dict[str, Any]) -> None:
         """Raises Rejected with the schema error's code, field and message."""
@@ -129,26 +152,32 @@ class DoorValidator:
         self.max_html_bytes = settings.max_html_bytes
         self.max_field_chars = settings.max_field_chars
         self.max_json_depth = settings.max_json_depth
-        self._article_schema = _Schema("raw-article")
-        self._comment_schema = _Schema("raw-comment")
+        # Payloads over either limit take the Python path (which checks `html` and lengths).
+        fast_bytes = min(self.max_event_bytes, self.max_field_chars)
+        self._article_schema = _Schema("raw-article", fast_bytes, self.max_json_depth)
+        self._comment_schema = _Schema("raw-comment", fast_bytes, self.max_json_depth)
+        self._article_door = self._article_schema.door
+        self._comment_door = self._comment_schema.door
         self._good_versions: set[str] = set()
 
     # ---- public API
 
     def raw_article(self, payload: bytes | None) -> dict[str, Any]:
         """The raw article as a dict; raises Rejected(code, message, field, stage="validate")."""
-        return self._decode(payload, self._article_schema, html=True)
+        obj = self._article_door(payload)
+        return obj if obj is not None else self._py_decode(payload, self._article_schema, True)
 
     def raw_comment(self, payload: bytes | None) -> dict[str, Any]:
         """The raw comment as a dict; raises Rejected(code, message, field, stage="validate")."""
-        return self._decode(payload, self._comment_schema)
+        obj = self._comment_door(payload)
+        return obj if obj is not None else self._py_decode(payload, self._comment_schema)
 
     def decode(self, stream: str, payload: bytes | None) -> dict[str, Any]:
         """`stream` is 'articles' or 'comments'."""
         if stream == ARTICLES:
-            return self._decode(payload, self._article_schema, html=True)
+            return self.raw_article(payload)
         if stream == COMMENTS:
-            return self._decode(payload, self._comment_schema)
+            return self.raw_comment(payload)
         raise ValueError(f"unknown stream {stream!r}")
 
     @staticmethod
@@ -167,7 +196,10 @@ class DoorValidator:
 
     # ---- the checks
 
-    def _decode(self, payload: bytes | None, schema: _Schema, html: bool = False) -> dict[str, Any]:
+    def _py_decode(
+        self, payload: bytes | None, schema: _Schema, html: bool = False
+    ) -> dict[str, Any]:
+        """The reference: every check in Python (after orjson.loads), each error named."""
         if payload is None:
             raise Rejected("empty", "the record has no payload (null value)")
         if type(payload) is not bytes:
@@ -266,35 +298,7 @@ class DoorValidator:
             return
 
     def _check_version(self, obj: dict[str, Any], version: Any) -> None:
-        if version is None:
-            if "schema_version" in obj:
-                raise Rejected(
-                    "schema.wrong_type", "field 'schema_version' must be string, not null",
-                    "schema_version",
-                )  # fmt: skip
-            raise Rejected(
-                "schema.missing_field", "field 'schema_version' is required", "schema_version"
-            )
-        if type(version) is not str:
-            raise Rejected(
-                "schema.wrong_type",
-                f"field 'schema_version' must be string, not {contracts._json_type(version)}",
-                "schema_version",
-            )
-        match = contracts.VERSION_RE.match(version)
-        if match is None:
-            raise Rejected(
-                "schema.invalid_value",
-                f"field 'schema_version' must be 'MAJOR.MINOR', not {version[:40]!r}",
-                "schema_version",
-            )
-        if match.group(1) not in contracts.KNOWN_MAJORS:
-            known = ", ".join(sorted(contracts.KNOWN_MAJORS))
-            raise Rejected(
-                "unknown_schema_major",
-                f"schema_version {version!r} has major {match.group(1)}; this worker reads {known}",
-                "schema_version",
-            )
+        _check_version(obj, version)
         self._good_versions.add(version)
 
     def _check_html_size(self, obj: dict[str, Any], size: int) -> None:
@@ -346,6 +350,48 @@ class DoorValidator:
                         node[k] = v.translate(_CTRL_TO_SPACE)
                 elif kind is dict or kind is list:
                     stack.append(v)
+
+
+def _check_version(obj: dict[str, Any], version: Any) -> None:
+    """schema_version: present, a string, MAJOR.MINOR, of a major this worker reads."""
+    if version is None:
+        if "schema_version" in obj:
+            raise Rejected(
+                "schema.wrong_type", "field 'schema_version' must be string, not null",
+                "schema_version",
+            )  # fmt: skip
+        raise Rejected(
+            "schema.missing_field", "field 'schema_version' is required", "schema_version"
+        )
+    if type(version) is not str:
+        raise Rejected(
+            "schema.wrong_type",
+            f"field 'schema_version' must be string, not {contracts._json_type(version)}",
+            "schema_version",
+        )
+    match = contracts.VERSION_RE.match(version)
+    if match is None:
+        raise Rejected(
+            "schema.invalid_value",
+            f"field 'schema_version' must be 'MAJOR.MINOR', not {version[:40]!r}",
+            "schema_version",
+        )
+    if match.group(1) not in contracts.KNOWN_MAJORS:
+        known = ", ".join(sorted(contracts.KNOWN_MAJORS))
+        raise Rejected(
+            "unknown_schema_major",
+            f"schema_version {version!r} has major {match.group(1)}; this worker reads {known}",
+            "schema_version",
+        )
+
+
+def _version_ok(version: str) -> bool:
+    """The version check as a yes/no (the compiled door asks it once per distinct version)."""
+    try:
+        _check_version({}, version)
+    except Rejected:
+        return False
+    return True
 
 
 def _strings(obj: Any):  # -> Iterator[tuple[str, str, bool]]

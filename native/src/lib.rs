@@ -3,6 +3,7 @@
 use pyo3::prelude::*;
 
 mod dedup;
+mod door;
 mod firstlook;
 mod fxhash;
 mod kafka;
@@ -23,5 +24,6 @@ fn newspipe_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(kafka::murmur2, m)?)?;
     m.add_class::<tagger::TagIndex>()?;
     dedup::register(m)?;
+    m.add_class::<door::Door>()?;
     Ok(())
 }
