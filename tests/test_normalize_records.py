@@ -45,6 +45,7 @@ def reference(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         m.setattr(records, "canonical_url", ids._py_canonical_url)
         m.setattr(ids, "canonical_url", ids._py_canonical_url)
         m.setattr(records, "parse_time", times._py_parse_time)
+        m.setattr(records, "_build_comment", lambda *a: None)  # the compiled path calls the caches
         return _outcome(fn, *args, **kwargs)
 
 

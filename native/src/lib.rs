@@ -9,6 +9,7 @@ mod fxhash;
 mod kafka;
 mod lang;
 mod moderation;
+mod records;
 mod tagger;
 mod text;
 
@@ -18,6 +19,7 @@ fn newspipe_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<firstlook::FirstLook>()?;
     m.add_function(wrap_pyfunction!(text::normalize_plain, m)?)?;
     m.add_function(wrap_pyfunction!(text::nfc_inert_ranges, m)?)?;
+    m.add_class::<records::CommentBuilder>()?;
     m.add_class::<moderation::CaseTables>()?;
     m.add_class::<moderation::ToxicityScorer>()?;
     m.add_class::<moderation::WordLists>()?;
