@@ -10,11 +10,12 @@ from typing import Any
 import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from newspipe_native import iso_utc
 
 from devtools.datasets import fox_comments
 from devtools.paths import SEED
 from pipeline.extract import extract_file
-from pipeline.normalize import normalize_comment, records
+from pipeline.normalize import normalize_comment, records, times
 from tests.test_normalize_native import PIECES
 from tests.test_normalize_records import _REPLY, _TIMES, _outcome, raw_comments
 
@@ -215,3 +216,26 @@ def test_a_comment_that_is_not_a_dict_is_left_to_the_reference():
     assert _outcome(normalize_comment, ["text"], now=NOW) == _outcome(
         records._py_normalize_comment, ["text"], now=NOW
     )
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.one_of(
+        st.integers(0, 253402300799),
+        st.integers(1_600_000_000, 1_900_000_000),
+        st.sampled_from([0, 86399, 86400, 951782400, 951868800, 253402300799, 253402300800]),
+        st.integers(-(2**40), 2**40),
+    )
+)
+def test_epoch_seconds_format_as_strftime_formats_them(seconds):
+    expected = _outcome(times._py_iso_of_epoch, seconds)
+    assert _outcome(times.iso_of_epoch.__wrapped__, seconds) == expected
+    assert _outcome(times.iso_of_epoch, seconds) == expected
+    got = iso_utc(seconds)
+    assert got is None or got == expected
+    assert (got is not None) == (0 <= seconds < 253402300800)
+
+
+def test_epoch_seconds_of_other_types_are_left_to_strftime():
+    for value in (True, 1.0, 2**70, -1):
+        assert iso_utc(value) is None

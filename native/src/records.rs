@@ -225,8 +225,6 @@ const RECORD_KEYS: [&str; 25] = [
 
 #[pyclass(frozen, module = "newspipe_native")]
 pub struct CommentBuilder {
-    schema_version: Py<PyAny>,
-    pipeline_version: Py<PyAny>,
     /// `_comment_article_id(raw, source)`
     article_id: Py<PyAny>,
     /// `_cached_article_id(url, source, source_id, title)`, the cached `make_article_id`
@@ -293,9 +291,13 @@ impl CommentBuilder {
         for key in RECORD_KEYS {
             template.set_item(key, py.None())?;
         }
+        // the fields every record of the common case has the same immutable value for
+        template.set_item("schema_version", &schema_version)?;
+        template.set_item("removed", false)?;
+        template.set_item("pipeline_version", &pipeline_version)?;
+        template.set_item("spam_suspect", false)?;
+        template.set_item("spam_cluster_size", 1)?;
         Ok(Self {
-            schema_version,
-            pipeline_version,
             article_id,
             cached_article_id,
             author,
@@ -457,31 +459,36 @@ impl CommentBuilder {
         };
         let cid = comment_id(aid_str, &local_id);
 
+        // the template holds the constant fields and None for the others
         let record = self.template.bind(py).copy()?;
-        let none = py.None();
-        let none = none.bind(py);
-        record.set_item(intern!(py, "schema_version"), self.schema_version.bind(py))?;
         record.set_item(intern!(py, "comment_id"), cid)?;
         record.set_item(intern!(py, "article_id"), &aid)?;
         record.set_item(intern!(py, "source"), &source)?;
-        record.set_item(intern!(py, "source_comment_id"), &source_comment_id)?;
-        record.set_item(intern!(py, "number"), &number)?;
-        record.set_item(intern!(py, "author"), &author)?;
+        if let Some(v) = &source_comment_id {
+            record.set_item(intern!(py, "source_comment_id"), v)?;
+        }
+        if let Some(v) = &number {
+            record.set_item(intern!(py, "number"), v)?;
+        }
+        if let Some(v) = &author {
+            record.set_item(intern!(py, "author"), v)?;
+        }
         record.set_item(intern!(py, "text"), &text_obj)?;
         record.set_item(intern!(py, "own_text"), &text_obj)?;
-        record.set_item(intern!(py, "quotes"), none)?;
-        record.set_item(intern!(py, "reply_to_author"), &reply_to)?;
+        if let Some(v) = &reply_to {
+            record.set_item(intern!(py, "reply_to_author"), v)?;
+        }
         record.set_item(intern!(py, "mentions"), &mentions)?;
-        record.set_item(intern!(py, "removed"), false)?;
-        record.set_item(intern!(py, "language"), &language)?;
+        if let Some(v) = &language {
+            record.set_item(intern!(py, "language"), v)?;
+        }
         record.set_item(intern!(py, "word_count"), word_count(&text))?;
         record.set_item(intern!(py, "content_hash"), hex64(text.as_bytes()))?;
-        record.set_item(intern!(py, "posted_at"), &posted_at)?;
+        if !posted_at.is_none() {
+            record.set_item(intern!(py, "posted_at"), &posted_at)?;
+        }
         record.set_item(intern!(py, "event_time"), &event)?;
         record.set_item(intern!(py, "processed_at"), now)?;
-        record.set_item(intern!(py, "pipeline_version"), self.pipeline_version.bind(py))?;
-        record.set_item(intern!(py, "spam_suspect"), false)?;
-        record.set_item(intern!(py, "spam_cluster_size"), 1)?;
         record.set_item(intern!(py, "tags"), PyList::empty(py))?;
         record.set_item(intern!(py, "notes"), PyList::empty(py))?;
         let moderation = PyDict::new(py);
@@ -498,4 +505,37 @@ impl CommentBuilder {
 
 fn is_empty_str(v: &Bound<'_, PyAny>) -> bool {
     v.cast_exact::<PyString>().map(|s| s.is_empty().unwrap_or(false)).unwrap_or(false)
+}
+
+/// The first second of the year 10000: from there on strftime's `%Y` has five digits.
+const EPOCH_LIMIT: i64 = 253_402_300_800;
+
+/// `time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))` for 0 <= seconds < the year
+/// 10000 (epoch time has no leap seconds: a day is always 86,400 of them), else None (the
+/// caller asks strftime). The date is Howard Hinnant's `civil_from_days`.
+#[pyfunction]
+pub fn iso_utc(seconds: &Bound<'_, PyAny>) -> Option<String> {
+    if !seconds.is_exact_instance_of::<PyInt>() {
+        return None;
+    }
+    let seconds: i64 = seconds.extract().ok()?;
+    if !(0..EPOCH_LIMIT).contains(&seconds) {
+        return None;
+    }
+    let (days, rest) = (seconds / 86_400, seconds % 86_400);
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    Some(format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3_600,
+        rest / 60 % 60,
+        rest % 60
+    ))
 }
