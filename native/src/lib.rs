@@ -9,6 +9,7 @@ mod fxhash;
 mod kafka;
 mod lang;
 mod moderation;
+mod modsignals;
 mod records;
 mod tagger;
 mod text;
@@ -24,6 +25,7 @@ fn newspipe_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<moderation::CaseTables>()?;
     m.add_class::<moderation::ToxicityScorer>()?;
     m.add_class::<moderation::WordLists>()?;
+    m.add_class::<modsignals::TextSignals>()?;
     m.add_function(wrap_pyfunction!(kafka::murmur2, m)?)?;
     m.add_class::<tagger::TagIndex>()?;
     dedup::register(m)?;

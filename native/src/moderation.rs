@@ -22,10 +22,11 @@ const CAPITAL_SIGMA: char = '\u{3a3}';
 
 type Vocabulary = FxMap<Box<[u8]>, u32>;
 
-struct Tables {
+pub(crate) struct Tables {
     word: Vec<u64>, // one bit per code point: `re`'s `\w` (str.isalnum() or "_")
-    lower: HashMap<char, Box<str>>,
-    fold: HashMap<char, Box<str>>,
+    // FxHash: looked up per non-ASCII character of a text, where SipHash costs tens of cycles
+    pub(crate) lower: FxMap<char, Box<str>>,
+    fold: FxMap<char, Box<str>>,
 }
 
 impl Tables {
@@ -41,7 +42,7 @@ pub struct CaseTables {
     inner: Arc<Tables>,
 }
 
-fn char_map(pairs: Vec<(u32, String)>) -> PyResult<HashMap<char, Box<str>>> {
+fn char_map(pairs: Vec<(u32, String)>) -> PyResult<FxMap<char, Box<str>>> {
     pairs
         .into_iter()
         .map(|(c, s)| match char::from_u32(c) {
@@ -49,6 +50,12 @@ fn char_map(pairs: Vec<(u32, String)>) -> PyResult<HashMap<char, Box<str>>> {
             None => Err(PyValueError::new_err(format!("not a character: {c:#x}"))),
         })
         .collect()
+}
+
+impl CaseTables {
+    pub(crate) fn tables(&self) -> Arc<Tables> {
+        self.inner.clone()
+    }
 }
 
 #[pymethods]
@@ -214,6 +221,18 @@ impl ToxicityScorer {
         let t = &*self.tables;
         let (mut one, mut two) = ([0u8; 4], [0u8; 4]);
         for ch in text.chars() {
+            if ch.is_ascii() {
+                // as the ASCII path above: Python lowers ASCII letters alone and `\w` is
+                // [a-zA-Z0-9_] there, so no table lookup
+                let b = ch as u8;
+                if b.is_ascii_alphanumeric() || b == b'_' {
+                    token.push(b.to_ascii_lowercase());
+                    chars += 1;
+                } else if chars > 0 {
+                    end(token, &mut chars);
+                }
+                continue;
+            }
             if ch == CAPITAL_SIGMA {
                 return None; // final or not: str.lower looks at its neighbours
             }
@@ -319,11 +338,17 @@ impl WordLists {
     /// (banned entries found, suspect entries found), each sorted, or None for a text left to
     /// the Python matcher.
     fn find(&self, text: &Bound<'_, PyString>) -> Option<(Vec<String>, Vec<String>)> {
-        let text = text.to_str().ok()?;
+        Some(self.found(text.to_str().ok()?))
+    }
+}
+
+impl WordLists {
+    /// `find` on a text Rust can read (also one step of `modsignals::TextSignals::scan`).
+    pub(crate) fn found(&self, text: &str) -> (Vec<String>, Vec<String>) {
         let mut banned: Vec<String> = Vec::new();
         let mut suspect: Vec<String> = Vec::new();
         let Some(automaton) = &self.automaton else {
-            return Some((banned, suspect));
+            return (banned, suspect);
         };
         let t = &*self.tables;
         let mut folded = String::with_capacity(text.len());
@@ -356,6 +381,6 @@ impl WordLists {
         }
         banned.sort_unstable();
         suspect.sort_unstable();
-        Some((banned, suspect))
+        (banned, suspect)
     }
 }

@@ -23,6 +23,7 @@ import numpy as np
 _PLANES = ((0, 0xD800), (0xE000, 0x110000))
 _BLOCK = 1024
 _WORD_RUN = re.compile(r"\w+")
+_SPACE = re.compile(r"\s")  # `re`'s `\s` is `str.isspace()`, what `str.split()` splits on
 
 
 def _all_code_points() -> dict[int, str]:
@@ -34,6 +35,11 @@ def word_ranges(planes: dict[int, str]) -> list[tuple[int, int]]:
     """(start, end) of each run of code points `re`'s `\\w` matches."""
     return [(lo + m.start(), lo + m.end()) for lo, text in planes.items()
             for m in _WORD_RUN.finditer(text)]  # fmt: skip
+
+
+def space_chars(planes: dict[int, str]) -> list[int]:
+    """The code points `str.split()` splits on."""
+    return [lo + m.start() for lo, text in planes.items() for m in _SPACE.finditer(text)]
 
 
 def char_map(planes: dict[int, str], fold: Callable[[str], str]) -> list[tuple[int, str]]:
@@ -67,3 +73,9 @@ def case_tables() -> Any:
     return CaseTables(
         word_ranges(planes), char_map(planes, str.lower), char_map(planes, str.casefold)
     )
+
+
+@functools.cache
+def spaces() -> list[int]:
+    """`space_chars` of every code point, found once per process."""
+    return space_chars(_all_code_points())

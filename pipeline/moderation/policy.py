@@ -21,8 +21,8 @@ from datetime import datetime
 from typing import Any
 
 from pipeline.moderation.history import AuthorHistory, HistoryEvent
-from pipeline.moderation.rules import BANNED_WORDS, PREMOD_AUTHORS, SUSPECT_WORDS, Rules
-from pipeline.moderation.signals import WordMatcher, capitals, link_domains
+from pipeline.moderation.rules import PREMOD_AUTHORS, Rules
+from pipeline.moderation.signals import Signals, SignalScanner, WordMatcher
 from pipeline.moderation.toxicity import ToxicityModel
 from pipeline.settings import Settings
 
@@ -31,6 +31,7 @@ REVIEW = "review"
 REJECTED = "rejected"
 _RANK = {APPROVED: 0, REVIEW: 1, REJECTED: 2}
 _STATUSES = (APPROVED, REVIEW, REJECTED)
+_NOTHING = Signals(None, None, None, None)  # the text signals of most comments
 # the flags' `reason` values, in the order a record lists them
 REASONS = ("toxic", "banned_word", "suspect_word", "premod_author", "recent_history", "links",
            "spam", "repeat_post", "shouting")  # fmt: skip
@@ -78,9 +79,8 @@ class Moderator:
         self.settings = settings
         self.model = model or ToxicityModel.load()
         self.matcher = WordMatcher()
-        # shouting needs ratio x min letters capitals at least: fewer, and no need to count more
-        self._min_capitals = int(settings.moderation_shouting_ratio
-                                 * settings.moderation_shouting_min_letters)  # fmt: skip
+        self.scanner = SignalScanner(self.matcher, settings.moderation_shouting_min_letters,
+                                     settings.moderation_shouting_ratio)  # fmt: skip
 
     def moderate(
         self,
@@ -91,29 +91,55 @@ class Moderator:
         """Set `moderation` on each record (in order); returns each one's new history event."""
         self.matcher.sync(context.rules)
         live = [r for r in records if not r.get("removed") and r.get("own_text")]
-        scores = iter(self.model.score_many([r["own_text"] for r in live]))
+        texts = [r["own_text"] for r in live]
+        scores = self.model.score_many(texts)
+        found = self.scanner.scan(texts)
+        s = self.settings
+        # what `_one` looks at besides the text signals, hoisted: most comments have nothing to
+        # flag, and their record is written here at once; a comment that may have goes to `_one`
+        review_at, history_review = s.moderation_toxic_review, s.moderation_history_review
+        premod = context.rules.get(PREMOD_AUTHORS)
+        held = context.history.held
+        repeats = repeat_of is not None
+        events: list[HistoryEvent | None] = []
+        for at, (record, score) in enumerate(zip(live, scores, strict=True)):
+            score = round(score, 4)
+            if (score < review_at and at not in found and not record.get("spam_suspect")
+                    and not (repeats and record.get("spam_cluster_size", 0) >= 2)):  # fmt: skip
+                author = record.get("author")
+                if not author or (
+                    not (premod and author.casefold() in premod) and held(author) < history_review
+                ):
+                    record["moderation"] = {"status": APPROVED, "toxicity": score, "flags": []}
+                    events.append(None)
+                    continue
+            event = self._one(record, score, found.get(at, _NOTHING), context, repeat_of)
+            if event is not None:
+                context.history.add(event)
+                context.events.append(event)
+            events.append(event)
+        if len(live) == len(records):
+            return events
+        # removed comments and comments without text of their own: approved, no event
+        kept = iter(events)
         out: list[HistoryEvent | None] = []
         for record in records:
             if record.get("removed") or not record.get("own_text"):
                 record["moderation"] = approved()
                 out.append(None)
-                continue
-            event = self._one(record, next(scores), context, repeat_of)
-            if event is not None:
-                context.history.add(event)
-                context.events.append(event)
-            out.append(event)
+            else:
+                out.append(next(kept))
         return out
 
     def _one(
         self,
         record: dict[str, Any],
         score: float,
+        signals: Signals,
         context: ModerationContext,
         repeat_of: RepeatOf | None,
     ) -> HistoryEvent | None:
         s = self.settings
-        text: str = record["own_text"]
         flags: list[dict[str, Any]] = []
         rank = 0  # _RANK of the status so far
         score = round(score, 4)
@@ -122,14 +148,13 @@ class Moderator:
             flags.append({"reason": "toxic", "score": score, "evidence": {
                 "threshold": s.moderation_toxic_review,
                 "reject_threshold": s.moderation_toxic_reject}})  # fmt: skip
-        words = self.matcher.find(text)
-        if words:
-            if BANNED_WORDS in words:
-                rank = 2
-                flags.append(_flag("banned_word", {"words": words[BANNED_WORDS]}))
-            if SUSPECT_WORDS in words:
-                rank = max(rank, _RANK[_to(s.moderation_suspect_words)])
-                flags.append(_flag("suspect_word", {"words": words[SUSPECT_WORDS]}))
+        banned, suspect, domains, shouting = signals
+        if banned:
+            rank = 2
+            flags.append(_flag("banned_word", {"words": banned}))
+        if suspect:
+            rank = max(rank, _RANK[_to(s.moderation_suspect_words)])
+            flags.append(_flag("suspect_word", {"words": suspect}))
         author = record.get("author")
         if author:
             premod = context.rules.get(PREMOD_AUTHORS)
@@ -144,7 +169,6 @@ class Moderator:
                     flags.append(_flag("recent_history", {
                         "counts": counts, "threshold": s.moderation_history_review,
                         "horizon_s": context.history.horizon_s}))  # fmt: skip
-        domains = link_domains(text)
         if domains:
             rank = max(rank, _RANK[_to(s.moderation_links)])
             flags.append(_flag("links", {"domains": domains}))
@@ -156,8 +180,8 @@ class Moderator:
             if first is not None:
                 rank = max(rank, _RANK[_to(s.moderation_repeat_post)])
                 flags.append(_flag("repeat_post", {"first_comment_id": first}))
-        ratio, letters = capitals(text, self._min_capitals)
-        if letters >= s.moderation_shouting_min_letters and ratio >= s.moderation_shouting_ratio:
+        if shouting:
+            ratio, letters = shouting
             rank = max(rank, _RANK[_to(s.moderation_shouting)])
             flags.append(_flag("shouting", {"ratio": round(ratio, 3), "letters": letters}))
         status = _STATUSES[rank]

@@ -1,17 +1,22 @@
 """The cheap text signals: editors' words, links, shouting. Pure functions of a comment's text.
 
 Each is written for the comment volume (thousands a second on one core): a quick test that
-rules most comments out first, the exact work only for the rest.
+rules most comments out first, the exact work only for the rest. `SignalScanner.scan` finds all
+three for a whole batch in one compiled call (`newspipe_native.TextSignals`,
+native/src/modsignals.rs), so the policy's per-comment Python only combines them; `WordMatcher.
+_py_find`, `link_domains` and `capitals` are its reference (`SignalScanner._py_scan`), kept for the
+texts Rust cannot read (lone surrogates) and compared with it in the tests.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import ahocorasick
 
-from pipeline.moderation.chars import case_tables
+from pipeline.moderation.chars import case_tables, spaces
 from pipeline.moderation.rules import BANNED_WORDS, SUSPECT_WORDS, Rules
 
 
@@ -62,6 +67,11 @@ class WordMatcher:
         self._native = WordLists(case_tables(), _utf8(banned), _utf8(suspect))
         self._key = key
         self.builds += 1
+
+    @property
+    def compiled(self) -> Any:
+        """The compiled lists of the last `sync` (`newspipe_native.WordLists`), None before."""
+        return self._native
 
     def find(self, text: str) -> dict[str, list[str]]:
         """{list name: sorted entries found} for the lists with a match in `text`."""
@@ -156,3 +166,57 @@ def capitals(text: str, min_capitals: int = 0) -> tuple[float, int]:
         return 0.0, 0
     letters = upper + kinds.count(b"l")
     return (upper / letters if letters else 0.0), letters
+
+
+class Signals(NamedTuple):
+    """What a comment's text alone says; None where a signal is absent."""
+
+    banned: list[str] | None  # banned entries found, sorted
+    suspect: list[str] | None  # suspect entries found, sorted
+    domains: list[str] | None  # `link_domains`
+    shouting: tuple[float, int] | None  # `capitals`' (ratio, letters) when the text shouts
+
+
+class SignalScanner:
+    """The text signals of a batch of comments: a comment's entries of the matcher's lists, its
+    link domains, and whether it shouts (at least `ratio` capitals among at least `min_letters`
+    ASCII letters)."""
+
+    def __init__(self, matcher: WordMatcher, min_letters: int, ratio: float) -> None:
+        from newspipe_native import TextSignals
+
+        self.matcher = matcher
+        self.min_letters = min_letters
+        self.ratio = ratio
+        # shouting needs ratio x min letters capitals at least: fewer, and no need to count more
+        self.min_capitals = int(ratio * min_letters)
+        self._native = TextSignals(case_tables(), spaces(), self.min_capitals, min_letters, ratio)
+
+    def scan(self, texts: Sequence[str]) -> dict[int, Signals]:
+        """{index in `texts`: its signals} for the texts with any (most have none)."""
+        hits, left = self._native.scan(texts, self.matcher.compiled)
+        found: dict[int, Any] = dict(hits)
+        for i in left:
+            signals = self._py_signals(texts[i])
+            if signals is not None:
+                found[i] = signals
+        return found
+
+    def _py_scan(self, texts: Sequence[str]) -> dict[int, Signals]:
+        """`scan` with the Python functions: the reference."""
+        found = {}
+        for i, text in enumerate(texts):
+            signals = self._py_signals(text)
+            if signals is not None:
+                found[i] = signals
+        return found
+
+    def _py_signals(self, text: str) -> Signals | None:
+        words = self.matcher._py_find(text)
+        domains = link_domains(text)
+        ratio, letters = capitals(text, self.min_capitals)
+        shouting = (ratio, letters) if letters >= self.min_letters and ratio >= self.ratio else None
+        banned, suspect = words.get(BANNED_WORDS), words.get(SUSPECT_WORDS)
+        if not (banned or suspect or domains or shouting):
+            return None
+        return Signals(banned or None, suspect or None, domains or None, shouting)
