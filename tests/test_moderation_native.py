@@ -7,6 +7,7 @@ is the same record either way."""
 from __future__ import annotations
 
 import copy
+import math
 import unicodedata
 
 import pytest
@@ -330,3 +331,32 @@ def test_the_batch_loop_moderates_as_the_policy_does_comment_by_comment():
     assert reasons == {"toxic", "banned_word", "suspect_word", "premod_author", "recent_history",
                        "links", "spam", "repeat_post", "shouting"}  # fmt: skip
     assert sum(e is None for e in native_events) > 500
+
+
+def _same_floats(a: list[float], b: list[float]) -> bool:
+    return [(x, math.copysign(1.0, x)) for x in a] == [(x, math.copysign(1.0, x)) for x in b]
+
+
+def test_scores_are_rounded_as_pythons_round_to_four_places(model, real_texts):
+    """The real scores, every tie of four places in [0, 1] that a double holds exactly (k/20000
+    with 625 dividing 2k+1: 0.03125 goes to even, 0.0312), their neighbours, and what is left
+    to Python (not finite, too large)."""
+    from newspipe_native import round4
+
+    ties = [k / 20000 for k in range(20001)]
+    near = [math.nextafter(x, d) for x in ties for d in (0.0, 2.0)]
+    values = model.score_many(real_texts) + ties + near + [0.0, -0.0, 5e-324, 2.0**39 - 1]
+    rounded, left = round4(values)
+    assert left == []
+    assert _same_floats(rounded, [round(x, 4) for x in values])
+    assert round4([0.03125, 0.09375])[0] == [0.0312, 0.0938]
+    odd = [math.inf, -math.inf, 2.0**39, 1e300, -1e20]
+    assert round4(odd)[1] == [0, 1, 2, 3, 4]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.floats(allow_nan=False, allow_infinity=False), max_size=20))
+def test_any_float_is_rounded_as_pythons_round_to_four_places(values):
+    from pipeline.moderation.policy import _round4
+
+    assert _same_floats(_round4(values), [round(x, 4) for x in values])

@@ -26,6 +26,7 @@ fn newspipe_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<moderation::ToxicityScorer>()?;
     m.add_class::<moderation::WordLists>()?;
     m.add_class::<modsignals::TextSignals>()?;
+    m.add_function(wrap_pyfunction!(modsignals::round4, m)?)?;
     m.add_function(wrap_pyfunction!(kafka::murmur2, m)?)?;
     m.add_class::<tagger::TagIndex>()?;
     dedup::register(m)?;

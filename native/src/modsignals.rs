@@ -299,3 +299,61 @@ fn bare_host(b: &[u8]) -> Option<&[u8]> {
         (rest.starts_with(tld) && ends).then(|| b.get(..end)).flatten()
     })
 }
+
+/// Scores at and above this are left to Python's `round`: below it, a score times 10^4 is an
+/// integer of at most 53 bits, so the quotient below is exact before its one rounding.
+const ROUND_LIMIT: f64 = (1u64 << 39) as f64;
+
+/// `[round(x, 4) for x in values]` (Python's: the decimal with four places nearest to the exact
+/// binary value, ties to even, then the double nearest to that decimal), and the indices of
+/// the values left to Python (not finite, or too large for the exact integer arithmetic).
+#[pyfunction]
+pub fn round4(values: Vec<f64>) -> (Vec<f64>, Vec<usize>) {
+    let mut left = Vec::new();
+    let out = values
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| {
+            if x.is_finite() && x.abs() < ROUND_LIMIT {
+                round_decimal4(x)
+            } else {
+                left.push(i);
+                x
+            }
+        })
+        .collect();
+    (out, left)
+}
+
+/// `round(x, 4)` for a finite `x` below `ROUND_LIMIT` in magnitude.
+fn round_decimal4(x: f64) -> f64 {
+    let bits = x.to_bits();
+    let exponent = ((bits >> 52) & 0x7ff) as i64;
+    let fraction = bits & ((1u64 << 52) - 1);
+    // |x| = mantissa * 2^-shift exactly
+    let (mantissa, shift) = if exponent == 0 {
+        (fraction, 1074i64)
+    } else {
+        (fraction | (1u64 << 52), 1075 - exponent)
+    };
+    let scaled = u128::from(mantissa) * 10_000; // |x| * 10^4 * 2^shift, below 2^67
+    let n: u128 = if shift <= 0 {
+        scaled << shift.unsigned_abs().min(60) // not reached below ROUND_LIMIT
+    } else if shift >= 68 {
+        0 // |x| * 10^4 < 2^67 / 2^68: nearer to 0 than to 1
+    } else {
+        let k = shift as u32;
+        let whole = scaled >> k;
+        let rest = scaled & ((1u128 << k) - 1);
+        let half = 1u128 << (k - 1);
+        if rest > half || (rest == half && whole & 1 == 1) {
+            whole + 1
+        } else {
+            whole
+        }
+    };
+    // n < 2^53: exact as a double, and one correctly rounded division gives the double nearest
+    // to n / 10^4, as Python's strtod of the decimal does
+    let r = n as f64 / 10_000.0;
+    r.copysign(x)
+}
