@@ -1,5 +1,6 @@
-"""This interpreter's own answers to `str.lower`, `str.casefold` and `re`'s `\\w`, for every code
-point, handed once to the compiled moderation code (native/src/moderation.rs).
+"""This interpreter's own answers to `str.lower`, `str.casefold`, `str.isspace` and `re`'s `\\w`,
+for every code point, handed once to the compiled moderation code (native/src/moderation.rs,
+native/src/modsignals.rs).
 
 The toxicity tokenizer (sklearn's `(?u)\\b\\w\\w+\\b` on `text.lower()`) and the word lists
 (`text.casefold()`, word boundaries by `str.isalnum()`) are defined by Python's Unicode database.

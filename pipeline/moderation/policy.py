@@ -155,6 +155,7 @@ class Moderator:
             rank = max(rank, _RANK[_to(s.moderation_suspect_words)])
             flags.append(_flag("suspect_word", {"words": suspect}))
         author = record.get("author")
+        t: float | None = None  # the event time in epoch seconds, parsed once if needed
         if author:
             premod = context.rules.get(PREMOD_AUTHORS)
             if premod and author.casefold() in premod:
@@ -187,7 +188,9 @@ class Moderator:
         record["moderation"] = {"status": status, "toxicity": score, "flags": flags}
         if not rank or not author:
             return None
-        return HistoryEvent(author, record["comment_id"], _epoch(record["event_time"]), status)
+        if t is None:
+            t = _epoch(record["event_time"])
+        return HistoryEvent(author, record["comment_id"], t, status)
 
 
 def _round4(scores: list[float]) -> list[float]:
