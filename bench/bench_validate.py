@@ -73,7 +73,7 @@ def measure() -> dict[str, dict[str, float]]:
             payloads,
         )
         # the duplicate-key check alone: a ':' count, then orjson re-serialization for the events
-        # whose key count differs from it (what _decode does)
+        # whose key count differs from it (what _py_decode, the door's Python path, does)
         parsed = [(p, orjson.loads(p)) for p in payloads]
         slow = [(p, o, p.count(b":")) for p, o in parsed if p.count(b":") != len(o)]
 

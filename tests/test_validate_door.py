@@ -21,27 +21,13 @@ from pipeline.errors import Rejected
 from pipeline.extract import extract_file
 from pipeline.settings import Settings
 from pipeline.validate import DoorValidator
+from tests.test_validate import ARTICLE, COMMENT
 
 DOOR = DoorValidator(Settings())
 # small limits, so payloads around them stay small
 SMALL = DoorValidator(
     replace(Settings(), max_field_chars=300, max_event_bytes=600, max_json_depth=6)
 )
-COMMENT = {
-    "schema_version": "1.0",
-    "source": "test",
-    "article_url": "https://example.com/news/1",
-    "source_comment_id": "1",
-    "author": "reader1",
-    "text": "An ordinary reader comment, with a few words.",
-}
-ARTICLE = {
-    "schema_version": "1.0",
-    "source": "test",
-    "url": "https://example.com/news/1",
-    "title": "Valid article",
-    "body": "A perfectly ordinary body paragraph.",
-}
 BASE = {"comments": COMMENT, "articles": ARTICLE}
 SCHEMA_NAME = {"comments": "raw-comment", "articles": "raw-article"}
 PROPERTIES = {
