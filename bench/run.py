@@ -52,7 +52,8 @@ sys.path.insert(0, str(ROOT))
 from devtools import broker  # noqa: E402
 from devtools.datasets import ag_articles, fox_comments, replicate  # noqa: E402
 from pipeline.core import Core, Meta, States  # noqa: E402
-from pipeline.dedup import DictState, RocksState  # noqa: E402
+from pipeline.dedup import DictState  # noqa: E402
+from pipeline.dedup.state import open_rocks  # noqa: E402
 from pipeline.ingest import page_article_id  # noqa: E402
 from pipeline.runtime import settle_heap  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
@@ -129,7 +130,7 @@ def core_payloads(n_comments: int, n_articles: int) -> dict[str, list[Payload]]:
 def _states(kind: str, tmp: Path) -> tuple[States, Callable[[], None]]:
     if kind == "dict":
         return States(DictState(), DictState(), DictState(), DictState()), lambda: None
-    made = [RocksState(tmp / n) for n in ("articles", "comments", "index", "tags")]
+    made = [open_rocks(n, tmp / n) for n in ("articles", "comments", "index", "tags")]
 
     def close() -> None:
         for s in made:

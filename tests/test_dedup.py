@@ -26,6 +26,7 @@ from pipeline.dedup import (
     DictState,
     RocksState,
 )
+from pipeline.dedup.state import open_rocks
 from pipeline.settings import Settings
 
 SETTINGS = Settings(near_dup_threshold=0.3)
@@ -362,14 +363,19 @@ def test_expire_sweeps_every_state_and_leaves_nothing_stale(stories):
 
 
 # -- state backends ---------------------------------------------------------------------------
-@pytest.fixture(params=["dict", "plain-dict", "rocksdict"])
+@pytest.fixture(params=["dict", "plain-dict", "rocksdict", "rocksdict-mirrored"])
 def states(request, tmp_path: Path):
     if request.param == "dict":
         yield DictState(), DictState(), DictState()
     elif request.param == "plain-dict":
         yield {}, {}, {}
     else:
-        made = [RocksState(tmp_path / name) for name in ("articles", "comments", "index")]
+        make = (
+            open_rocks
+            if request.param == "rocksdict-mirrored"
+            else lambda _, path: RocksState(path)
+        )
+        made = [make(name, tmp_path / name) for name in ("articles", "comments", "index")]
         yield tuple(made)
         for s in made:
             s.close()

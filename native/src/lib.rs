@@ -2,6 +2,7 @@
 //! (its reference, kept in pipeline/ and compared in the tests): same inputs, same answers.
 use pyo3::prelude::*;
 
+mod bandmap;
 mod dedup;
 mod door;
 mod firstlook;
@@ -30,6 +31,7 @@ fn newspipe_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(kafka::murmur2, m)?)?;
     m.add_class::<tagger::TagIndex>()?;
     dedup::register(m)?;
+    m.add_class::<bandmap::BandMap>()?;
     m.add_class::<door::Door>()?;
     Ok(())
 }

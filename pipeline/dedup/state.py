@@ -8,7 +8,7 @@ because the state changelog serializes them as JSON; `RocksState` stores them as
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, MutableMapping
+from collections.abc import Collection, Iterable, Iterator, MutableMapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -152,3 +152,65 @@ class RocksState(MutableMapping[str, Any]):
     def close(self) -> None:
         """Flush and release the RocksDB lock (a second open of the same path needs this)."""
         self.db.close()
+
+
+class BandMirroredRocks(RocksState):
+    """The near-dup index on RocksDB, with its band entries (`b:<band>:<hex>` -> `[t, id]`)
+    also held in memory (`newspipe_native.BandMap`).
+
+    Every article looks up all its bands (42 by default), and through RocksDB each lookup costs
+    a few microseconds (more for a hit, which reads and searches a table block): most of what
+    the near-dup stage spent on an article. RocksDB stays the record: every write goes to both,
+    and opening the store reads the band entries back into memory (one ordered scan of the `b:`
+    keys). The price is memory, 35 to 70 bytes per band entry (docs/operations.md, "Memory").
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        from newspipe_native import BandMap
+
+        super().__init__(path)
+        self.bands = BandMap()
+        try:
+            self.bands.put_many(self._scan_bands())
+        except Exception as exc:  # a block that fails its checksum, a value that is not JSON
+            self.db.close()
+            raise StateCorrupted(self.path, exc) from exc
+
+    def _scan_bands(self) -> Iterator[tuple[str, Any]]:
+        for key, raw in self.db.items(from_key=b"b:"):
+            if not key.startswith(b"b:"):
+                return
+            yield key.decode(), orjson.loads(raw)
+
+    def _read(self, key: str) -> Any:
+        try:
+            return self.bands.get(key, _MISSING)
+        except KeyError:  # not a band key, or a value the map does not hold: RocksDB answers
+            return super()._read(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        # `_read` inlined: the near-dup stage asks this some 40 times an article
+        try:
+            return self.bands.get(key, default)
+        except KeyError:
+            return super().get(key, default)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        self.bands.put_many(((key, value),))
+
+    def write_many(self, items: Iterable[tuple[str, Any]]) -> None:
+        if not isinstance(items, Collection):  # a dict's items() view can be walked twice
+            items = list(items)
+        super().write_many(items)
+        self.bands.put_many(items)
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self.bands.remove(key)
+
+
+def open_rocks(name: str, path: str | Path) -> RocksState:
+    """The RocksDB store of the core's state map `name` (a `pipeline.core.States` field): the
+    near-dup index mirrors its band entries in memory, the other maps are plain."""
+    return BandMirroredRocks(path) if name == "index" else RocksState(path)

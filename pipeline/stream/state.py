@@ -44,7 +44,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from newspipe_native import murmur2
 
 from pipeline import kafka_io
-from pipeline.dedup.state import RocksState, StateCorrupted
+from pipeline.dedup.state import RocksState, StateCorrupted, open_rocks
 from pipeline.logs import log_event
 from pipeline.settings import Settings
 
@@ -426,7 +426,7 @@ class StageState:
             return {}
         path = self._dir(partition) / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        return RocksState(path)
+        return open_rocks(name, path)
 
     def _dir(self, partition: int) -> Path:
         return Path(self.settings.state_dir) / self.settings.app_id / f"{self.stage}-{partition}"
