@@ -17,6 +17,7 @@ import os
 import threading
 import time
 import weakref
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -119,16 +120,26 @@ def pending_work(app: faust.App) -> list[str]:
     return waits or ["offsets commit and leaving the consumer groups"]
 
 
+def faust_datadir(settings: Settings) -> Path:
+    """Where Faust keeps the trend windows' tables: beside the app's own state directory, one
+    per app id. Faust names a table's local files by the table alone (`v1/tables/<table>-<p>.db`),
+    so apps sharing a state directory (another app id, a second run of a benchmark) would open
+    each other's tables and stop on Faust's ConsistencyError."""
+    return Path(settings.state_dir) / f"{settings.app_id}.faust"
+
+
 def create_app(settings: Settings | None = None) -> faust.App:
     """Build the app for `settings`; tests build several with their own ids and prefixes."""
     settings = settings or Settings.from_env()
     names = TopicNames(settings.topic_prefix, settings.app_id)
     _use_read_committed()
+    datadir = faust_datadir(settings)
+    datadir.parent.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
     app = faust.App(
         settings.app_id,
         broker=settings.broker,
         store=settings.store,
-        datadir=str(settings.state_dir),
+        datadir=str(datadir),
         web_host=settings.web_host,
         # Faust binds all interfaces unless told; web_host alone is only the advertised name
         web_bind=settings.web_host,
