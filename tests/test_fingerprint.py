@@ -39,6 +39,7 @@ from pipeline.dedup.fingerprint import (
 )
 from pipeline.extract import extract_file
 from pipeline.settings import Settings
+from pipeline.stream.state import OverlayMap
 
 HASHER = MinHasher(128)
 # the deduper's layout first; the others are the eval's (short and long bands)
@@ -172,6 +173,7 @@ def _reference_deduper(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make every Deduper created from here on use the numpy fingerprints and the Python loop."""
     monkeypatch.setattr(deduper_module, "scan_bands", deduper_module._py_scan_bands)
     monkeypatch.setattr(deduper_module, "claim_bands", deduper_module._py_claim_bands)
+    monkeypatch.setattr(deduper_module, "judge_candidates", lambda *args: None)
     monkeypatch.setattr(deduper_module, "lead_shingles", _py_lead_shingles)
     monkeypatch.setattr(deduper_module, "encode_signature", _py_encode_signature)
     monkeypatch.setattr(
@@ -323,6 +325,139 @@ def test_claimed_bands_are_written_in_order_with_a_list_each():
     deduper_module._py_claim_bands(reference, keys, 17, "me")
     assert native.log == reference.log
     assert native.data["b:0:aaa"] is not native.data["b:3:bbb"]
+
+
+class _Mapping(DictState):
+    """A DictState the compiled loops must reach through `get` and item assignment."""
+
+
+def _overlaid(data: dict[str, Any]) -> OverlayMap:
+    """Half the entries committed, half written by the batch: reads must see both."""
+    index = OverlayMap({})
+    for n, (key, value) in enumerate(data.items()):
+        (index.overlay if n % 2 else index.store)[key] = value
+    return index
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    hits=st.lists(st.none() | st.tuples(_TIMES, _IDS), min_size=8, max_size=8),
+    owners=st.dictionaries(_IDS, _TIMES),
+    cutoff=st.sampled_from([0, 10, 10.0, 100.5]),
+    revision=st.booleans(),
+)
+def test_the_band_scan_answers_alike_through_dicts_and_through_get(hits, owners, cutoff, revision):
+    """A DictState and a batch's OverlayMap over a dict are read as dicts (no Python call per
+    band); any other mapping through its `get`: the same free bands and owners either way."""
+    sig = HASHER.text_signature("the band scan reads the dicts a state is made of")
+    data: dict[str, Any] = {}
+    for i, (band, hit) in enumerate(zip(band_hashes(sig, 8, 3), hits, strict=True)):
+        if hit is not None:
+            data[f"b:{i}:{band}"] = list(hit)
+    for owner, t in owners.items():
+        data["g:" + owner] = [t, "sig"]
+    args = (sig.tobytes(), 8, 3, "me", cutoff, revision)
+    reference = deduper_module._py_scan_bands(_Mapping(dict(data)), *args)
+    assert _Mapping().dict_layers() is None
+    assert deduper_module.scan_bands(_Mapping(dict(data)), *args) == reference
+    assert deduper_module.scan_bands(DictState(dict(data)), *args) == reference
+    assert deduper_module.scan_bands(_overlaid(data), *args) == reference
+    assert deduper_module.scan_bands(dict(data), *args) == reference
+
+
+def test_owner_entries_read_from_the_committed_store_are_copies():
+    """What the batch does with an entry it read must not reach the committed store before the
+    batch commits, as with `OverlayMap.get`."""
+    sig = HASHER.text_signature("copies keep the committed store as it was")
+    first = band_hashes(sig, 1, 3)[0]
+    index = OverlayMap({f"b:0:{first}": [50, "x"], "g:x": [50, "sig"]})
+    _, found = deduper_module.scan_bands(index, sig.tobytes(), 1, 3, "me", 0.0, False)
+    assert found == [("x", [50, "sig"])]
+    found[0][1].append("changed")
+    assert index.store["g:x"] == [50, "sig"]
+
+
+def test_claimed_bands_go_to_the_batch_not_to_the_committed_store():
+    index = OverlayMap({"b:0:aaa": [1, "old"]})
+    deduper_module.claim_bands(index, ["b:0:aaa", "b:1:bbb"], 17, "me")
+    assert index.overlay == {"b:0:aaa": [17, "me"], "b:1:bbb": [17, "me"]}
+    assert index.store == {"b:0:aaa": [1, "old"]}
+    logged = LoggedState()  # a subclass: its writes are seen one by one
+    deduper_module.claim_bands(logged, ["b:0:aaa"], 17, "me")
+    assert logged.log == [orjson.dumps(["b:0:aaa", [17, "me"]])]
+
+
+def _entries(rng: random.Random) -> list[tuple[str, list[Any]]]:
+    """Candidates as the deduper indexes them, their texts near, far and in between of a base
+    text, their openings present or not, stories and clusters set or not."""
+    items = [i["standfirst"] for i in ag_articles()[:300] if len(i["standfirst"].split()) > 25]
+    base = rng.choice(items)
+    out = []
+    for n in range(rng.randint(0, 6)):
+        words_ = base.split()
+        kind = rng.random()
+        if kind < 0.3:
+            text = rng.choice(items)  # another story
+        else:  # the base text with some of its words changed
+            cut = rng.randint(0, len(words_) // 2)
+            text = " ".join(words_[:cut] + ["new"] * rng.randint(0, 5) + words_[cut:])
+            if kind > 0.8:
+                text = "Today something else happened first. " + text
+        sig = HASHER.text_signature(text)
+        entry: list[Any] = [
+            100, encode_signature(sig), rng.choice([None, "", "c1"]), None, "h",
+            rng.choice([encode_lead(lead_shingles(text)), "", None]),
+            rng.choice([None, "", "s1"]), None,
+        ]  # fmt: skip
+        out.append((f"a{n}", entry[: rng.choice([3, 5, 6, 7, 8])]))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(300))
+def test_the_native_judgment_equals_the_python_loop(seed: int):
+    """Copies, follow-ups and other stories among the candidates, entries of every length the
+    index held across versions: the same similarity, copy and related article."""
+    rng = random.Random(seed)
+    base = _entries(random.Random(seed + 1000))
+    text = rng.choice([i["standfirst"] for i in ag_articles()[:300]])
+    sig, lead = HASHER.text_signature(text), lead_shingles(text)
+    if base and rng.random() < 0.5:  # judge an article against copies of itself
+        sig = deduper_module.decode_signature(base[0][1][1]).astype("<u4")
+    thresholds = rng.choice([(0.5, 0.3, 0.5), (0.8, 0.2, 0.5), (0.3, 0.6, 0.9)])
+    native = deduper_module.judge_candidates(
+        sig.astype("<u4").tobytes(), lead.tobytes(), base, *thresholds
+    )
+    assert native == deduper_module._py_judge(sig, lead, base, *thresholds)
+
+
+_SIG_TEXT = encode_signature(HASHER.text_signature("the opening of a story told twice"))
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        [100, "not base64!", None, None, "h"],
+        [100, _SIG_TEXT.rstrip("=") + "A", None, None, "h"],
+        [100, _SIG_TEXT[:-4], None, None, "h"],  # 125 values, not 128
+        [100, 12345, None, None, "h"],
+        [100, _SIG_TEXT, None, None, "h", 7],
+        [100, _SIG_TEXT, None, None, "h", "x="],
+        [100, _SIG_TEXT],
+    ],
+)
+def test_entries_the_native_judgment_cannot_read_go_to_the_python_loop(bad: list[Any]):
+    """It declines what it was not written for, and the Python loop judges them (and raises the
+    error it always raised on a value it cannot decode)."""
+    sig = HASHER.text_signature("the opening of a story told twice")
+    lead = lead_shingles("the opening of a story told twice")
+    found = [("ok", [100, encode_signature(sig)]), ("bad", bad)]
+    args = (found, 0.0, 0.0, 0.5)
+    assert deduper_module.judge_candidates(sig.tobytes(), lead.tobytes(), *args) is None
+    try:
+        _, copy, _ = deduper_module._py_judge(sig, lead, *args)
+    except (ValueError, TypeError, IndexError):  # binascii.Error is a ValueError
+        return
+    assert copy is not None and copy[1] == "ok"
 
 
 def test_a_record_without_text_is_fingerprinted_as_the_reference_does(monkeypatch):

@@ -10,7 +10,7 @@
 //! mapping, as in the reference); from there the work is byte-level and needs no Unicode data.
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PySet, PyString};
+use pyo3::types::{PyBytes, PyDict, PyList, PySet, PyString};
 use std::fmt::Write;
 use xxhash_rust::xxh3::xxh3_64;
 use xxhash_rust::xxh32::xxh32;
@@ -299,15 +299,76 @@ pub fn simhash64(shingles: &[u8]) -> u64 {
         .fold(0u64, |acc, (j, _)| acc | (1u64 << j))
 }
 
+/// How the band functions reach an index: through its `get` and item assignment (any
+/// mapping), or straight through the dicts it is made of, read in order, the first taking the
+/// writes: a plain dict, or a mapping made of dicts that says so (`dict_layers()`: `DictState`,
+/// an `OverlayMap` over a dict), which saves a Python call per band. Read the same way, they answer the same.
+enum Access<'py> {
+    Layers(Vec<Bound<'py, PyDict>>),
+    Mapping(Bound<'py, PyAny>),
+}
+
+impl<'py> Access<'py> {
+    fn of(index: &Bound<'py, PyAny>) -> PyResult<Self> {
+        if index.is_exact_instance_of::<PyDict>() {
+            return Ok(Access::Layers(vec![index.cast::<PyDict>()?.clone()]));
+        }
+        let py = index.py();
+        if let Ok(method) = index.getattr(pyo3::intern!(py, "dict_layers")) {
+            let layers = method.call0()?;
+            if !layers.is_none() {
+                let dicts = layers
+                    .try_iter()?
+                    .map(|d| Ok(d?.cast_into::<PyDict>()?))
+                    .collect::<PyResult<Vec<_>>>()?;
+                if !dicts.is_empty() {
+                    return Ok(Access::Layers(dicts));
+                }
+            }
+        }
+        Ok(Access::Mapping(index.clone()))
+    }
+
+    /// `index.get(key)`, None when absent. From the layers, a list or dict comes back as a
+    /// copy, as `OverlayMap.get` gives it, unless `shared` (a value only read here).
+    fn get(&self, key: &Bound<'py, PyAny>, shared: bool) -> PyResult<Bound<'py, PyAny>> {
+        match self {
+            Access::Mapping(index) => index.call_method1(pyo3::intern!(index.py(), "get"), (key,)),
+            Access::Layers(dicts) => {
+                for (n, dict) in dicts.iter().enumerate() {
+                    if let Some(value) = dict.get_item(key)? {
+                        let stored = n > 0 && !shared;
+                        if stored
+                            && (value.is_exact_instance_of::<PyList>()
+                                || value.is_exact_instance_of::<PyDict>())
+                        {
+                            return value.call_method0(pyo3::intern!(value.py(), "copy"));
+                        }
+                        return Ok(value);
+                    }
+                }
+                Ok(key.py().None().into_bound(key.py()))
+            }
+        }
+    }
+
+    fn set(&self, key: &Bound<'py, PyAny>, value: Bound<'py, PyAny>) -> PyResult<()> {
+        match self {
+            Access::Mapping(index) => index.set_item(key, value),
+            Access::Layers(dicts) => dicts[0].set_item(key, value),
+        }
+    }
+}
+
 /// The band lookups of `Deduper.check_near_duplicate` (its reference loop is kept as
 /// `pipeline.dedup.deduper._py_scan_bands`): for each band key `b:<band>:<hash>` of `sig`, in
 /// band order, `index.get(key)`; a band that is free (no entry, an expired one, or this
 /// article's own) is returned in `free`; the first band of each other live owner looks the
 /// owner's `g:` entry up: expired or gone, the band is free too (taken over); live,
 /// `(owner, entry)` is returned in `found` for the deduper to judge. A revision looks no owner
-/// up. Every index access and comparison is the Python operation the reference performs
-/// (`get`, `[0]`, `<`, `==`, `+`, set membership), so any mapping and any value behave as
-/// there; only the interpreter's loop is saved.
+/// up. Every comparison is the Python operation the reference performs (`[0]`, `<`, `==`, `+`,
+/// set membership), and every index access its `get` or what it answers the same with (`Access`),
+/// so any mapping and any value behave as there; only the interpreter's loop is saved.
 #[pyfunction]
 #[allow(clippy::too_many_arguments, clippy::type_complexity)]
 pub fn scan_bands<'py>(
@@ -322,12 +383,12 @@ pub fn scan_bands<'py>(
 ) -> PyResult<(Vec<Bound<'py, PyString>>, Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)>)> {
     let checked = PySet::empty(py)?;
     let owner_prefix = PyString::new(py, "g:");
-    let get = index.getattr(pyo3::intern!(py, "get"))?;
+    let access = Access::of(index)?;
     let mut free = Vec::with_capacity(bands);
     let mut found = Vec::new();
     for_each_band(sig, bands, rows, Some("b:"), |key| -> PyResult<()> {
         let key = PyString::new(py, key);
-        let hit = get.call1((&key,))?;
+        let hit = access.get(key.as_any(), true)?;
         if hit.is_none() || hit.get_item(0)?.lt(cutoff)? || hit.get_item(1)?.eq(aid)? {
             free.push(key);
             return Ok(());
@@ -337,7 +398,7 @@ pub fn scan_bands<'py>(
             return Ok(());
         }
         checked.add(&cand)?;
-        let g = get.call1((owner_prefix.add(&cand)?,))?;
+        let g = access.get(owner_prefix.add(&cand)?.as_any(), false)?;
         if g.is_none() || g.get_item(0)?.lt(cutoff)? {
             free.push(key); // the band's owner expired: take the band over
             return Ok(());
@@ -357,10 +418,155 @@ pub fn claim_bands<'py>(
     t: &Bound<'py, PyAny>,
     aid: &Bound<'py, PyAny>,
 ) -> PyResult<()> {
+    let access = Access::of(index)?;
     for key in keys {
-        index.set_item(key, PyList::new(py, [t, aid])?)?;
+        access.set(&key, PyList::new(py, [t, aid])?.into_any())?;
     }
     Ok(())
+}
+
+/// Standard base64 with padding, as `base64.b64encode` writes it; None for anything else
+/// (`base64.b64decode` would skip stray characters: such a value takes the Python path).
+fn b64_strict(text: &str) -> Option<Vec<u8>> {
+    fn val(c: u8) -> Option<u32> {
+        match c {
+            b'A'..=b'Z' => Some(u32::from(c - b'A')),
+            b'a'..=b'z' => Some(u32::from(c - b'a') + 26),
+            b'0'..=b'9' => Some(u32::from(c - b'0') + 52),
+            b'+' => Some(62),
+            b'/' => Some(63),
+            _ => None,
+        }
+    }
+    let raw = text.as_bytes();
+    if raw.len() % 4 != 0 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(raw.len() / 4 * 3);
+    let chunks = raw.len() / 4;
+    for (n, chunk) in raw.chunks_exact(4).enumerate() {
+        let pad = chunk.iter().rev().take_while(|&&c| c == b'=').count();
+        if pad > 2 || (pad > 0 && n + 1 != chunks) {
+            return None;
+        }
+        let mut acc = 0u32;
+        for &c in &chunk[..4 - pad] {
+            acc = (acc << 6) | val(c)?;
+        }
+        acc <<= 6 * pad as u32;
+        let bytes = [(acc >> 16) as u8, (acc >> 8) as u8, acc as u8];
+        out.extend_from_slice(&bytes[..3 - pad]);
+    }
+    Some(out)
+}
+
+fn u16s_of(raw: &[u8]) -> Vec<u16> {
+    raw.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect()
+}
+
+/// `fingerprint.lead_containment` of two leads (16-bit shingle hashes in text order).
+fn lead_containment(a: &[u16], b: &[u16]) -> f64 {
+    use std::collections::HashSet;
+    if a.is_empty() || b.is_empty() {
+        return 0.0;
+    }
+    let set_a: HashSet<u16> = a.iter().copied().collect();
+    let set_b: HashSet<u16> = b.iter().copied().collect();
+    let head_a: HashSet<u16> = a.iter().take(HEAD_SHINGLES).copied().collect();
+    let head_b: HashSet<u16> = b.iter().take(HEAD_SHINGLES).copied().collect();
+    let a_in_b = head_a.iter().filter(|x| set_b.contains(x)).count() as f64 / head_a.len() as f64;
+    let b_in_a = head_b.iter().filter(|x| set_a.contains(x)).count() as f64 / head_b.len() as f64;
+    a_in_b.min(b_in_a)
+}
+
+/// The shingles of an opening's first 20 words (`fingerprint.HEAD_SHINGLES`).
+const HEAD_SHINGLES: usize = 18;
+
+type CopyOf<'py> = (f64, Bound<'py, PyAny>, Bound<'py, PyAny>, Bound<'py, PyAny>);
+type Related<'py> = (f64, Bound<'py, PyAny>, Bound<'py, PyAny>);
+
+/// The judgment of `Deduper.check_near_duplicate` over the candidates `scan_bands` found (its
+/// reference is `pipeline.dedup.deduper._py_judge`, the same loop in Python): each candidate's
+/// estimated Jaccard (equal low 16 bits of the signatures), then for those at the threshold
+/// whether its opening reappears (`lead_containment`). Returns (best similarity, the copy
+/// `(sim, id, cluster, story)` or None, the related article `(sim, id, story)` or None), or
+/// None when an entry is not in the shape the deduper writes (the Python loop then judges it,
+/// and says what is wrong).
+#[pyfunction]
+#[allow(clippy::type_complexity)]
+pub fn judge_candidates<'py>(
+    sig: &[u8],
+    lead: &[u8],
+    found: Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)>,
+    threshold: f64,
+    related_threshold: f64,
+    lead_threshold: f64,
+) -> PyResult<Option<(f64, Option<CopyOf<'py>>, Option<Related<'py>>)>> {
+    let low: Vec<u16> = u32s_of(sig).iter().map(|&v| v as u16).collect();
+    let lead = u16s_of(lead);
+    let floor = threshold.min(related_threshold);
+    let mut best_sim = -1.0f64;
+    let mut copy: Option<CopyOf<'py>> = None;
+    let mut related: Option<Related<'py>> = None;
+    for (cand, g) in found {
+        let size = g.len()?;
+        if size < 3 {
+            return Ok(None);
+        }
+        let Ok(text) = g.get_item(1)?.extract::<String>() else {
+            return Ok(None);
+        };
+        let Some(other) = b64_strict(&text) else {
+            return Ok(None);
+        };
+        let other = u16s_of(&other);
+        if other.len() != low.len() || low.is_empty() {
+            return Ok(None);
+        }
+        let equal = low.iter().zip(&other).filter(|(a, b)| a == b).count();
+        let sim = equal as f64 / low.len() as f64;
+        best_sim = best_sim.max(sim);
+        if sim < floor {
+            continue;
+        }
+        let cluster = g.get_item(2)?;
+        let own_story = if size > 6 { Some(g.get_item(6)?) } else { None };
+        let story = match own_story {
+            Some(s) if s.is_truthy()? => s,
+            _ if cluster.is_truthy()? => cluster.clone(),
+            _ => cand.clone(),
+        };
+        let opening = if size > 5 {
+            let value = g.get_item(5)?;
+            if value.is_truthy()? {
+                let Ok(text) = value.extract::<String>() else {
+                    return Ok(None);
+                };
+                let Some(raw) = b64_strict(&text) else {
+                    return Ok(None);
+                };
+                if raw.len() % 2 != 0 {
+                    return Ok(None);
+                }
+                Some(u16s_of(&raw))
+            } else {
+                None
+            }
+        } else {
+            None
+        };
+        let same_text = sim >= threshold
+            && opening.as_ref().is_none_or(|o| lead_containment(&lead, o) >= lead_threshold);
+        if same_text {
+            if copy.as_ref().is_none_or(|c| sim > c.0) {
+                let cluster = if cluster.is_truthy()? { cluster } else { cand.clone() };
+                copy = Some((sim, cand, cluster, story));
+            }
+        } else if sim >= related_threshold && related.as_ref().is_none_or(|r| sim > r.0) {
+            related = Some((sim, cand, story));
+        }
+    }
+    Ok(Some((best_sim, copy, related)))
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -372,5 +578,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(low16, m)?)?;
     m.add_function(wrap_pyfunction!(scan_bands, m)?)?;
     m.add_function(wrap_pyfunction!(claim_bands, m)?)?;
+    m.add_function(wrap_pyfunction!(judge_candidates, m)?)?;
     Ok(())
 }

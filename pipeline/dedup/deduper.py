@@ -89,7 +89,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from newspipe_native import claim_bands, scan_bands
+from newspipe_native import claim_bands, judge_candidates, scan_bands
 
 from pipeline.dedup.fingerprint import (
     MinHasher,
@@ -292,26 +292,13 @@ class Deduper:
         lead = lead_shingles(lead_text(record))
         # The band lookups (and the owners' `g:` entries) in one native call: `_py_scan_bands`
         # is the same loop in Python, kept as its reference.
-        free, found = scan_bands(index, _u32_le(sig), self.bands, self.rows, aid, cutoff, revision)
-        floor = min(self.threshold, self.related_threshold)
-        best_sim = -1.0
-        copy: tuple[float, str, str | None, str] | None = None  # (sim, id, cluster, story)
-        related: tuple[float, str, str] | None = None  # (sim, id, story)
-        for cand, g in found:
-            sim = jaccard_estimate(sig, decode_signature(g[1]))
-            best_sim = max(best_sim, sim)
-            if sim < floor:
-                continue
-            story = (g[6] if len(g) > 6 else None) or g[2] or cand
-            opening = decode_lead(g[5]) if len(g) > 5 and g[5] else None
-            same_text = sim >= self.threshold and (
-                opening is None or lead_containment(lead, opening) >= self.lead_threshold
-            )
-            if same_text:
-                if copy is None or sim > copy[0]:
-                    copy = (sim, cand, g[2] or cand, story)
-            elif sim >= self.related_threshold and (related is None or sim > related[0]):
-                related = (sim, cand, story)
+        sig_le = _u32_le(sig)
+        free, found = scan_bands(index, sig_le, self.bands, self.rows, aid, cutoff, revision)
+        # The judgment of the candidates in one native call too (`_py_judge` is its reference,
+        # and judges the entries the native one declines: any not in the shape written here).
+        args = (found, self.threshold, self.related_threshold, self.lead_threshold)
+        judged = judge_candidates(sig_le, lead.tobytes(), *args)
+        best_sim, copy, related = judged if judged is not None else _py_judge(sig, lead, *args)
         claim_bands(index, free, t, aid)  # index[key] = [t, aid] for each free band, in order
         if revision:
             if own is not None and own[0] >= cutoff:
@@ -465,6 +452,38 @@ def _py_scan_bands(
             continue
         found.append((cand, g))
     return free, found
+
+
+def _py_judge(
+    sig: Any,
+    lead: Any,
+    found: list[tuple[str, Any]],
+    threshold: float,
+    related_threshold: float,
+    lead_threshold: float,
+) -> tuple[float, tuple[float, str, Any, Any] | None, tuple[float, str, Any] | None]:
+    """The reference of the native `judge_candidates`: (best similarity, the copy
+    `(sim, id, cluster, story)` or None, the related article `(sim, id, story)` or None)."""
+    floor = min(threshold, related_threshold)
+    best_sim = -1.0
+    copy: tuple[float, str, Any, Any] | None = None
+    related: tuple[float, str, Any] | None = None
+    for cand, g in found:
+        sim = jaccard_estimate(sig, decode_signature(g[1]))
+        best_sim = max(best_sim, sim)
+        if sim < floor:
+            continue
+        story = (g[6] if len(g) > 6 else None) or g[2] or cand
+        opening = decode_lead(g[5]) if len(g) > 5 and g[5] else None
+        same_text = sim >= threshold and (
+            opening is None or lead_containment(lead, opening) >= lead_threshold
+        )
+        if same_text:
+            if copy is None or sim > copy[0]:
+                copy = (sim, cand, g[2] or cand, story)
+        elif sim >= related_threshold and (related is None or sim > related[0]):
+            related = (sim, cand, story)
+    return best_sim, copy, related
 
 
 def _py_claim_bands(index: StateMap, keys: list[str], t: int, aid: str) -> None:

@@ -39,6 +39,11 @@ class DictState(MutableMapping[str, Any]):
     def __getitem__(self, key: str) -> Any:
         return self.data[key]
 
+    def dict_layers(self) -> tuple[dict[str, Any], ...] | None:
+        """The dict itself, for the compiled band lookups (native/src/dedup.rs `Access`); None
+        for a subclass, which may see every read or write (a test's logging state does)."""
+        return (self.data,) if type(self) is DictState else None
+
     def __setitem__(self, key: str, value: Any) -> None:
         self.data[key] = value
 

@@ -98,6 +98,15 @@ class OverlayMap(MutableMapping[str, Any]):
             raise KeyError(key)
         return value
 
+    def dict_layers(self) -> tuple[dict[str, Any], ...] | None:
+        """(overlay, store) when the store is a dict: the compiled band lookups
+        (native/src/dedup.rs `Access`) then read the two dicts as `get` does, and write the
+        overlay as `__setitem__` does, without a Python call per band. None for a subclass
+        (it may see every read or write) or any other store."""
+        if type(self) is OverlayMap and type(self.store) is dict:
+            return self.overlay, self.store
+        return None
+
     def __setitem__(self, key: str, value: Any) -> None:
         self.overlay[key] = value
 
