@@ -273,6 +273,18 @@ def test_state_written_by_the_python_path_is_read_alike_by_the_native_path(monke
     assert mixed_index.log == reference_index.log
 
 
+class _Mapping(DictState):
+    """A DictState the compiled loops must reach through `get` and item assignment."""
+
+
+def _overlaid(data: dict[str, Any]) -> OverlayMap:
+    """Half the entries committed, half written by the batch: reads must see both."""
+    index = OverlayMap({})
+    for n, (key, value) in enumerate(data.items()):
+        (index.overlay if n % 2 else index.store)[key] = value
+    return index
+
+
 _TIMES = st.sampled_from([0, 5, 10, 10.0, 99.5, 100, 101])
 _IDS = st.sampled_from(["me", "x", "y", "z"])
 
@@ -285,7 +297,9 @@ _IDS = st.sampled_from(["me", "x", "y", "z"])
     revision=st.booleans(),
 )
 def test_the_native_band_scan_equals_the_python_loop(hits, owners, cutoff, revision):
-    """Free, taken-over, own, expired and repeated owners of the bands, revisions or not."""
+    """Free, taken-over, own, expired and repeated owners of the bands, revisions or not; read
+    as dicts (a dict, a DictState, a batch's OverlayMap over a dict: no Python call per band)
+    or through `get` (any other mapping), the same free bands and owners."""
     sig = HASHER.text_signature("the band scan sees whatever the index holds")
     keys = band_hashes(sig, 8, 3)
     data: dict[str, Any] = {}
@@ -294,11 +308,11 @@ def test_the_native_band_scan_equals_the_python_loop(hits, owners, cutoff, revis
             data[f"b:{i}:{band}"] = list(hit)
     for owner, t in owners.items():
         data["g:" + owner] = [t, "sig"]
-    raw = sig.tobytes()
-    args = (8, 3, "me", cutoff, revision)
-    native = deduper_module.scan_bands(DictState(dict(data)), raw, *args)
-    reference = deduper_module._py_scan_bands(DictState(dict(data)), raw, *args)
-    assert native == reference
+    args = (sig.tobytes(), 8, 3, "me", cutoff, revision)
+    reference = deduper_module._py_scan_bands(DictState(dict(data)), *args)
+    assert _Mapping().dict_layers() is None
+    for index in (DictState(dict(data)), _Mapping(dict(data)), _overlaid(data), dict(data)):
+        assert deduper_module.scan_bands(index, *args) == reference
 
 
 def test_the_band_scan_raises_what_the_state_raises():
@@ -325,44 +339,6 @@ def test_claimed_bands_are_written_in_order_with_a_list_each():
     deduper_module._py_claim_bands(reference, keys, 17, "me")
     assert native.log == reference.log
     assert native.data["b:0:aaa"] is not native.data["b:3:bbb"]
-
-
-class _Mapping(DictState):
-    """A DictState the compiled loops must reach through `get` and item assignment."""
-
-
-def _overlaid(data: dict[str, Any]) -> OverlayMap:
-    """Half the entries committed, half written by the batch: reads must see both."""
-    index = OverlayMap({})
-    for n, (key, value) in enumerate(data.items()):
-        (index.overlay if n % 2 else index.store)[key] = value
-    return index
-
-
-@settings(max_examples=200, deadline=None)
-@given(
-    hits=st.lists(st.none() | st.tuples(_TIMES, _IDS), min_size=8, max_size=8),
-    owners=st.dictionaries(_IDS, _TIMES),
-    cutoff=st.sampled_from([0, 10, 10.0, 100.5]),
-    revision=st.booleans(),
-)
-def test_the_band_scan_answers_alike_through_dicts_and_through_get(hits, owners, cutoff, revision):
-    """A DictState and a batch's OverlayMap over a dict are read as dicts (no Python call per
-    band); any other mapping through its `get`: the same free bands and owners either way."""
-    sig = HASHER.text_signature("the band scan reads the dicts a state is made of")
-    data: dict[str, Any] = {}
-    for i, (band, hit) in enumerate(zip(band_hashes(sig, 8, 3), hits, strict=True)):
-        if hit is not None:
-            data[f"b:{i}:{band}"] = list(hit)
-    for owner, t in owners.items():
-        data["g:" + owner] = [t, "sig"]
-    args = (sig.tobytes(), 8, 3, "me", cutoff, revision)
-    reference = deduper_module._py_scan_bands(_Mapping(dict(data)), *args)
-    assert _Mapping().dict_layers() is None
-    assert deduper_module.scan_bands(_Mapping(dict(data)), *args) == reference
-    assert deduper_module.scan_bands(DictState(dict(data)), *args) == reference
-    assert deduper_module.scan_bands(_overlaid(data), *args) == reference
-    assert deduper_module.scan_bands(dict(data), *args) == reference
 
 
 def test_owner_entries_read_from_the_committed_store_are_copies():
