@@ -30,6 +30,7 @@ from pipeline.core import Core, Meta, Result, States  # noqa: E402
 from pipeline.dedup import DictState  # noqa: E402
 from pipeline.dedup.state import BandMirroredRocks, RocksState  # noqa: E402
 from pipeline.ingest import page_article_id  # noqa: E402
+from pipeline.runtime import settle_heap  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 from pipeline.stream.batch import state_view  # noqa: E402
 from pipeline.stream.state import OverlayMap, PartitionState  # noqa: E402
@@ -85,6 +86,7 @@ def main() -> None:
     args = ap.parse_args()
     settings, tagger = Settings(), Tagger.load()
     staged = staged_articles(args.articles, Core(settings, tagger=tagger))
+    settle_heap()  # as `newspipe worker` does: the staged articles are not the GC's to scan
     print(f"near-dup stage, worker shape: {len(staged):,} articles, batches of {BATCH}, "
           f"{args.rounds} rounds, stores alternating; CPU us/article")  # fmt: skip
     runs: dict[str, list[float]] = {kind: [] for kind in STORES}
