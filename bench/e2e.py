@@ -511,21 +511,30 @@ def run(
     n_articles: int = 20_000,
     *,
     two_workers: bool = True,
+    latency: bool = True,
+    store: str | None = None,
     latency_share: float = 0.5,
     latency_seconds: float = 20.0,
     timeout: float = 600.0,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """The whole end-to-end benchmark; returns its figures (and deletes every topic it made)."""
+    """The whole end-to-end benchmark; returns its figures (and deletes every topic it made).
+
+    `store`: the workers' state store (NEWSPIPE_STORE's values; default: the environment's).
+    `latency=False` skips the fixed-rate latency part."""
     tag = uuid.uuid4().hex[:8]
+    env = Settings.from_env()
     base = replace(
-        Settings.from_env(),
+        env,
         topic_prefix=f"bench{tag}.",
         app_id=f"bench{tag}-w1",
         partitions=6,
+        store=store or env.store,
     )
     total = n_comments + n_articles
-    result: dict[str, Any] = {"comments": n_comments, "articles": n_articles, "partitions": 6}
+    result: dict[str, Any] = {
+        "comments": n_comments, "articles": n_articles, "partitions": 6, "store": base.store,
+    }  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp:
         logdir = Path(tmp)
         try:
@@ -562,28 +571,33 @@ def run(
                 log(f"  {two['events_per_s']:,.0f} events/s (steady "
                     f"{two['steady_events_per_s']:,.0f})")  # fmt: skip
 
-            rate = max(50.0, round(one["events_per_s"] * latency_share, -1))
-            n_lat = int(rate * latency_seconds)
-            lat_settings = replace(base, topic_prefix=f"bench{tag}l.", app_id=f"bench{tag}-lat")
-            asyncio.run(create_topics(lat_settings))
-            share_articles = n_articles / total
-            lat_items = make_events(n_lat - int(n_lat * share_articles),
-                                    int(n_lat * share_articles), tag="lat")  # fmt: skip
-            # interleave articles among comments, as live traffic would
-            lat_items.sort(key=lambda it: hash(it[3]))
-            log(f"e2e: latency at {rate:,.0f} events/s offered ({latency_share:.0%} of max), "
-                f"{latency_seconds:.0f} s")  # fmt: skip
-            result["latency"] = latency_run(lat_settings, lat_items, rate, logdir)
-            result["latency"]["share_of_max"] = latency_share
-            lat = result["latency"]
-            proc, commit = lat["batch_process_s"], lat["batch_commit_s"]
-            log(f"  p50 {lat['p50_s'] * 1000:.0f} ms, p99 {lat['p99_s'] * 1000:.0f} ms; a "
-                f"partition's batch: process p50 {proc.get('p50', 0) * 1000:.0f} ms, "
-                f"transaction p50 {commit.get('p50', 0) * 1000:.0f} ms")  # fmt: skip
+            if latency:
+                rate = max(50.0, round(one["events_per_s"] * latency_share, -1))
+                n_lat = int(rate * latency_seconds)
+                lat_settings = replace(base, topic_prefix=f"bench{tag}l.", app_id=f"bench{tag}-lat")
+                asyncio.run(create_topics(lat_settings))
+                share_articles = n_articles / total
+                lat_items = make_events(n_lat - int(n_lat * share_articles),
+                                        int(n_lat * share_articles), tag="lat")  # fmt: skip
+                # interleave articles among comments, as live traffic would
+                lat_items.sort(key=lambda it: hash(it[3]))
+                log(f"e2e: latency at {rate:,.0f} events/s offered ({latency_share:.0%} of max), "
+                    f"{latency_seconds:.0f} s")  # fmt: skip
+                result["latency"] = latency_run(lat_settings, lat_items, rate, logdir)
+                result["latency"]["share_of_max"] = latency_share
+                lat = result["latency"]
+                proc, commit = lat["batch_process_s"], lat["batch_commit_s"]
+                log(f"  p50 {lat['p50_s'] * 1000:.0f} ms, p99 {lat['p99_s'] * 1000:.0f} ms; a "
+                    f"partition's batch: process p50 {proc.get('p50', 0) * 1000:.0f} ms, "
+                    f"transaction p50 {commit.get('p50', 0) * 1000:.0f} ms")  # fmt: skip
         finally:
             doomed = asyncio.run(_topics_with(base, (f"bench{tag}",)))
             asyncio.run(_delete(base, doomed))
             result["topics_deleted"] = len(doomed)
+    return _ratios(result, two_workers)
+
+
+def _ratios(result: dict[str, Any], two_workers: bool) -> dict[str, Any]:
     pt = result["passthrough"]["events_per_s"]
     one = result["one_worker"]
     result["ratio_one_worker_to_passthrough"] = one["events_per_s"] / pt
@@ -603,8 +617,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--articles", type=int, default=20_000)
     ap.add_argument("--no-two-workers", action="store_true")
     ap.add_argument("--latency-seconds", type=float, default=20.0)
+    ap.add_argument("--no-latency", action="store_true")
+    ap.add_argument("--store", help="the workers' state store (default: NEWSPIPE_STORE's)")
     args = ap.parse_args(argv)
     res = run(args.comments, args.articles, two_workers=not args.no_two_workers,
+              latency=not args.no_latency, store=args.store,
               latency_seconds=args.latency_seconds)  # fmt: skip
     print(orjson.dumps(res, option=orjson.OPT_INDENT_2).decode())
     return 0

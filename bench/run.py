@@ -5,7 +5,8 @@
    in-memory (DictState) and RocksDB (RocksState) state, against the orjson loads + dumps floor
    of the same payloads; cProfile of one pass (top costs to bench/results/profile-*.txt).
 2. e2e: through the broker (bench/e2e.py): one worker, two workers, a bare aiokafka
-   passthrough baseline, latency at a fixed offered rate.
+   passthrough baseline, latency at a fixed offered rate; then one worker again on the other
+   state store (rocksdb:// when the first ran on memory://), against its own passthrough.
 3. replay: bench/bench_replay.py (replay tool vs a bare producer of the same bytes; a 200,000-event
    archive into the raw topics; offline).
 4. memory: RSS and state entries over many events with a short horizon (bench/memory.py, in its
@@ -330,7 +331,7 @@ def table(res: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             "1.00",
         ))  # fmt: skip
         rows.append((
-            "e2e 1 worker",
+            f"e2e 1 worker ({e2e['store']})",
             f"{one['events_per_s']:,.0f} ev/s (steady {one['steady_events_per_s']:,.0f}); "
             f"{one['start_to_last_s']:.0f} s start->last; {one['worker_cpu_us_per_event']:.0f} "
             f"cpu us/ev",
@@ -364,6 +365,17 @@ def table(res: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             f"{one['rss_mib_peak']:.0f} MiB (1 worker, {total:,} events)",
             "",
             "",
+        ))  # fmt: skip
+    alt = res.get("e2e_other_store")
+    if alt:
+        one = alt["one_worker"]
+        rows.append((
+            f"e2e 1 worker ({alt['store']})",
+            f"{one['events_per_s']:,.0f} ev/s (steady {one['steady_events_per_s']:,.0f}); "
+            f"{one['worker_cpu_us_per_event']:.0f} cpu us/ev; RSS peak {one['rss_mib_peak']:.0f} "
+            "MiB",
+            f"its passthrough ({alt['passthrough']['events_per_s']:,.0f} ev/s)",
+            f"{alt['ratio_one_worker_to_passthrough']:.3f}",
         ))  # fmt: skip
     rp = res.get("replay")
     if rp:
@@ -520,6 +532,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="small smoke version")
     ap.add_argument("--no-kafka", action="store_true", help="skip everything needing the broker")
     ap.add_argument("--no-e2e", action="store_true")
+    ap.add_argument("--no-e2e-other-store", action="store_true",
+                    help="skip the one-worker e2e on the other state store")  # fmt: skip
     ap.add_argument("--no-replay", action="store_true")
     ap.add_argument("--no-memory", action="store_true")
     ap.add_argument("--no-peers", action="store_true", help="skip the peers comparison")
@@ -587,6 +601,14 @@ def main(argv: list[str] | None = None) -> int:
         res["e2e"] = e2e.run(n_c, n_a, two_workers=True,
                              latency_seconds=5 if quick else 20, log=log)  # fmt: skip
         seconds["e2e"] = time.monotonic() - t
+        if not args.no_e2e_other_store:
+            # deployments (compose, Kubernetes) run rocksdb://; the first part, the environment's
+            other = "memory://" if res["e2e"]["store"] == "rocksdb://" else "rocksdb://"
+            t = time.monotonic()
+            log(f"e2e on {other}: one worker, its own passthrough")
+            res["e2e_other_store"] = e2e.run(n_c, n_a, two_workers=False, latency=False,
+                                             store=other, log=log)  # fmt: skip
+            seconds["e2e_other_store"] = time.monotonic() - t
     if kafka and not args.no_peers:
         from bench.peers import compare
 

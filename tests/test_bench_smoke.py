@@ -3,7 +3,8 @@
 No broker needed (`--no-kafka` leaves out the end-to-end, replay, peers and backfill parts), so
 this is not marked `kafka`; the full suite is `make bench` (docs/performance.md). The peers' and
 the backfill's own code (the job, the report lines, the venv fallback, the table rows, the
-extrapolation) is checked here without a broker; one `kafka` test runs both at a tiny size.
+extrapolation) is checked here without a broker; `kafka` tests run both, and the e2e on a
+given store, at a tiny size.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from bench import backfill
+from bench import backfill, e2e
 from bench import run as bench_run
 from bench.peers import compare, venv
 from bench.peers.job import REPORT_PREFIX, Clock, Job
@@ -152,3 +153,20 @@ def test_peers_and_backfill_run_tiny(kafka: str, monkeypatch: pytest.MonkeyPatch
     one = bf["runs"]["1"]
     assert one["records_out"] + one["duplicates"] + one["dead_letters"] >= 300
     assert one["events_per_s"] > 0 and one["target_seconds"] > 0 and bf["topics_deleted"] > 0
+
+
+@pytest.mark.kafka
+def test_e2e_runs_one_worker_on_the_store_it_is_given(
+    kafka: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`make bench`'s second e2e part: one worker on rocksdb:// (what deployments run), no
+    latency part, its ratio against its own passthrough, and a row of its own in the table."""
+    monkeypatch.setenv("NEWSPIPE_BROKER", f"kafka://{kafka}")
+    monkeypatch.setenv("NEWSPIPE_STORE", "memory://")
+    res = e2e.run(300, 30, two_workers=False, latency=False, store="rocksdb://", timeout=120,
+                  log=lambda _: None)  # fmt: skip
+    one = res["one_worker"]
+    assert res["store"] == "rocksdb://" and "latency" not in res and res["topics_deleted"] > 0
+    assert one["events_per_s"] > 0 and res["ratio_one_worker_to_passthrough"] > 0
+    rows = {r[0]: r for r in bench_run.table({"e2e_other_store": res})}
+    assert rows["e2e 1 worker (rocksdb://)"][3] == f"{res['ratio_one_worker_to_passthrough']:.3f}"
