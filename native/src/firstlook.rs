@@ -3,9 +3,11 @@
 //! mentions, hashtags and numbers, and its letter counts. Non-ASCII texts get `None` and take
 //! the Python reference (`_py_first_look`), whose `str.lower`, `str.split` and regex classes
 //! have Unicode meanings; for ASCII they are the ones below.
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use pyo3::prelude::*;
+
+use crate::fxhash::FxMap;
 use pyo3::types::{PyString, PyTuple};
 
 // the constants of pipeline/normalize/language.py
@@ -19,6 +21,8 @@ const SURE_SHARE_MANY: f64 = 0.1;
 const MIN_HITS: usize = 2;
 const MIN_LETTERS: usize = 8;
 const MIN_DISTINCT_LETTERS: usize = 5;
+/// most stopword languages the fixed-size tallies hold (language.py has seven)
+const MAX_LANGS: usize = 16;
 
 /// Python's `str.isspace` on ASCII (what `str.split()` and the regex `\s` take for spaces).
 fn space(b: u8) -> bool {
@@ -27,6 +31,16 @@ fn space(b: u8) -> bool {
 
 fn word_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// Whether `_NOISE` can match anywhere in `s` (most comments: no link, tag or number).
+fn may_have_noise(s: &[u8]) -> bool {
+    s.iter().enumerate().any(|(i, &c)| match c {
+        b'0'..=b'9' | b'@' | b'#' => true,
+        b'h' => s[i..].starts_with(b"http"),
+        b'w' => s[i..].starts_with(b"www."),
+        _ => false,
+    })
 }
 
 /// `_NOISE.sub(" ", s)`: `https?://\S+|www\.\S+|[@#][\w.\-]+|\d+`, leftmost first.
@@ -76,14 +90,15 @@ fn noise_free(s: &[u8]) -> Vec<u8> {
     out
 }
 
-fn ascii_string(b: &[u8]) -> String {
-    b.iter().map(|&c| c as char).collect()
+/// An ASCII slice as the `str` it is (every byte < 0x80 is its own UTF-8 character).
+fn ascii_str(b: &[u8]) -> &str {
+    std::str::from_utf8(b).unwrap_or_default()
 }
 
 /// The stopword index of `language.py` (word -> language, unambiguous words only).
 #[pyclass(frozen, module = "newspipe_native")]
 pub struct FirstLook {
-    index: HashMap<Vec<u8>, usize>,
+    index: FxMap<Vec<u8>, usize>,
     langs: Vec<Py<PyString>>,
     und: Py<PyString>,
 }
@@ -92,7 +107,7 @@ pub struct FirstLook {
 impl FirstLook {
     #[new]
     fn new(py: Python<'_>, index: HashMap<String, usize>, langs: Vec<String>) -> PyResult<Self> {
-        if index.values().any(|&k| k >= langs.len()) {
+        if index.values().any(|&k| k >= langs.len()) || langs.len() > MAX_LANGS {
             return Err(pyo3::exceptions::PyValueError::new_err("stopword language out of range"));
         }
         Ok(FirstLook {
@@ -105,7 +120,8 @@ impl FirstLook {
     /// `_first_look(text)` for an ASCII text: the language when stopwords or shape decide it,
     /// else (stopword guess or None, cleaned head, longer cleaned text); None for other texts.
     fn look<'py>(&self, py: Python<'py>, text: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
-        let text = text.cast_exact::<PyString>().ok()?.to_str().ok()?;
+        let text_obj = text.cast_exact::<PyString>().ok()?;
+        let text = text_obj.to_str().ok()?;
         if !text.is_ascii() {
             return None;
         }
@@ -115,65 +131,106 @@ impl FirstLook {
             let lang = guess.and_then(|k| self.langs.get(k))?;
             return Some(lang.bind(py).clone().into_any());
         }
-        let long = noise_free(raw.get(..MORE_CHARS + 200).unwrap_or(raw));
-        let long = long.get(..MORE_CHARS).unwrap_or(&long);
+        let window = raw.get(..MORE_CHARS + 200).unwrap_or(raw);
+        let cleaned;
+        let noisy = may_have_noise(window);
+        let long = if noisy {
+            cleaned = noise_free(window);
+            &cleaned[..]
+        } else {
+            window
+        };
+        let long = long.get(..MORE_CHARS).unwrap_or(long);
         let clean = long.get(..MODEL_CHARS).unwrap_or(long);
-        let letters = clean.iter().filter(|c| c.is_ascii_alphabetic()).count();
-        let distinct: HashSet<u8> = clean
-            .iter()
-            .filter(|c| c.is_ascii_alphabetic())
-            .map(|c| c.to_ascii_lowercase())
-            .collect();
-        if letters < MIN_LETTERS || distinct.len() < MIN_DISTINCT_LETTERS {
+        let mut letters = 0;
+        let mut seen = 0u32; // one bit per letter, case ignored
+        for &c in clean {
+            if c.is_ascii_alphabetic() {
+                letters += 1;
+                seen |= 1 << (c.to_ascii_lowercase() - b'a');
+            }
+        }
+        if letters < MIN_LETTERS || (seen.count_ones() as usize) < MIN_DISTINCT_LETTERS {
             return Some(self.und.bind(py).clone().into_any());
         }
-        let guess = guess.and_then(|k| self.langs.get(k)).map(|l| l.bind(py).clone());
-        let items = (guess, ascii_string(clean), ascii_string(long));
-        PyTuple::new(
-            py,
-            [
-                items.0.map_or_else(|| py.None().into_bound(py), |g| g.into_any()),
-                PyString::new(py, &items.1).into_any(),
-                PyString::new(py, &items.2).into_any(),
-            ],
-        )
-        .ok()
-        .map(|t| t.into_any())
+        let guess = match guess.and_then(|k| self.langs.get(k)) {
+            Some(lang) => lang.bind(py).clone().into_any(),
+            None => py.None().into_bound(py),
+        };
+        // the text itself when nothing was cut or cleaned out of it, and one string for both
+        // when the longer text is no longer (equal strings: the reference cannot tell)
+        let clean_obj = if !noisy && clean.len() == raw.len() {
+            text_obj.clone().into_any()
+        } else {
+            PyString::new(py, ascii_str(clean)).into_any()
+        };
+        let long_obj = if long.len() == clean.len() {
+            clean_obj.clone()
+        } else {
+            PyString::new(py, ascii_str(long)).into_any()
+        };
+        PyTuple::new(py, [guess, clean_obj, long_obj]).ok().map(|t| t.into_any())
     }
 }
 
 impl FirstLook {
-    /// `_stopwords`: (best stopword language, whether it is sure).
+    /// `_stopwords`: (best stopword language, whether it is sure). Tallies in fixed arrays:
+    /// 300 characters hold at most 150 words, and there are a handful of languages.
     fn stopwords(&self, raw: &[u8]) -> (Option<usize>, bool) {
-        let head: Vec<u8> = raw.iter().take(MAX_CHARS).map(|c| c.to_ascii_lowercase()).collect();
-        let mut words: Vec<&[u8]> = head.split(|&c| space(c)).filter(|w| !w.is_empty()).collect();
-        if raw.len() > MAX_CHARS {
-            words.pop(); // probably cut in the middle
+        let mut head = [0u8; MAX_CHARS];
+        let head_len = raw.len().min(MAX_CHARS);
+        for (d, s) in head.iter_mut().zip(&raw[..head_len]) {
+            *d = s.to_ascii_lowercase();
         }
-        let found: Vec<(&[u8], usize)> =
-            words.iter().filter_map(|w| self.index.get(*w).map(|&k| (*w, k))).collect();
-        if found.len() < MIN_HITS {
+        let head = &head[..head_len];
+        // the words, as (start, end) in `head`: 300 characters hold at most 150
+        let mut spans = [(0u16, 0u16); MAX_CHARS / 2 + 1];
+        let mut n = 0;
+        let mut start = None;
+        for (i, &c) in head.iter().chain(std::iter::once(&b' ')).enumerate() {
+            match (space(c), start) {
+                (true, Some(s0)) => {
+                    spans[n] = (s0 as u16, i as u16);
+                    n += 1;
+                    start = None;
+                }
+                (false, None) => start = Some(i),
+                _ => {}
+            }
+        }
+        if raw.len() > MAX_CHARS && n > 0 {
+            n -= 1; // the last word, probably cut in the middle
+        }
+        let mut found: [(&[u8], usize); MAX_CHARS / 2 + 1] = [(&[], 0); MAX_CHARS / 2 + 1];
+        let mut hits = 0;
+        for &(s0, e) in &spans[..n] {
+            let w = &head[s0 as usize..e as usize];
+            if let Some(&k) = self.index.get(w) {
+                found[hits] = (w, k);
+                hits += 1;
+            }
+        }
+        let found = &found[..hits];
+        if hits < MIN_HITS {
             return (None, false);
         }
-        let mut counts: HashMap<usize, usize> = HashMap::new();
-        for &(_, k) in &found {
-            *counts.entry(k).or_default() += 1;
+        let mut counts = [0usize; MAX_LANGS];
+        for &(_, k) in found {
+            counts[k] += 1;
         }
-        let n = words.len();
-        if counts.len() == 1 {
-            let distinct: HashSet<&[u8]> = found.iter().map(|&(w, _)| w).collect();
-            let distinct = distinct.len();
-            let hits = found.len();
+        let kinds = counts.iter().filter(|&&c| c > 0).count();
+        if kinds == 1 {
+            let distinct =
+                (0..hits).filter(|&i| found[..i].iter().all(|&(w, _)| w != found[i].0)).count();
             let sure = (distinct >= SURE_DISTINCT && hits as f64 >= SURE_SHARE * n as f64)
                 || (distinct >= SURE_DISTINCT_MANY && hits as f64 >= SURE_SHARE_MANY * n as f64);
-            return (found.first().map(|&(_, k)| k), sure);
+            return (Some(found[0].1), sure);
         }
-        let mut ranked: Vec<(usize, usize)> = counts.into_iter().map(|(k, c)| (c, k)).collect();
-        ranked.sort_unstable();
-        match ranked.as_slice() {
-            [.., (second, _), (top, lang)] if second != top && top * 10 >= n => {
-                (Some(*lang), false)
-            }
+        // the most hits; a tie for the most is no clear winner
+        let top = counts.iter().copied().max().unwrap_or(0);
+        let mut leaders = counts.iter().enumerate().filter(|&(_, &c)| c == top);
+        match (leaders.next(), leaders.next()) {
+            (Some((lang, _)), None) if top * 10 >= n => (Some(lang), false),
             _ => (None, false),
         }
     }
