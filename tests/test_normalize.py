@@ -20,6 +20,7 @@ from pipeline.normalize import (
     parse_found_time,
     parse_time,
 )
+from pipeline.normalize import text as text_module
 from pipeline.normalize.language import detect_languages
 from pipeline.settings import Settings
 from pipeline.topics import COMMENTS
@@ -404,3 +405,23 @@ def test_notes_from_the_producer_reach_the_clean_record():
 def test_comment_authors_lose_comment_system_furniture(author, expected):
     comment = normalize_comment(_comment(text="Good piece.", author=author), now=NOW)
     assert comment["author"] == expected
+
+
+_REMNANT_PIECES = st.sampled_from([
+    " ", "&", "#", ";", "x", "X", "1", "39", "1234567", "fF", "a", "_", "é", "٣", "\n",
+    "amp", "lt", "gt", "quot", "apos", "nbsp", "mdash", "ndash", "hellip", "mp", "t;", "#x",
+])  # fmt: skip
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(_REMNANT_PIECES, max_size=24).map("".join))
+def test_entity_remnants_are_found_and_restored_as_their_patterns_say(s):
+    """AG News's "&"-less entities ("it #39;s", "AT amp;T"): the anchored scan finds and
+    restores exactly what the two regexes (the definition) do, leading space, lookbehind and
+    all, on texts dense with near misses."""
+    for kind, pattern, repl in (
+        (text_module._NUMERIC, text_module._NUMERIC_REMNANT, r"&#\1;"),
+        (text_module._NAMED, text_module._NAMED_REMNANT, r"&\1;"),
+    ):
+        assert text_module._sub_remnants(s, kind) == pattern.sub(repl, s), repr(s)
+        assert text_module._has_remnant(s, kind) == (pattern.search(s) is not None), repr(s)

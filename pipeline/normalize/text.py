@@ -12,6 +12,8 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
+from collections.abc import Iterator
+from typing import Any
 
 import ftfy
 from ftfy.badness import is_bad
@@ -31,8 +33,18 @@ _FTFY = ftfy.TextFixerConfig(
 
 # Entities that lost their "&" (AG News: "it #39;s", "#36;10 million", "AT amp;T"): AG News
 # replaced "&" with a space, so one space directly before a remnant is that lost "&".
+# These two patterns are the definition (and the tests' reference); `_sub_remnants` applies
+# them anchored on the remnant itself, where the leading ` ?` made the regex engine try and fail
+# at every character of a text (15 us a 200-character text).
 _NUMERIC_REMNANT = re.compile(r" ?(?<!&)#(x[0-9a-fA-F]{1,6}|[0-9]{1,7});")
 _NAMED_REMNANT = re.compile(r" ?(?<![&\w;])(quot|amp|lt|gt|apos|nbsp|mdash|ndash|hellip);")
+# (the remnant, the characters its lookbehind refuses right before it, what precedes its group)
+_NUMERIC = (re.compile(r"#(x[0-9a-fA-F]{1,6}|[0-9]{1,7});"), re.compile("&").fullmatch, "&#")
+_NAMED = (
+    re.compile(r"(quot|amp|lt|gt|apos|nbsp|mdash|ndash|hellip);"),
+    re.compile(r"[&\w;]").fullmatch,
+    "&",
+)
 
 # Markup that survives unescaping (AG News carries `&lt;A HREF=...&gt;`). Only real tag names are
 # removed, so Reuters ticker symbols like `<TXN.N>` stay.
@@ -106,11 +118,41 @@ _TABLE = _removal_table()
 _ASCII_TABLE = {k: v for k, v in _TABLE.items() if k < 0x80}
 
 
+def _unrefused(s: str, kind: tuple[Any, Any, str]) -> Iterator[tuple[re.Match[str], int]]:
+    """Each remnant of `kind` the pattern's lookbehind lets through, with where its match
+    starts: a space right before it is part of the match (the regex's greedy ` ?`). No
+    remnant's tail starts another one, so skipping a refused one cannot skip a match."""
+    core, refused, _ = kind
+    for m in core.finditer(s):
+        start = m.start()
+        before = s[start - 1] if start else ""
+        if not before or not refused(before):
+            yield m, start - 1 if before == " " else start
+
+
+def _sub_remnants(s: str, kind: tuple[Any, Any, str]) -> str:
+    """`_NUMERIC_REMNANT.sub(r"&#\1;", s)` or `_NAMED_REMNANT.sub(r"&\1;", s)` (by `kind`)."""
+    out: list[str] = []
+    last = 0
+    for m, start in _unrefused(s, kind):
+        out += (s[last : max(start, last)], kind[2], m.group(1), ";")
+        last = m.end()
+    if not out:
+        return s
+    out.append(s[last:])
+    return "".join(out)
+
+
+def _has_remnant(s: str, kind: tuple[Any, Any, str]) -> bool:
+    """Whether `_NUMERIC_REMNANT` or `_NAMED_REMNANT` (by `kind`) finds anything in `s`."""
+    return next(_unrefused(s, kind), None) is not None
+
+
 def _decode_entities(s: str) -> str:
     """Decode entities and their `&`-less remnants until nothing changes (double encodings)."""
     while True:
-        fixed = _NUMERIC_REMNANT.sub(r"&#\1;", s) if "#" in s else s
-        fixed = _NAMED_REMNANT.sub(r"&\1;", fixed)
+        fixed = _sub_remnants(s, _NUMERIC) if "#" in s else s
+        fixed = _sub_remnants(fixed, _NAMED) if ";" in fixed else fixed
         if "&" in fixed:
             fixed = html.unescape(fixed)
         if fixed == s:
@@ -168,7 +210,7 @@ def _may_rewrite(s: str) -> bool:
         return True
     if ":" in s and _SCRIPT_URL.search(s):
         return True
-    if ";" in s and (_NUMERIC_REMNANT.search(s) or _NAMED_REMNANT.search(s)):
+    if ";" in s and (_has_remnant(s, _NUMERIC) or _has_remnant(s, _NAMED)):
         return True
     return not s.isascii() and _MOJIBAKE_HINT.search(s) is not None
 
