@@ -61,6 +61,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
     app = create_app(settings)
     settle_heap()  # the core's models are loaded: out of the garbage collector's sight
+    app.newspipe_runner.metrics.watch_gc()  # type: ignore[attr-defined]
     worker = Worker(
         app,
         loglevel=args.loglevel or settings.log_level,

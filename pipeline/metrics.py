@@ -6,9 +6,11 @@
 
 from __future__ import annotations
 
+import gc
+import time
 from bisect import bisect_left
 from collections import Counter as Tally
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -17,6 +19,7 @@ from pipeline import __version__
 
 STAGE_BUCKETS = (1e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 5e-3, 2.5e-2, 0.1, 1.0)
 BATCH_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+GC_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 
@@ -91,6 +94,13 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.gc_pause = Histogram(
+            "newspipe_gc_pause_seconds",
+            "How long each run of the cyclic garbage collector held the worker, by generation",
+            ["generation"],
+            buckets=GC_BUCKETS,
+            registry=r,
+        )
         self.consumer_lag = Gauge(
             "newspipe_consumer_lag",
             "Records behind the log end",
@@ -160,6 +170,22 @@ class Metrics:
         )
         self.worker_info = Gauge("newspipe_worker_info", "Worker build", ["version"], registry=r)
         self.worker_info.labels(__version__).set(1)
+
+    def watch_gc(self) -> Callable[[], None]:
+        """Observe every garbage collection's pause in `gc_pause` (a full collection walks every
+        object alive, the state's entries included, with the event loop stopped); returns the
+        function that stops watching. The worker watches; tests and tools need not."""
+        children = [self.gc_pause.labels(str(g)) for g in range(3)]
+        started = [0.0]
+
+        def callback(phase: str, info: dict[str, Any]) -> None:
+            if phase == "start":
+                started[0] = time.perf_counter()
+            else:
+                children[min(info["generation"], 2)].observe(time.perf_counter() - started[0])
+
+        gc.callbacks.append(callback)
+        return lambda: gc.callbacks.remove(callback)
 
     def child(self, metric: Any, *labels: str) -> Any:
         """`metric.labels(*labels)`, cached: `labels()` validates and hashes its arguments on

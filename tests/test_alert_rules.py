@@ -46,6 +46,7 @@ HISTOGRAMS = {
     "newspipe_stage_seconds": {"stage", "stream"},
     "newspipe_event_to_emit_seconds": {"stream"},
     "newspipe_batch_seconds": {"stage", "step"},
+    "newspipe_gc_pause_seconds": {"generation"},
 }
 GAUGES = {
     "newspipe_consumer_lag": {"topic", "partition"},

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import random
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from pipeline.metrics import LATENCY_BUCKETS, STAGE_BUCKETS, observe_many
+from pipeline.metrics import LATENCY_BUCKETS, STAGE_BUCKETS, Metrics, observe_many
 
 
 def _pair(
@@ -48,3 +49,21 @@ def test_a_histogram_without_the_known_internals_is_observed_value_by_value():
 
     observe_many(Plain(), [1.0, 2.0])
     assert seen == [1.0, 2.0]
+
+
+def test_each_garbage_collection_pause_is_observed_by_generation_until_unwatched():
+    """The worker's full collections walk the whole state with the loop stopped: operators see
+    each pause in newspipe_gc_pause_seconds{generation}."""
+    m = Metrics()
+    stop = m.watch_gc()
+    try:
+        gc.collect()
+        gc.collect(0)
+    finally:
+        stop()
+    full = m.registry.get_sample_value("newspipe_gc_pause_seconds_count", {"generation": "2"})
+    young = m.registry.get_sample_value("newspipe_gc_pause_seconds_count", {"generation": "0"})
+    assert full is not None and full >= 1 and young is not None and young >= 1
+    gc.collect()
+    after = m.registry.get_sample_value("newspipe_gc_pause_seconds_count", {"generation": "2"})
+    assert after == full  # no longer watched
