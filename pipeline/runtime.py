@@ -9,9 +9,9 @@ start are moved out of its sight (`gc.freeze`) and young collections run 70 time
 Cycles are still collected; they are just found later.
 
 A middle-generation collection walks every object promoted since the last one, the state's new
-entries included, with the event loop stopped: after ten young collections of 50,000 that held
-a worker 130-290 ms under load (`newspipe_gc_pause_seconds`), after two 40-90 ms. The same
-objects are walked either way, so it costs no more in all, only in smaller pieces.
+entries included, with the event loop stopped; so it runs after two young collections instead
+of ten: the same objects are walked in all, in pauses a fifth as long
+(`newspipe_gc_pause_seconds`; figures in docs/performance.md).
 """
 
 from __future__ import annotations

@@ -6,9 +6,9 @@
 use std::collections::HashMap;
 
 use pyo3::prelude::*;
+use pyo3::types::{PyString, PyTuple};
 
 use crate::fxhash::FxMap;
-use pyo3::types::{PyString, PyTuple};
 
 // the constants of pipeline/normalize/language.py
 const MAX_CHARS: usize = 300;

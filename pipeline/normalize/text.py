@@ -12,8 +12,8 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
 
 import ftfy
 from ftfy.badness import is_bad
@@ -35,12 +35,23 @@ _FTFY = ftfy.TextFixerConfig(
 # replaced "&" with a space, so one space directly before a remnant is that lost "&".
 # These two patterns are the definition (and the tests' reference); `_sub_remnants` applies
 # them anchored on the remnant itself, where the leading ` ?` made the regex engine try and fail
-# at every character of a text (15 us a 200-character text).
+# at every character of a text.
 _NUMERIC_REMNANT = re.compile(r" ?(?<!&)#(x[0-9a-fA-F]{1,6}|[0-9]{1,7});")
 _NAMED_REMNANT = re.compile(r" ?(?<![&\w;])(quot|amp|lt|gt|apos|nbsp|mdash|ndash|hellip);")
-# (the remnant, the characters its lookbehind refuses right before it, what precedes its group)
-_NUMERIC = (re.compile(r"#(x[0-9a-fA-F]{1,6}|[0-9]{1,7});"), re.compile("&").fullmatch, "&#")
-_NAMED = (
+
+
+class _Remnant(NamedTuple):
+    """One kind of remnant as `_sub_remnants` finds it."""
+
+    core: re.Pattern[str]  # the remnant itself, its name or number as group 1
+    refused: Callable[[str], Any]  # the characters the lookbehind refuses right before it
+    prefix: str  # what goes before group 1 in the restored entity
+
+
+_NUMERIC = _Remnant(
+    re.compile(r"#(x[0-9a-fA-F]{1,6}|[0-9]{1,7});"), re.compile("&").fullmatch, "&#"
+)
+_NAMED = _Remnant(
     re.compile(r"(quot|amp|lt|gt|apos|nbsp|mdash|ndash|hellip);"),
     re.compile(r"[&\w;]").fullmatch,
     "&",
@@ -118,24 +129,23 @@ _TABLE = _removal_table()
 _ASCII_TABLE = {k: v for k, v in _TABLE.items() if k < 0x80}
 
 
-def _unrefused(s: str, kind: tuple[Any, Any, str]) -> Iterator[tuple[re.Match[str], int]]:
+def _unrefused(s: str, kind: _Remnant) -> Iterator[tuple[re.Match[str], int]]:
     """Each remnant of `kind` the pattern's lookbehind lets through, with where its match
     starts: a space right before it is part of the match (the regex's greedy ` ?`). No
     remnant's tail starts another one, so skipping a refused one cannot skip a match."""
-    core, refused, _ = kind
-    for m in core.finditer(s):
+    for m in kind.core.finditer(s):
         start = m.start()
         before = s[start - 1] if start else ""
-        if not before or not refused(before):
+        if not before or not kind.refused(before):
             yield m, start - 1 if before == " " else start
 
 
-def _sub_remnants(s: str, kind: tuple[Any, Any, str]) -> str:
+def _sub_remnants(s: str, kind: _Remnant) -> str:
     """`_NUMERIC_REMNANT.sub(r"&#\1;", s)` or `_NAMED_REMNANT.sub(r"&\1;", s)` (by `kind`)."""
     out: list[str] = []
     last = 0
     for m, start in _unrefused(s, kind):
-        out += (s[last : max(start, last)], kind[2], m.group(1), ";")
+        out += (s[last : max(start, last)], kind.prefix, m.group(1), ";")
         last = m.end()
     if not out:
         return s
@@ -143,7 +153,7 @@ def _sub_remnants(s: str, kind: tuple[Any, Any, str]) -> str:
     return "".join(out)
 
 
-def _has_remnant(s: str, kind: tuple[Any, Any, str]) -> bool:
+def _has_remnant(s: str, kind: _Remnant) -> bool:
     """Whether `_NUMERIC_REMNANT` or `_NAMED_REMNANT` (by `kind`) finds anything in `s`."""
     return next(_unrefused(s, kind), None) is not None
 
