@@ -356,7 +356,7 @@ def test_owner_entries_read_from_the_committed_store_are_copies():
 def test_claimed_bands_go_to_the_batch_not_to_the_committed_store():
     index = OverlayMap({"b:0:aaa": [1, "old"]})
     deduper_module.claim_bands(index, ["b:0:aaa", "b:1:bbb"], 17, "me")
-    assert index.overlay == {"b:0:aaa": [17, "me"], "b:1:bbb": [17, "me"]}
+    assert index.overlay == {"b:0:aaa": (17, "me"), "b:1:bbb": (17, "me")}
     assert index.store == {"b:0:aaa": [1, "old"]}
     logged = LoggedState()  # a subclass: its writes are seen one by one
     deduper_module.claim_bands(logged, ["b:0:aaa"], 17, "me")

@@ -10,7 +10,7 @@
 //! mapping, as in the reference); from there the work is byte-level and needs no Unicode data.
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PySet, PyString};
+use pyo3::types::{PyBytes, PyDict, PyList, PySet, PyString, PyTuple};
 use std::fmt::Write;
 use xxhash_rust::xxh3::xxh3_64;
 use xxhash_rust::xxh32::xxh32;
@@ -409,7 +409,7 @@ pub fn scan_bands<'py>(
     Ok((free, found))
 }
 
-/// `index[key] = [t, aid]` for each key, in order (a new list each, as the reference writes).
+/// `index[key] = (t, aid)` for each key, in order (a new tuple each, as the reference writes).
 #[pyfunction]
 pub fn claim_bands<'py>(
     py: Python<'py>,
@@ -420,7 +420,7 @@ pub fn claim_bands<'py>(
 ) -> PyResult<()> {
     let access = Access::of(index)?;
     for key in keys {
-        access.set(&key, PyList::new(py, [t, aid])?.into_any())?;
+        access.set(&key, PyTuple::new(py, [t, aid])?.into_any())?;
     }
     Ok(())
 }

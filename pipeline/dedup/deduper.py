@@ -56,8 +56,13 @@ backfill at once. Consequence, by design: a copy arriving after the horizon is t
 (a fresh id or revision 1 again). The watermark is per Deduper (per worker) and is not persisted:
 after a restart nothing looks expired until newer events move it.
 
-State layout (values are JSON lists/dicts; the first field is always the last-seen epoch second)
------------------------------------------------------------------------------------------
+State layout (the first field is always the last-seen epoch second)
+-------------------------------------------------------------------
+Entries are written as tuples of plain values (a dict for `a:`), read back from the changelog
+or RocksDB as JSON lists, and only ever read by index, so both shapes work. Tuples because the
+garbage collector stops tracking a tuple of plain values at its first collection, while it
+walks every list on every collection of the generation that holds it: with a million entries
+held, lists made the collector's pauses and a share of the worker's CPU grow with the state.
 articles: ``a:<article_id>`` -> {"t", "h": [last 8 content hashes, newest last], "r": revision}
 comments: ``c:<comment_id>`` -> [t, content_hash]
           ``p:<xxh3(article_id, author, content_hash)>`` -> [t, first comment_id]  (double posts)
@@ -84,6 +89,7 @@ alternatives considered: docs/architecture.md ("Near-duplicates across partition
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -245,7 +251,7 @@ class Deduper:
         if not self._live(entry, self.article_horizon_s):
             record["revision"] = 1
             record["previous_content_hash"] = None
-            self.articles[key] = {"t": t, "h": [h], "r": 1}
+            self.articles[key] = {"t": t, "h": (h,), "r": 1}
             return Outcome(NEW, True, record)
         entry["t"] = max(t, entry["t"])
         if h in entry["h"]:
@@ -255,7 +261,7 @@ class Deduper:
         record["previous_content_hash"] = entry["h"][-1]
         entry["r"] += 1
         record["revision"] = entry["r"]
-        entry["h"] = [*entry["h"][-(HASH_HISTORY - 1) :], h]
+        entry["h"] = (*entry["h"][-(HASH_HISTORY - 1) :], h)
         self.articles[key] = entry
         return Outcome(REVISION, True, record)
 
@@ -299,7 +305,7 @@ class Deduper:
         args = (found, self.threshold, self.related_threshold, self.lead_threshold)
         judged = judge_candidates(sig_le, lead.tobytes(), *args)
         best_sim, copy, related = judged if judged is not None else _py_judge(sig, lead, *args)
-        claim_bands(index, free, t, aid)  # index[key] = [t, aid] for each free band, in order
+        claim_bands(index, free, t, aid)  # index[key] = (t, aid) for each free band, in order
         if revision:
             if own is not None and own[0] >= cutoff:
                 _restore_links(record, own)
@@ -317,12 +323,12 @@ class Deduper:
         return outcome
 
     @staticmethod
-    def _entry(t: int, sig: Any, lead: Any, record: dict[str, Any], h: Any) -> list[Any]:
+    def _entry(t: int, sig: Any, lead: Any, record: dict[str, Any], h: Any) -> tuple[Any, ...]:
         """The `g:` entry of an indexed article (layout in the module docstring)."""
-        return [
+        return (
             t, encode_signature(sig), record.get("cluster_id"), record.get("duplicate_of"), h,
             encode_lead(lead), record.get("story_id"), record.get("related_to"),
-        ]  # fmt: skip
+        )  # fmt: skip
 
     # -- comments ---------------------------------------------------------------------------
     def check_comment(self, record: dict[str, Any]) -> Outcome:
@@ -340,10 +346,10 @@ class Deduper:
         kind = NEW
         if self._live(entry, horizon):
             if entry[1] == h:
-                comments[ckey] = [max(t, entry[0]), h]
+                comments[ckey] = (max(t, entry[0]), h)
                 return Outcome(DUPLICATE_EXACT, False, record, duplicate_of=cid)
             kind = REVISION
-        comments[ckey] = [t, h]
+        comments[ckey] = (t, h)
         if record.get("removed") or _is_short(record, text):
             return Outcome(kind, True, record)
         author = record.get("author")
@@ -351,23 +357,23 @@ class Deduper:
             pkey = "p:" + short_hash(f"{record['article_id']}\x1f{author}\x1f{h}")
             first = comments.get(pkey)
             if self._live(first, horizon) and first[1] != cid:
-                comments[pkey] = [max(t, first[0]), first[1]]
+                comments[pkey] = (max(t, first[0]), first[1])
                 return Outcome(DUPLICATE_COMMENT, False, record, duplicate_of=first[1])
             if first is not None and first[1] == cid and self._live(first, horizon):
                 # an edit back to an earlier text of the same comment: not a new pair
-                comments[pkey] = [t, cid]
+                comments[pkey] = (t, cid)
                 return Outcome(kind, True, record)
-            comments[pkey] = [t, cid]
+            comments[pkey] = (t, cid)
         skey = "s:" + h
         cluster = comments.get(skey)
         live = self._live(cluster, horizon)
         n = cluster[1] + 1 if live else 1
         # the cluster's first authored posts, in order, for `repeat_of` (entries written before
         # this field existed have none: the list starts again)
-        posters = cluster[2] if live and len(cluster) > 2 else []
+        posters = tuple(cluster[2]) if live and len(cluster) > 2 else ()
         if author and len(posters) < MAX_POSTERS:
-            posters = [*posters, [short_hash(author), cid]]
-        comments[skey] = [t, n, posters]
+            posters = (*posters, (short_hash(author), cid))
+        comments[skey] = (t, n, posters)
         record["spam_cluster_size"] = n
         if n >= 2:
             record["spam_suspect"] = True
@@ -489,10 +495,10 @@ def _py_judge(
 def _py_claim_bands(index: StateMap, keys: list[str], t: int, aid: str) -> None:
     """The reference of the native `claim_bands`."""
     for key in keys:
-        index[key] = [t, aid]
+        index[key] = (t, aid)
 
 
-def _restore_links(record: dict[str, Any], entry: list[Any]) -> None:
+def _restore_links(record: dict[str, Any], entry: Sequence[Any]) -> None:
     """The relations an article's first version got, from its `g:` entry."""
     record["cluster_id"], record["duplicate_of"] = entry[2], entry[3]
     record["story_id"] = entry[6] if len(entry) > 6 else None
