@@ -300,12 +300,10 @@ class Core:
             return
         t0 = time.perf_counter()
         records = [results[i].record for i in clean]
-        mark = len(self.moderation.events)
         try:
             events = self.moderator.moderate(records, self.moderation, self.deduper.repeat_of)
-        except Exception:  # find the one that fails; the others are moderated alone
-            del self.moderation.events[mark:]  # (the history itself is keyed by comment id)
-            events = []
+        except Exception:  # find the one that fails; the others are moderated alone (the
+            events = []  # history is keyed by comment id: what the failed call added counts once
             for i in clean:
                 try:
                     events += self.moderator.moderate(

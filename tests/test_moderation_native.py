@@ -320,7 +320,6 @@ def test_the_batch_loop_moderates_as_the_policy_does_comment_by_comment():
                 k += 1
                 if event is not None:
                     context.history.add(event)
-                    context.events.append(event)
                 events.append(event)
         return [r["moderation"] for r in batch], events
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -53,17 +53,11 @@ class ModerationContext:
 
     rules: Rules
     history: AuthorHistory
-    # the events the core added to `history` since the shell last took them (`take_events`)
-    events: list[HistoryEvent] = field(default_factory=list)
 
     @classmethod
     def offline(cls, settings: Settings) -> ModerationContext:
         """The repository's seed lists and an empty in-process history (replay, tests, demo)."""
         return cls(Rules.seed(), AuthorHistory(settings.moderation_history_horizon_s))
-
-    def take_events(self) -> list[HistoryEvent]:
-        events, self.events = self.events, []
-        return events
 
 
 @functools.lru_cache(maxsize=4096)
@@ -115,7 +109,6 @@ class Moderator:
             event = self._one(record, score, found.get(at, _NOTHING), context, repeat_of)
             if event is not None:
                 context.history.add(event)
-                context.events.append(event)
             events.append(event)
         if len(live) == len(records):
             return events
