@@ -85,7 +85,7 @@ def test_comments_go_to_the_clean_topic_on_their_partition_with_trend_events(cor
     assert [orjson.loads(r.value)["source_comment_id"] for r in clean] == ["0", "1", "2"]
     assert any(r.topic == "t.trend.events" for r in out.records)
     assert out.last_offset == 12 and out.already_committed == 0
-    assert [t.result.status for t in out.tallies] == [CLEAN] * 3
+    assert [t.status for t in out.tallies] == [CLEAN] * 3
     assert all(not t.counted_in and not t.forwarded and t.mode == "live" for t in out.tallies)
     # the batch's state writes wait in the overlay of the partition's own map
     assert maps["comments"].overlay and not maps["comments"].store
@@ -114,7 +114,7 @@ def test_clean_articles_are_forwarded_to_the_near_dup_stage_not_emitted(core) ->
     assert topics == ["t.articles.neardup", "t.dlq"]
     forward = orjson.loads(out.records[0].value)
     assert forward["record"]["title"].startswith("Football club") and forward["mode"] == "live"
-    assert [(t.result.status, t.forwarded) for t in out.tallies] == [
+    assert [(t.status, t.forwarded) for t in out.tallies] == [
         (CLEAN, True), (DUPLICATE, False), (DLQ, False),
     ]  # fmt: skip
     assert maps["articles"].overlay and maps["article_tags"].overlay  # its tags, for comments
@@ -139,6 +139,12 @@ def test_the_near_dup_stage_emits_forwarded_articles_counted_in_already(core) ->
     assert len(clean) == 2 and clean[1]["duplicate_of"] == clean[0]["article_id"]
     assert all(t.counted_in for t in out.tallies)
     assert index["index"].overlay
+    # a tally carries what the metrics count (the record's own level-1 tags), not the record:
+    # the batch's records are freed once sent instead of living until the transaction commits
+    own = [tuple(t["code"] for t in c["tags"] if t["level"] == 1 and not t.get("inherited"))
+           for c in clean]  # fmt: skip
+    assert [t.own_tags for t in out.tallies] == own and own[0]
+    assert not any(isinstance(f, dict) and "article_id" in f for t in out.tallies for f in t)
 
 
 def test_a_comment_inherits_the_tags_its_article_left_in_the_same_partition(core) -> None:
@@ -168,7 +174,7 @@ def test_a_double_post_in_the_same_batch_is_dropped_and_replays_are_labelled(cor
     ]
     out = process_batch(stage, core, state_view(stage, maps_for(COMMENTS, ARTICLES)), -1, recs,
                         NAMES)  # fmt: skip
-    assert [t.result.status for t in out.tallies] == [CLEAN, DUPLICATE]
+    assert [t.status for t in out.tallies] == [CLEAN, DUPLICATE]
     assert [t.mode for t in out.tallies] == ["replay", "replay"]
     assert sum(r.topic == "t.clean.comments" for r in out.records) == 1
 

@@ -37,17 +37,40 @@ class InRecord(Protocol):
 
 
 class Tally(NamedTuple):
-    """One result for the metrics, counted only after its transaction committed.
+    """What the metrics count of one result, once its transaction committed.
 
-    `counted_in`: the record was already counted in by an earlier stage (near-dup: the articles
-    stage counted it when it forwarded it). `forwarded`: it went on to another stage, which
-    will count where it ends."""
+    Only what they count, not the result: a result holds its whole record, and the records of
+    every batch waiting for its transaction were the young objects each garbage collection
+    walked and promoted. `counted_in`: the record was already counted in by an earlier stage
+    (near-dup: the articles stage counted it when it forwarded it). `forwarded`: it went on to
+    another stage, which will count where it ends."""
 
-    result: Result
+    stream: str
+    status: str
+    reason: str
+    source: str
+    stage_seconds: dict[str, float]
     mode: str  # live or replay
     event_ts: float | None  # the record's Kafka timestamp in seconds (event time)
+    own_tags: tuple[str, ...] = ()  # a clean record's level-1 tags of its own (not inherited)
     counted_in: bool = False
     forwarded: bool = False
+
+    @classmethod
+    def of(
+        cls,
+        result: Result,
+        mode: str,
+        event_ts: float | None,
+        counted_in: bool = False,
+        forwarded: bool = False,
+    ) -> Tally:
+        own: tuple[str, ...] = ()
+        if result.status == CLEAN and not forwarded:
+            own = tuple(t["code"] for t in result.record.get("tags", ())
+                        if t.get("level") == 1 and not t.get("inherited"))  # fmt: skip
+        return cls(result.stream, result.status, result.reason, result.source,
+                   result.stage_seconds, mode, event_ts, own, counted_in, forwarded)  # fmt: skip
 
 
 @dataclass
@@ -153,7 +176,7 @@ def process_batch(
                            "record": result.record}  # fmt: skip
                 key = result.record["article_id"].encode()
                 out.records.append(OutRecord(stage.forwards(names), key, orjson.dumps(forward)))
-                out.tallies.append(Tally(result, mode, ts_s, forwarded=True))
+                out.tallies.append(Tally.of(result, mode, ts_s, forwarded=True))
                 continue
             value = _emit(out, counts, names, result, clean_topic, mode, ts_s, rec.partition)
             if value is not None and (side.queue or side.history):
@@ -215,5 +238,5 @@ def _emit(
         counts.add(result.stream, result.record)
     elif result.status == DLQ:
         out.records.append(OutRecord(names.dlq, None, orjson.dumps(result.record)))
-    out.tallies.append(Tally(result, mode, event_ts, counted_in=counted_in))
+    out.tallies.append(Tally.of(result, mode, event_ts, counted_in=counted_in))
     return value

@@ -624,7 +624,7 @@ class StageRunner(Service):
         letter = OutRecord(self.names.dlq, None, orjson.dumps(result.record))
         await self.states[stage.name].commit(tp.partition, part, [letter], rec.offset)
         mode = "replay" if any(k == REPLAY_HEADER for k, _ in meta.headers) else "live"
-        self.count([Tally(result, mode, None, counted_in=stage.name == NEARDUP)])
+        self.count([Tally.of(result, mode, None, counted_in=stage.name == NEARDUP)])
         self.done[tp] = rec.offset + 1
         log_event(worker_log, logging.ERROR, "record_dead_lettered", stage=stage.name,
                   partition=tp.partition, offset=rec.offset, reason=repr(error)[:300])  # fmt: skip
@@ -639,31 +639,29 @@ class StageRunner(Service):
         ages: dict[str, list[float]] = {}  # stream -> event-to-emit of its clean records
         now = time.time()
         for tally in tallies:
-            result = tally.result
-            stream = result.stream
+            stream = tally.stream
             per_stream = timings.get(stream)
             if per_stream is None:
                 per_stream = timings[stream] = []
-            per_stream.append(result.stage_seconds)
+            per_stream.append(tally.stage_seconds)
             if tally.counted_in:
                 incs[(m.forwarded, stream, "received")] += 1
             else:
-                incs[(m.records_in, stream, result.source, tally.mode)] += 1
+                incs[(m.records_in, stream, tally.source, tally.mode)] += 1
             if tally.forwarded:
                 incs[(m.forwarded, stream, "sent")] += 1
                 continue
-            if result.status == CLEAN:
+            if tally.status == CLEAN:
                 incs[(m.records_out, stream, tally.mode)] += 1
-                for tag in result.record.get("tags", ()):
-                    if tag.get("level") == 1 and not tag.get("inherited"):
-                        incs[(m.tags, stream, tag["code"])] += 1
+                for code in tally.own_tags:
+                    incs[(m.tags, stream, code)] += 1
                 if tally.event_ts:
                     ages.setdefault(stream, []).append(max(0.0, now - tally.event_ts))
-            elif result.status == DLQ:
-                incs[(m.dead_letters, stream, result.reason, tally.mode)] += 1
-                self.on_dead_letter(result.reason, stream)
+            elif tally.status == DLQ:
+                incs[(m.dead_letters, stream, tally.reason, tally.mode)] += 1
+                self.on_dead_letter(tally.reason, stream)
             else:
-                incs[(m.duplicates, stream, result.reason, tally.mode)] += 1
+                incs[(m.duplicates, stream, tally.reason, tally.mode)] += 1
         for (metric, *labels), n in incs.items():
             m.child(metric, *labels).inc(n)
         for stream, dicts in timings.items():
