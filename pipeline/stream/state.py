@@ -135,6 +135,15 @@ class OverlayMap(MutableMapping[str, Any]):
         self.overlay.clear()
 
 
+def _as_tuple(value: Any) -> Any:
+    """A state entry read back from JSON as the core writes it: its lists (nested ones too) as
+    tuples, which the garbage collector stops tracking (pipeline/dedup/deduper.py says why);
+    anything else as it is. The core reads entries by index, so either shape works for it."""
+    if type(value) is list:
+        return tuple([_as_tuple(v) if type(v) is list else v for v in value])
+    return value
+
+
 def store_many(store: MutableMapping[str, Any], items: Iterable[tuple[str, Any]]) -> None:
     """Write `items` to a committed store at once: a dict update, or one RocksDB write batch."""
     if isinstance(store, dict):
@@ -224,6 +233,8 @@ class PartitionState:
             m = self.maps.get(name)
             if m is None:
                 continue
+            if type(m.store) is dict:  # held as Python objects: as the core wrote them
+                entries = {key: _as_tuple(value) for key, value in entries.items()}
             store_many(m.store, entries.items())
         self.mark = max(self.mark, int(body.get("mark", -1)))
         self.applied = offset
