@@ -409,7 +409,8 @@ pub fn scan_bands<'py>(
     Ok((free, found))
 }
 
-/// `index[key] = (t, aid)` for each key, in order (a new tuple each, as the reference writes).
+/// `index[key] = (t, aid)` for each key, in order: one tuple shared by every key, as the
+/// reference writes (immutable, so sharing it is safe, and an article's bands cost one).
 #[pyfunction]
 pub fn claim_bands<'py>(
     py: Python<'py>,
@@ -419,8 +420,9 @@ pub fn claim_bands<'py>(
     aid: &Bound<'py, PyAny>,
 ) -> PyResult<()> {
     let access = Access::of(index)?;
+    let entry = PyTuple::new(py, [t, aid])?.into_any();
     for key in keys {
-        access.set(&key, PyTuple::new(py, [t, aid])?.into_any())?;
+        access.set(&key, entry.clone())?;
     }
     Ok(())
 }

@@ -493,9 +493,10 @@ def _py_judge(
 
 
 def _py_claim_bands(index: StateMap, keys: list[str], t: int, aid: str) -> None:
-    """The reference of the native `claim_bands`."""
+    """The reference of the native `claim_bands`: one entry shared by the article's bands."""
+    entry = (t, aid)
     for key in keys:
-        index[key] = (t, aid)
+        index[key] = entry
 
 
 def _restore_links(record: dict[str, Any], entry: Sequence[Any]) -> None:
