@@ -69,6 +69,24 @@ def test_quick_bench_writes_figures_ratios_versions_and_machine_facts(tmp_path: 
     print(f"quick bench in {elapsed:.0f} s")
 
 
+def test_heap_bench_finds_the_state_out_of_the_collectors_sight() -> None:
+    """`python -m bench.heap` in a process of its own (the collector's counts are per process):
+    the state's entries are many, the objects the collector still tracks a few per article."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.heap", "--comments", "3000", "--articles", "300", "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    res = orjson.loads(done.stdout)
+    entries = sum(res["state_entries"].values())
+    assert res["state_entries"]["index"] > 300 * 40  # an article's bands, its own entry
+    assert 0 <= res["tracked_beyond_settled_heap"] < entries / 5
+    assert len(res["full_collections_ms"]) == 3 and res["full_collection_ms"] > 0
+
+
 def test_peer_job_normalizes_dedups_and_reports() -> None:
     job = Job()
     raw = orjson.dumps({"source_comment_id": "7", "text": "  Hello World \n", "author": "a"})
