@@ -61,8 +61,7 @@ def _check_output_size(record: dict[str, Any]) -> None:
 
 class Meta(NamedTuple):
     """Where a raw record came from; copied into a dead letter so it can be found and replayed.
-    A named tuple: the shell makes one per record, and a frozen dataclass costs three times as
-    much to make."""
+    A named tuple: the shell makes one per record, and a frozen dataclass is slower to make."""
 
     topic: str
     partition: int | None = None
@@ -303,8 +302,9 @@ class Core:
         records = [results[i].record for i in clean]
         try:
             events = self.moderator.moderate(records, self.moderation, self.deduper.repeat_of)
-        except Exception:  # find the one that fails; the others are moderated alone (the
-            events = []  # history is keyed by comment id: what the failed call added counts once
+        except Exception:  # find the one that fails; the others are moderated alone
+            # (what the failed call added to the history counts once: it is keyed by comment id)
+            events = []
             for i in clean:
                 try:
                     events += self.moderator.moderate(

@@ -60,9 +60,10 @@ State layout (the first field is always the last-seen epoch second)
 -------------------------------------------------------------------
 Entries are written as tuples of plain values (a dict for `a:`), read back from the changelog
 or RocksDB as JSON lists, and only ever read by index, so both shapes work. Tuples because the
-garbage collector stops tracking a tuple of plain values at its first collection, while it
-walks every list on every collection of the generation that holds it: with a million entries
-held, lists made the collector's pauses and a share of the worker's CPU grow with the state.
+garbage collector stops tracking a tuple of plain values once a collection has looked at it,
+while it walks every list on every collection of the generation that holds it: with a million
+entries held, lists made the collector's pauses and a share of the worker's CPU grow with the
+state.
 articles: ``a:<article_id>`` -> {"t", "h": [last 8 content hashes, newest last], "r": revision}
 comments: ``c:<comment_id>`` -> [t, content_hash]
           ``p:<xxh3(article_id, author, content_hash)>`` -> [t, first comment_id]  (double posts)

@@ -65,6 +65,7 @@ class Tally(NamedTuple):
         counted_in: bool = False,
         forwarded: bool = False,
     ) -> Tally:
+        """The tally of `result`: its own level-1 tags are read now, while its record is here."""
         own: tuple[str, ...] = ()
         if result.status == CLEAN and not forwarded:
             own = tuple(t["code"] for t in result.record.get("tags", ())
