@@ -27,20 +27,11 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.run import BASE_MS, CORE_BATCH, Payload, _states, core_payloads  # noqa: E402
-from pipeline.core import ARTICLES, COMMENTS, Core, Meta  # noqa: E402
+from bench.run import _states, core_payloads, one_pass  # noqa: E402
+from pipeline.core import ARTICLES, COMMENTS, Core  # noqa: E402
 from pipeline.runtime import settle_heap  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 from pipeline.tagging import Tagger  # noqa: E402
-
-
-def _feed(core: Core, stream: str, items: list[Payload]) -> None:
-    for at in range(0, len(items), CORE_BATCH):
-        batch = [
-            (value, Meta(stream, 0, at + i, key, [], BASE_MS + (at + i) * 1000))
-            for i, (key, value) in enumerate(items[at : at + CORE_BATCH])
-        ]
-        core.process_whole_batch(stream, batch, core.states)
 
 
 def measure(n_comments: int, n_articles: int, collections: int = 3) -> dict[str, Any]:
@@ -55,7 +46,7 @@ def measure(n_comments: int, n_articles: int, collections: int = 3) -> dict[str,
         settle_heap()
         base = len(gc.get_objects())
         for stream in (ARTICLES, COMMENTS):
-            _feed(core, stream, payloads[stream])
+            one_pass(core, stream, payloads[stream])  # the core bench's batches
         times = []
         for _ in range(collections):
             t0 = time.perf_counter()

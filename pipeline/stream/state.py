@@ -140,7 +140,7 @@ def _as_tuple(value: Any) -> Any:
     tuples, which the garbage collector stops tracking (pipeline/dedup/deduper.py says why);
     anything else as it is. The core reads entries by index, so either shape works for it."""
     if type(value) is list:
-        return tuple([_as_tuple(v) if type(v) is list else v for v in value])
+        return tuple([_as_tuple(v) for v in value])
     return value
 
 
