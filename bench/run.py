@@ -173,23 +173,37 @@ def one_pass(core: Core, stream: str, payloads: list[Payload]) -> dict[str, Any]
     return {"wall": wall, "cpu": cpu, "stage": stage, "statuses": statuses}
 
 
-def floor_pass(payloads: list[Payload]) -> tuple[float, float]:
+# How long one floor measurement runs at least: one pass over the comments takes a few tens of
+# milliseconds, and single passes back to back scatter by half their value (a timer tick, a
+# frequency step), which moved every ratio with them; quarter-second windows agree closely.
+FLOOR_WINDOW_S = 0.25
+
+
+def floor_pass(payloads: list[Payload], min_seconds: float = 0.0) -> tuple[float, float]:
+    """orjson loads + dumps of every payload: wall and CPU seconds of one pass, averaged over as
+    many passes as fill `min_seconds`."""
     loads, dumps = orjson.loads, orjson.dumps
+    passes = 0
     c0, t0 = time.process_time(), time.perf_counter()
-    for _, value in payloads:
-        dumps(loads(value))
-    return time.perf_counter() - t0, time.process_time() - c0
+    while True:
+        for _, value in payloads:
+            dumps(loads(value))
+        passes += 1
+        wall = time.perf_counter() - t0
+        if wall >= min_seconds:
+            return wall / passes, (time.process_time() - c0) / passes
 
 
 def bench_core(n_comments: int, n_articles: int, runs: int, log: Callable[[str], None]) -> dict:
-    """Median of `runs` passes, each from empty state; floor passes interleaved with them."""
+    """Median of `runs` passes, each from empty state, against the median of as many floor
+    windows (`FLOOR_WINDOW_S` each) measured just before them."""
     payloads = core_payloads(n_comments, n_articles)
     tagger = Tagger.load()
     settings = Settings()
     out: dict[str, Any] = {}
     for stream, items in payloads.items():
         n = len(items)
-        floors = [floor_pass(items) for _ in range(max(3, runs))]
+        floors = [floor_pass(items, FLOOR_WINDOW_S) for _ in range(max(3, runs))]
         floor_wall = statistics.median(f[0] for f in floors) / n * 1e6
         floor_cpu = statistics.median(f[1] for f in floors) / n * 1e6
         entry: dict[str, Any] = {

@@ -87,6 +87,20 @@ def test_heap_bench_finds_the_state_out_of_the_collectors_sight() -> None:
     assert len(res["full_collections_ms"]) == 3 and res["full_collection_ms"] > 0
 
 
+def test_the_floor_is_timed_over_a_window_of_passes_not_one_short_pass() -> None:
+    """One pass over a few payloads takes microseconds, too short to time; the floor repeats
+    the passes until the window is full and gives the time of one pass."""
+    payloads = [(b"k", orjson.dumps({"text": "word " * 20, "n": i})) for i in range(50)]
+    t0 = time.perf_counter()
+    wall, cpu = bench_run.floor_pass(payloads, 0.05)
+    elapsed = time.perf_counter() - t0
+    assert elapsed >= 0.05
+    assert 0 < wall < elapsed / 10  # many passes filled the window: one is a small share
+    assert 0 < cpu < elapsed / 10
+    one_wall, _ = bench_run.floor_pass(payloads)  # no window: a single pass
+    assert 0 < one_wall < 0.05
+
+
 def test_peer_job_normalizes_dedups_and_reports() -> None:
     job = Job()
     raw = orjson.dumps({"source_comment_id": "7", "text": "  Hello World \n", "author": "a"})
