@@ -31,6 +31,7 @@ from pipeline.dedup.fingerprint import (
     band_hashes,
     encode_lead,
     encode_signature,
+    encode_signature_le,
     lead_shingles,
     shingle_hashes,
     simhash64,
@@ -65,6 +66,7 @@ def assert_same_fingerprints(
     sig = hasher.text_signature(text)
     assert sig.dtype == np.uint32 and sig.tobytes() == ref_sig.astype("<u4").tobytes()
     assert encode_signature(sig) == encode_signature(ref_sig) == _py_encode_signature(ref_sig)
+    assert encode_signature_le(sig.astype("<u4").tobytes()) == _py_encode_signature(ref_sig)
     low = sig.astype(np.uint16)
     assert encode_signature(low) == _py_encode_signature(low) == encode_signature(ref_sig)
     for bands, rows in layouts:
@@ -175,7 +177,11 @@ def _reference_deduper(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(deduper_module, "claim_bands", deduper_module._py_claim_bands)
     monkeypatch.setattr(deduper_module, "judge_candidates", lambda *args: None)
     monkeypatch.setattr(deduper_module, "lead_shingles", _py_lead_shingles)
-    monkeypatch.setattr(deduper_module, "encode_signature", _py_encode_signature)
+    monkeypatch.setattr(
+        deduper_module,
+        "encode_signature_le",
+        lambda sig_le: _py_encode_signature(np.frombuffer(sig_le, dtype="<u4")),
+    )
     monkeypatch.setattr(
         Deduper,
         "fingerprint",

@@ -104,7 +104,7 @@ from pipeline.dedup.fingerprint import (
     decode_lead,
     decode_signature,
     encode_lead,
-    encode_signature,
+    encode_signature_le,
     jaccard_estimate,
     lead_containment,
     lead_shingles,
@@ -310,25 +310,26 @@ class Deduper:
         if revision:
             if own is not None and own[0] >= cutoff:
                 _restore_links(record, own)
-            index[gkey] = self._entry(t, sig, lead, record, h)
+            index[gkey] = self._entry(t, sig_le, lead, record, h)
             return outcome
         if copy is not None:
             sim, record["duplicate_of"], record["cluster_id"], record["story_id"] = copy
-            index[gkey] = self._entry(t, sig, lead, record, h)
+            index[gkey] = self._entry(t, sig_le, lead, record, h)
             kind, emit = (DUPLICATE_NEAR, False) if self.drop_near else (NEAR_DUPLICATE, True)
             return Outcome(kind, emit, record, duplicate_of=copy[1], similarity=sim)
         if related is not None:
             _, record["related_to"], record["story_id"] = related
-        index[gkey] = self._entry(t, sig, lead, record, h)
+        index[gkey] = self._entry(t, sig_le, lead, record, h)
         outcome.similarity = best_sim if best_sim >= 0 else None
         return outcome
 
     @staticmethod
-    def _entry(t: int, sig: Any, lead: Any, record: dict[str, Any], h: Any) -> tuple[Any, ...]:
-        """The `g:` entry of an indexed article (layout in the module docstring)."""
+    def _entry(t: int, sig_le: bytes, lead: Any, record: dict[str, Any], h: Any) -> tuple[Any, ...]:
+        """The `g:` entry of an indexed article (layout in the module docstring); `sig_le`: the
+        signature as the little-endian bytes the band lookups read already."""
         return (
-            t, encode_signature(sig), record.get("cluster_id"), record.get("duplicate_of"), h,
-            encode_lead(lead), record.get("story_id"), record.get("related_to"),
+            t, encode_signature_le(sig_le), record.get("cluster_id"), record.get("duplicate_of"),
+            h, encode_lead(lead), record.get("story_id"), record.get("related_to"),
         )  # fmt: skip
 
     # -- comments ---------------------------------------------------------------------------

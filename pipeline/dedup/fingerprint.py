@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import string
+from binascii import b2a_base64
 
 import newspipe_native
 import numpy as np
@@ -131,6 +132,11 @@ def encode_signature(sig: np.ndarray) -> str:
     return base64.b64encode(newspipe_native.low16(_u32_bytes(sig))).decode("ascii")
 
 
+def encode_signature_le(sig_le: bytes) -> str:
+    """`encode_signature` of a uint32 signature given as its little-endian bytes."""
+    return b2a_base64(newspipe_native.low16(sig_le), newline=False).decode("ascii")
+
+
 def _py_encode_signature(sig: np.ndarray) -> str:
     """The reference of `encode_signature`."""
     return base64.b64encode(_low16(sig).astype("<u2").tobytes()).decode("ascii")
@@ -201,7 +207,7 @@ def lead_containment(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def encode_lead(lead: np.ndarray) -> str:
-    return base64.b64encode(lead.astype("<u2").tobytes()).decode("ascii")
+    return b2a_base64(lead.astype("<u2", copy=False).tobytes(), newline=False).decode("ascii")
 
 
 def decode_lead(text: str) -> np.ndarray:
