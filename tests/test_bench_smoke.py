@@ -87,6 +87,24 @@ def test_heap_bench_finds_the_state_out_of_the_collectors_sight() -> None:
     assert len(res["full_collections_ms"]) == 3 and res["full_collection_ms"] > 0
 
 
+def test_shape_bench_times_the_record_shape_against_the_floor() -> None:
+    """`python -m bench.shape`: the clean records it builds are the core's (larger than the raw
+    events), and holding them as Python objects costs more than the floor's decode + encode."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.shape", "--comments", "2000", "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    res = orjson.loads(done.stdout)
+    assert res["comments"] == 2000
+    assert res["clean_record_bytes"] > res["raw_bytes"] > 100
+    assert 0 < res["floor_us"] < res["shape_us"]
+    assert res["shape_to_floor"] == pytest.approx(res["shape_us"] / res["floor_us"])
+
+
 def test_the_floor_is_timed_over_a_window_of_passes_not_one_short_pass() -> None:
     """One pass over a few payloads takes microseconds, too short to time; the floor repeats
     the passes until the window is full and gives the time of one pass."""
