@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -69,18 +70,23 @@ def test_quick_bench_writes_figures_ratios_versions_and_machine_facts(tmp_path: 
     print(f"quick bench in {elapsed:.0f} s")
 
 
-def test_heap_bench_finds_the_state_out_of_the_collectors_sight() -> None:
-    """`python -m bench.heap` in a process of its own (the collector's counts are per process):
-    the state's entries are many, the objects the collector still tracks a few per article."""
+def _bench_json(module: str, *args: str) -> dict[str, Any]:
+    """Run `python -m <module> <args> --json` in a process of its own; its figures."""
     done = subprocess.run(
-        [sys.executable, "-m", "bench.heap", "--comments", "3000", "--articles", "300", "--json"],
+        [sys.executable, "-m", module, *args, "--json"],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    res = orjson.loads(done.stdout)
+    return orjson.loads(done.stdout)
+
+
+def test_heap_bench_finds_the_state_out_of_the_collectors_sight() -> None:
+    """`python -m bench.heap` in a process of its own (the collector's counts are per process):
+    the state's entries are many, the objects the collector still tracks a few per article."""
+    res = _bench_json("bench.heap", "--comments", "3000", "--articles", "300")
     entries = sum(res["state_entries"].values())
     assert res["state_entries"]["index"] > 300 * 40  # an article's bands, its own entry
     assert 0 <= res["tracked_beyond_settled_heap"] < entries / 5
@@ -90,15 +96,7 @@ def test_heap_bench_finds_the_state_out_of_the_collectors_sight() -> None:
 def test_shape_bench_times_the_record_shape_against_the_floor() -> None:
     """`python -m bench.shape`: the clean records it builds are the core's (larger than the raw
     events), and holding them as Python objects costs more than the floor's decode + encode."""
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.shape", "--comments", "2000", "--json"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    res = orjson.loads(done.stdout)
+    res = _bench_json("bench.shape", "--comments", "2000")
     assert res["comments"] == 2000
     assert res["clean_record_bytes"] > res["raw_bytes"] > 100
     assert 0 < res["floor_us"] < res["shape_us"]

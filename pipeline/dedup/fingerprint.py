@@ -128,12 +128,13 @@ def encode_signature(sig: np.ndarray) -> str:
     (Faust tables), not bytes; 16 bits halve the stored size at no measurable accuracy cost."""
     if sig.dtype == np.uint16:
         return base64.b64encode(sig.astype("<u2").tobytes()).decode("ascii")
-    # the low halves taken natively: numpy's mask + cast cost more than the signature itself
-    return base64.b64encode(newspipe_native.low16(_u32_bytes(sig))).decode("ascii")
+    return encode_signature_le(_u32_bytes(sig))
 
 
 def encode_signature_le(sig_le: bytes) -> str:
-    """`encode_signature` of a uint32 signature given as its little-endian bytes."""
+    """`encode_signature` of a uint32 signature given as its little-endian bytes (the deduper
+    has them already). The low halves are taken natively: numpy's mask + cast cost more than
+    the signature itself."""
     return b2a_base64(newspipe_native.low16(sig_le), newline=False).decode("ascii")
 
 
