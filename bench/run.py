@@ -40,7 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -146,6 +146,15 @@ def _states(kind: str, tmp: Path) -> tuple[States, Callable[[], None]]:
 CORE_BATCH = 500
 
 
+def core_batches(stream: str, payloads: list[Payload]) -> Iterator[list[tuple[bytes, Meta]]]:
+    """`payloads` as the core gets them from the stream shell: batches of `CORE_BATCH`, each
+    record with its Meta (one partition, consecutive offsets, event times 1 s apart)."""
+    topic = f"raw.{stream}"
+    for at in range(0, len(payloads), CORE_BATCH):
+        yield [(value, Meta(topic, 0, at + i, key, (), BASE_MS + (at + i) * 1000))
+               for i, (key, value) in enumerate(payloads[at : at + CORE_BATCH])]  # fmt: skip
+
+
 def one_pass(core: Core, stream: str, payloads: list[Payload]) -> dict[str, Any]:
     """Process every payload once, in batches as the stream stages do
     (`Core.process_whole_batch`: `process_batch`, then the near-dup stage for clean articles),
@@ -153,13 +162,10 @@ def one_pass(core: Core, stream: str, payloads: list[Payload]) -> dict[str, Any]
     Result.stage_seconds."""
     stage = dict.fromkeys(STAGES, 0.0)
     statuses: dict[str, int] = {}
-    topic = f"raw.{stream}"
     dumps, clock = orjson.dumps, time.perf_counter
     gc.collect()
     c0, t0 = time.process_time(), clock()
-    for at in range(0, len(payloads), CORE_BATCH):
-        items = [(value, Meta(topic, 0, at + i, key, [], BASE_MS + (at + i) * 1000))
-                 for i, (key, value) in enumerate(payloads[at : at + CORE_BATCH])]  # fmt: skip
+    for items in core_batches(stream, payloads):
         results = core.process_whole_batch(stream, items, core.states)
         for res in results:
             for name, sec in res.stage_seconds.items():

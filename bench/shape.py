@@ -22,15 +22,8 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.run import (  # noqa: E402
-    BASE_MS,
-    CORE_BATCH,
-    FLOOR_WINDOW_S,
-    _states,
-    core_payloads,
-    floor_pass,
-)
-from pipeline.core import COMMENTS, Core, Meta  # noqa: E402
+from bench.run import FLOOR_WINDOW_S, core_batches, core_payloads, floor_pass  # noqa: E402
+from pipeline.core import COMMENTS, Core  # noqa: E402
 from pipeline.runtime import settle_heap  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 
@@ -38,12 +31,9 @@ from pipeline.settings import Settings  # noqa: E402
 def clean_records(payloads: list[tuple[bytes, bytes]]) -> list[bytes]:
     """The clean comments the core makes of `payloads` (in the core bench's batches), as JSON;
     a duplicate or dead letter gives its record too, as the shell would handle one."""
-    states, _ = _states("dict", Path("."))
-    core = Core(Settings(), states)
+    core = Core(Settings())
     out = []
-    for at in range(0, len(payloads), CORE_BATCH):
-        items = [(value, Meta(f"raw.{COMMENTS}", 0, at + i, key, (), BASE_MS + (at + i) * 1000))
-                 for i, (key, value) in enumerate(payloads[at : at + CORE_BATCH])]  # fmt: skip
+    for items in core_batches(COMMENTS, payloads):
         out += [orjson.dumps(r.record) for r in core.process_batch(COMMENTS, items, core.states)]
     return out
 
