@@ -32,7 +32,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_replay import write_archive  # noqa: E402
-from bench.e2e import Worker, _delete, _topics_with, counter, free_port, settled  # noqa: E402
+from bench.e2e import (  # noqa: E402
+    Worker,
+    _delete,
+    _topics_with,
+    counter,
+    free_port,
+    poll_interval,
+    settled,
+)
 from pipeline.kafka_io import create_topics  # noqa: E402
 from pipeline.replay.runner import ReplayOptions, replay  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
@@ -99,6 +107,7 @@ def one_run(settings: Settings, archive: Path, events: int, workers: int, logdir
         deadline = time.monotonic() + timeout
         t_done = None
         done = 0.0
+        timeline: list[tuple[float, float]] = []  # (time, records settled)
         while time.monotonic() < deadline:
             if rep.error is not None:
                 raise RuntimeError(f"replay failed: {rep.error!r}")
@@ -110,7 +119,8 @@ def one_run(settings: Settings, archive: Path, events: int, workers: int, logdir
             if done >= events:
                 t_done = time.monotonic()
                 break
-            time.sleep(0.25)
+            timeline.append((time.monotonic(), done))
+            time.sleep(poll_interval(timeline, events))
         if t_done is None:
             raise RuntimeError(f"{workers} worker(s) settled {done:.0f} of {events} in {timeout}s")
         rep.join(timeout=60)

@@ -117,6 +117,21 @@ def test_the_floor_is_timed_over_a_window_of_passes_not_one_short_pass() -> None
     assert 0 < one_wall < 0.05
 
 
+def test_workers_are_scraped_sparsely_while_the_end_is_far_and_densely_near_it() -> None:
+    """A scrape costs the worker CPU the baseline does not pay: one a second mid-run, ten a
+    second near the end (where the throughput's end time is read), a quarter second without a
+    rate yet (startup, a stall)."""
+    poll = e2e.poll_interval
+    assert poll([], 1000) == e2e.POLL_START_S
+    assert poll([(0.0, 0.0)], 1000) == e2e.POLL_START_S
+    assert poll([(0.0, 0.0), (1.0, 0.0)], 1000) == e2e.POLL_START_S  # nothing counted yet
+    assert poll([(0.0, 100.0), (1.0, 200.0)], 1000) == e2e.POLL_FAR_S  # 8 s left at 100/s
+    assert poll([(0.0, 100.0), (1.0, 800.0)], 1000) == e2e.POLL_NEAR_S  # under a second left
+    assert poll([(0.0, 300.0), (1.0, 300.0)], 1000) == e2e.POLL_START_S  # a stall
+    assert poll([(0.0, 900.0), (1.0, 1000.0)], 1000) == e2e.POLL_NEAR_S  # counted, committing
+    assert e2e.POLL_NEAR_S < e2e.POLL_START_S < e2e.POLL_FAR_S
+
+
 def test_peer_job_normalizes_dedups_and_reports() -> None:
     job = Job()
     raw = orjson.dumps({"source_comment_id": "7", "text": "  Hello World \n", "author": "a"})
