@@ -201,32 +201,40 @@ def floor_pass(payloads: list[Payload], min_seconds: float = 0.0) -> tuple[float
 
 
 def bench_core(n_comments: int, n_articles: int, runs: int, log: Callable[[str], None]) -> dict:
-    """Median of `runs` passes, each from empty state, against the median of as many floor
-    windows (`FLOOR_WINDOW_S` each) measured just before them."""
+    """Median of `runs` passes per state kind, each from empty state, against the fastest of the
+    floor windows (`FLOOR_WINDOW_S` each) taken one before every pass. The floor is what a
+    loads + dumps costs at best, and on this machine its windows scatter by up to 2x within a
+    minute while the passes (seconds each) move much less: a median of windows taken only ahead
+    of the passes once doubled, which halved the ratios it gave."""
     payloads = core_payloads(n_comments, n_articles)
     tagger = Tagger.load()
     settings = Settings()
     out: dict[str, Any] = {}
     for stream, items in payloads.items():
         n = len(items)
-        floors = [floor_pass(items, FLOOR_WINDOW_S) for _ in range(max(3, runs))]
-        floor_wall = statistics.median(f[0] for f in floors) / n * 1e6
-        floor_cpu = statistics.median(f[1] for f in floors) / n * 1e6
-        entry: dict[str, Any] = {
-            "events": n,
-            "floor_us": floor_wall,
-            "floor_cpu_us": floor_cpu,
-            "floor_events_per_s": 1e6 / floor_wall,
-        }
+        floors: list[tuple[float, float]] = []
+        measured: dict[str, list[dict[str, Any]]] = {}
         for kind in ("dict", "rocks"):
-            passes = []
+            passes = measured[kind] = []
             for _ in range(runs):
+                floors.append(floor_pass(items, FLOOR_WINDOW_S))
                 with tempfile.TemporaryDirectory(prefix="bench-core-") as tmp:
                     states, close = _states(kind, Path(tmp))
                     core = Core(settings, states, tagger)
                     settle_heap()  # as `newspipe worker` does once its core is loaded
                     passes.append(one_pass(core, stream, items))
                     close()
+        floor_wall = min(f[0] for f in floors) / n * 1e6
+        floor_cpu = min(f[1] for f in floors) / n * 1e6
+        entry: dict[str, Any] = {
+            "events": n,
+            "floor_us": floor_wall,
+            "floor_cpu_us": floor_cpu,
+            "floor_events_per_s": 1e6 / floor_wall,
+            "floor_windows_us": [f[0] / n * 1e6 for f in floors],
+            "floor_median_us": statistics.median(f[0] for f in floors) / n * 1e6,
+        }
+        for kind, passes in measured.items():
             mid = sorted(passes, key=lambda p: p["wall"])[len(passes) // 2]
             us = mid["wall"] / n * 1e6
             cpu_us = statistics.median(p["cpu"] for p in passes) / n * 1e6

@@ -9,6 +9,7 @@ given store, at a tiny size.
 
 from __future__ import annotations
 
+import statistics
 import subprocess
 import sys
 import time
@@ -52,6 +53,11 @@ def test_quick_bench_writes_figures_ratios_versions_and_machine_facts(tmp_path: 
     for stream in ("comments", "articles"):
         core = res["core"][stream]
         assert core["events"] > 0 and core["floor_us"] > 0
+        # one floor window before each pass of either state kind; the floor is the fastest
+        windows = core["floor_windows_us"]
+        assert len(windows) == len(core["dict"]["runs_us"]) + len(core["rocks"]["runs_us"])
+        assert core["floor_us"] == pytest.approx(min(windows))
+        assert core["floor_median_us"] == pytest.approx(statistics.median(windows))
         for kind in ("dict", "rocks"):
             k = core[kind]
             assert k["events_per_s"] > 0
