@@ -144,10 +144,9 @@ def histogram_quantiles(
 
 
 # How often the benches scrape the workers' /metrics while waiting for the end. A scrape costs a
-# worker several milliseconds of CPU (the page has a few hundred series), which the passthrough
-# baseline does not pay: every quarter second that was about 3% of a worker's CPU in a py-spy
-# profile. So the scrapes are sparse while the end is far, and dense once it is near, which also
-# tightens the end time the throughput is measured to.
+# worker milliseconds of CPU (the page has a few hundred series), which the passthrough baseline
+# does not pay (docs/performance.md has the profile). So the scrapes are sparse while the end is
+# far, and dense once it is near, which also tightens the end time the throughput is measured to.
 POLL_START_S, POLL_FAR_S, POLL_NEAR_S = 0.25, 1.0, 0.1
 
 

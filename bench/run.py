@@ -42,9 +42,10 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from functools import partial
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -144,6 +145,7 @@ def _states(kind: str, tmp: Path) -> tuple[States, Callable[[], None]]:
 # A partition's share of one fetch: the stream stages get up to 2,000 records a fetch over
 # several partitions, and the core works per partition (Core.process_batch), as here.
 CORE_BATCH = 500
+T = TypeVar("T")
 
 
 def core_batches(stream: str, payloads: list[Payload]) -> Iterator[list[tuple[bytes, Meta]]]:
@@ -200,12 +202,44 @@ def floor_pass(payloads: list[Payload], min_seconds: float = 0.0) -> tuple[float
             return wall / passes, (time.process_time() - c0) / passes
 
 
+def against_floor(
+    payloads: list[Payload], run_pass: Callable[[], T], rounds: int
+) -> tuple[list[T], list[tuple[float, float]]]:
+    """`rounds` calls of `run_pass`, each right after a floor window (`FLOOR_WINDOW_S`) over
+    `payloads`, so the floor is timed through the same minutes as the passes: their results and
+    the windows (wall, CPU seconds of one floor pass)."""
+    results: list[T] = []
+    windows: list[tuple[float, float]] = []
+    for _ in range(rounds):
+        windows.append(floor_pass(payloads, FLOOR_WINDOW_S))
+        results.append(run_pass())
+    return results, windows
+
+
+def fastest(windows: list[tuple[float, float]]) -> tuple[float, float]:
+    """The floor of a set of windows: the fastest wall and CPU time. A loads + dumps only ever
+    gets slower from noise, and its short windows catch more of it than the passes they are
+    compared with, so a median of them moves the ratios with the machine's noise."""
+    return min(w[0] for w in windows), min(w[1] for w in windows)
+
+
+def _core_pass(
+    settings: Settings, tagger: Tagger, kind: str, stream: str, items: list[Payload]
+) -> dict[str, Any]:
+    """One `one_pass` from empty state of `kind` (dict or rocks, in a temporary directory)."""
+    with tempfile.TemporaryDirectory(prefix="bench-core-") as tmp:
+        states, close = _states(kind, Path(tmp))
+        core = Core(settings, states, tagger)
+        settle_heap()  # as `newspipe worker` does once its core is loaded
+        try:
+            return one_pass(core, stream, items)
+        finally:
+            close()
+
+
 def bench_core(n_comments: int, n_articles: int, runs: int, log: Callable[[str], None]) -> dict:
     """Median of `runs` passes per state kind, each from empty state, against the fastest of the
-    floor windows (`FLOOR_WINDOW_S` each) taken one before every pass. The floor is what a
-    loads + dumps costs at best, and on this machine its windows scatter by up to 2x within a
-    minute while the passes (seconds each) move much less: a median of windows taken only ahead
-    of the passes once doubled, which halved the ratios it gave."""
+    floor windows taken one before every pass (`against_floor`, `fastest`)."""
     payloads = core_payloads(n_comments, n_articles)
     tagger = Tagger.load()
     settings = Settings()
@@ -215,17 +249,10 @@ def bench_core(n_comments: int, n_articles: int, runs: int, log: Callable[[str],
         floors: list[tuple[float, float]] = []
         measured: dict[str, list[dict[str, Any]]] = {}
         for kind in ("dict", "rocks"):
-            passes = measured[kind] = []
-            for _ in range(runs):
-                floors.append(floor_pass(items, FLOOR_WINDOW_S))
-                with tempfile.TemporaryDirectory(prefix="bench-core-") as tmp:
-                    states, close = _states(kind, Path(tmp))
-                    core = Core(settings, states, tagger)
-                    settle_heap()  # as `newspipe worker` does once its core is loaded
-                    passes.append(one_pass(core, stream, items))
-                    close()
-        floor_wall = min(f[0] for f in floors) / n * 1e6
-        floor_cpu = min(f[1] for f in floors) / n * 1e6
+            run_pass = partial(_core_pass, settings, tagger, kind, stream, items)
+            measured[kind], windows = against_floor(items, run_pass, runs)
+            floors += windows
+        floor_wall, floor_cpu = (f / n * 1e6 for f in fastest(floors))
         entry: dict[str, Any] = {
             "events": n,
             "floor_us": floor_wall,

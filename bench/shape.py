@@ -22,7 +22,7 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.run import FLOOR_WINDOW_S, core_batches, core_payloads, floor_pass  # noqa: E402
+from bench.run import against_floor, core_batches, core_payloads, fastest  # noqa: E402
 from pipeline.core import COMMENTS, Core  # noqa: E402
 from pipeline.runtime import settle_heap  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
@@ -60,13 +60,9 @@ def measure(n_comments: int, rounds: int = 5) -> dict[str, Any]:
     settle_heap()
     shape_pass(payloads, clean)  # warm
     n = len(payloads)
-    # a floor window before each pass; the fastest is the floor, as in the core bench
-    floors, passes = [], []
-    for _ in range(rounds):
-        floors.append(floor_pass(payloads, FLOOR_WINDOW_S)[0])
-        passes.append(shape_pass(payloads, clean))
+    passes, windows = against_floor(payloads, lambda: shape_pass(payloads, clean), rounds)
     shape = statistics.median(passes) / n * 1e6
-    floor = min(floors) / n * 1e6
+    floor = fastest(windows)[0] / n * 1e6
     return {
         "comments": n,
         "clean_record_bytes": sum(map(len, clean)) / n,

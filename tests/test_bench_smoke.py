@@ -123,6 +123,29 @@ def test_the_floor_is_timed_over_a_window_of_passes_not_one_short_pass() -> None
     assert 0 < one_wall < 0.05
 
 
+def test_a_floor_window_precedes_every_pass_and_the_fastest_is_the_floor(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The floor is timed through the same minutes as the passes it is compared with, and noise
+    only ever slows a loads + dumps: the fastest window is the floor."""
+    order: list[str] = []
+    times = iter([(3.0, 2.5), (1.0, 1.5), (2.0, 0.5)])
+
+    def window(payloads: list[Any], min_seconds: float = 0.0) -> tuple[float, float]:
+        order.append("floor")
+        return next(times)
+
+    def run_pass() -> int:
+        order.append("pass")
+        return len(order)
+
+    monkeypatch.setattr(bench_run, "floor_pass", window)
+    results, windows = bench_run.against_floor([], run_pass, 3)
+    assert order == ["floor", "pass"] * 3
+    assert results == [2, 4, 6]
+    assert bench_run.fastest(windows) == (1.0, 0.5)
+
+
 def test_workers_are_scraped_sparsely_while_the_end_is_far_and_densely_near_it() -> None:
     """A scrape costs the worker CPU the baseline does not pay: one a second mid-run, ten a
     second near the end (where the throughput's end time is read), a quarter second without a
