@@ -382,7 +382,8 @@ def table(res: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         total = e2e["comments"] + e2e["articles"]
         rows.append((
             "e2e passthrough (aiokafka)",
-            f"{pt['events_per_s']:,.0f} ev/s ({total:,} events)",
+            f"{pt['events_per_s']:,.0f} ev/s ({total:,} events), the fastest of "
+            + ", ".join(f"{r:,.0f}" for r in pt.get("rounds_events_per_s", [])),
             "(the baseline)",
             "1.00",
         ))  # fmt: skip

@@ -161,6 +161,19 @@ def test_workers_are_scraped_sparsely_while_the_end_is_far_and_densely_near_it()
     assert e2e.POLL_NEAR_S < e2e.POLL_START_S < e2e.POLL_FAR_S
 
 
+def test_the_passthrough_baseline_brackets_every_worker_run_and_the_fastest_round_counts() -> None:
+    """A passthrough round before each worker run and after the last, so a few noisy seconds
+    cannot make the baseline (and every e2e ratio) swing; the fastest round is the baseline,
+    and every round's rate and their median are kept."""
+    assert e2e.schedule(True) == ["passthrough", "one", "passthrough", "two", "passthrough"]
+    assert e2e.schedule(False) == ["passthrough", "one", "passthrough"]
+    rounds = [{"events_per_s": r, "events": 9} for r in (24_000.0, 39_000.0, 30_000.0)]
+    best = e2e.baseline(rounds)
+    assert best["events_per_s"] == 39_000.0 and best["median_events_per_s"] == 30_000.0
+    assert best["rounds_events_per_s"] == [24_000.0, 39_000.0, 30_000.0]
+    assert "rounds_events_per_s" not in rounds[1]  # the rounds themselves are left as they were
+
+
 def test_peer_job_normalizes_dedups_and_reports() -> None:
     job = Job()
     raw = orjson.dumps({"source_comment_id": "7", "text": "  Hello World \n", "author": "a"})
@@ -259,6 +272,8 @@ def test_e2e_runs_one_worker_on_the_store_it_is_given(
                   log=lambda _: None)  # fmt: skip
     one = res["one_worker"]
     assert res["store"] == "rocksdb://" and "latency" not in res and res["topics_deleted"] > 0
+    rates = res["passthrough"]["rounds_events_per_s"]
+    assert len(rates) == 2 and res["passthrough"]["events_per_s"] == max(rates)
     assert one["events_per_s"] > 0 and res["ratio_one_worker_to_passthrough"] > 0
     rows = {r[0]: r for r in bench_run.table({"e2e_other_store": res})}
     assert rows["e2e 1 worker (rocksdb://)"][3] == f"{res['ratio_one_worker_to_passthrough']:.3f}"
