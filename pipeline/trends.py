@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pipeline.contracts import SCHEMA_VERSION
+from pipeline.normalize.times import epoch_of
 
 WINDOWS: dict[str, int] = {"1m": 60, "1h": 3600}
 # how long a closed window stays queryable (and in the table's changelog)
@@ -25,7 +26,7 @@ def _iso(ts: float) -> str:
 
 def event_epoch(record: dict[str, Any]) -> float:
     """The record's event time as epoch seconds (the clean schema guarantees `event_time`)."""
-    return datetime.fromisoformat(record["event_time"].replace("Z", "+00:00")).timestamp()
+    return epoch_of(record["event_time"])
 
 
 def trend_events(stream: str, record: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:

@@ -5,12 +5,14 @@ with every optional field present or absent and of any type JSON can give it."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from newspipe_native import iso_utc
+from newspipe_native import epoch_of_iso, iso_utc
 
 from devtools.datasets import fox_comments
 from devtools.paths import SEED
@@ -229,11 +231,56 @@ def test_a_comment_that_is_not_a_dict_is_left_to_the_reference():
 )
 def test_epoch_seconds_format_as_strftime_formats_them(seconds):
     expected = _outcome(times._py_iso_of_epoch, seconds)
-    assert _outcome(times.iso_of_epoch.__wrapped__, seconds) == expected
     assert _outcome(times.iso_of_epoch, seconds) == expected
     got = iso_utc(seconds)
     assert got is None or got == expected
     assert (got is not None) == (0 <= seconds < 253402300800)
+    if got is not None:  # and read back to the same second, as fromisoformat reads it
+        assert times.epoch_of(got) == datetime.fromisoformat(got).timestamp() == seconds
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    st.one_of(
+        st.from_regex(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z\Z"),
+        st.sampled_from(
+            [
+                "2024-02-29T00:00:00Z",
+                "2023-02-29T00:00:00Z",
+                "1969-12-31T23:59:59Z",
+                "2023-11-14T22:13:20+02:00",
+                "2023-11-14T22:13:20",
+                "2023-11-14",
+                "2023-11-14T22:13:20.5Z",
+                "2023-11-14 22:13:20Z",
+                "0000-01-01T00:00:00Z",
+                "2023-11-14T24:00:00Z",
+                "2023-11-14T22:13:60Z",
+                "not a time",
+                "",
+            ]
+        ),
+        st.text(max_size=24),
+    )
+)
+def test_event_times_read_as_fromisoformat_reads_them_naive_as_utc(text):
+    """`epoch_of` (compiled for the pipeline's own format) agrees with `fromisoformat`, naive
+    times taken as UTC, and refuses what it refuses."""
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        with pytest.raises(ValueError):
+            times.epoch_of(text)
+        return
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    try:
+        expected = parsed.timestamp()
+    except (OverflowError, OSError, ValueError):
+        return  # a year Python cannot take to epoch seconds either
+    assert times.epoch_of(text) == expected
+    fast = epoch_of_iso(text)
+    assert fast is None or fast == expected
 
 
 def test_epoch_seconds_of_other_types_are_left_to_strftime():

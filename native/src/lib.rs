@@ -23,6 +23,7 @@ fn newspipe_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(text::nfc_inert_ranges, m)?)?;
     m.add_class::<records::CommentBuilder>()?;
     m.add_function(wrap_pyfunction!(records::iso_utc, m)?)?;
+    m.add_function(wrap_pyfunction!(records::epoch_of_iso, m)?)?;
     m.add_class::<moderation::CaseTables>()?;
     m.add_class::<moderation::ToxicityScorer>()?;
     m.add_class::<moderation::WordLists>()?;

@@ -512,12 +512,14 @@ const EPOCH_LIMIT: i64 = 253_402_300_800;
 
 /// `time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))` for 0 <= seconds < the year
 /// 10000 (epoch time has no leap seconds: a day is always 86,400 of them), else None (the
-/// caller asks strftime). The date is Howard Hinnant's `civil_from_days`.
+/// caller asks strftime). The date is Howard Hinnant's `civil_from_days`; the text is written
+/// into a fixed buffer (a `format!` was most of the call).
 #[pyfunction]
-pub fn iso_utc(seconds: &Bound<'_, PyAny>) -> Option<String> {
+pub fn iso_utc<'py>(seconds: &Bound<'py, PyAny>) -> Option<Bound<'py, PyString>> {
     if !seconds.is_exact_instance_of::<PyInt>() {
         return None;
     }
+    let py = seconds.py();
     let seconds: i64 = seconds.extract().ok()?;
     if !(0..EPOCH_LIMIT).contains(&seconds) {
         return None;
@@ -532,10 +534,71 @@ pub fn iso_utc(seconds: &Bound<'_, PyAny>) -> Option<String> {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    Some(format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rest / 3_600,
-        rest / 60 % 60,
-        rest % 60
-    ))
+    let mut out = *b"0000-00-00T00:00:00Z";
+    let digits = |at: &mut [u8], mut v: i64| {
+        for d in at.iter_mut().rev() {
+            *d = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    digits(&mut out[0..4], year);
+    digits(&mut out[5..7], month);
+    digits(&mut out[8..10], day);
+    digits(&mut out[11..13], rest / 3_600);
+    digits(&mut out[14..16], rest / 60 % 60);
+    digits(&mut out[17..19], rest % 60);
+    // every byte written is an ASCII digit or one of the template's: valid UTF-8
+    let text = std::str::from_utf8(&out).ok()?;
+    Some(PyString::new(py, text))
+}
+
+/// Days from 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Epoch seconds of a time in the pipeline's one format, "YYYY-MM-DDTHH:MM:SSZ" (what
+/// `iso_utc` writes and every clean record carries), as
+/// `datetime.fromisoformat(text).timestamp()` gives them; None for any other text, a date
+/// that does not exist or a year before 1970, which the caller parses in Python.
+#[pyfunction]
+pub fn epoch_of_iso(text: &Bound<'_, PyAny>) -> Option<f64> {
+    let text = text.cast_exact::<PyString>().ok()?;
+    let b = text.to_str().ok()?.as_bytes();
+    if b.len() != 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+        || b[19] != b'Z'
+    {
+        return None;
+    }
+    let number = |from: usize, to: usize| -> Option<i64> {
+        b[from..to]
+            .iter()
+            .try_fold(0i64, |acc, &c| c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0')))
+    };
+    let (year, month, day) = (number(0, 4)?, number(5, 7)?, number(8, 10)?);
+    let (hour, minute, second) = (number(11, 13)?, number(14, 16)?, number(17, 19)?);
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if year < 1970 || day < 1 || day > month_days || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let days = days_from_civil(year, month, day);
+    Some((days * 86_400 + hour * 3_600 + minute * 60 + second) as f64)
 }

@@ -92,7 +92,6 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -111,6 +110,7 @@ from pipeline.dedup.fingerprint import (
 )
 from pipeline.dedup.state import DictState, StateMap
 from pipeline.ids import short_hash
+from pipeline.normalize.times import epoch_of
 from pipeline.settings import Settings
 
 NEW = "new"
@@ -196,25 +196,16 @@ class Deduper:
         self.bands = bands
         self.rows = rows
         self.watermark = 0.0
-        self._last_iso: str | None = None
-        self._last_ts = 0.0
 
     # -- time -------------------------------------------------------------------------------
     def _event_time(self, record: dict[str, Any]) -> float:
         """Epoch seconds of the record's event_time (wall clock if missing); moves the watermark."""
         value = record.get("event_time")
         if isinstance(value, str):
-            if value == self._last_iso:  # bursts share a timestamp: skip the parse
-                ts = self._last_ts
-            else:
-                try:
-                    parsed = datetime.fromisoformat(value)
-                    if parsed.tzinfo is None:  # schema times are UTC; never the host's zone
-                        parsed = parsed.replace(tzinfo=UTC)
-                    ts = parsed.timestamp()
-                except ValueError:
-                    ts = time.time()
-                self._last_iso, self._last_ts = value, ts
+            try:
+                ts = epoch_of(value)
+            except ValueError:
+                ts = time.time()
         elif isinstance(value, int | float):
             ts = float(value)
         else:

@@ -14,16 +14,15 @@ shouting, spam clusters and repeat posts send to review or are only listed, per 
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from pipeline.moderation.history import AuthorHistory, HistoryEvent
 from pipeline.moderation.rules import PREMOD_AUTHORS, Rules
 from pipeline.moderation.signals import Signals, SignalScanner, WordMatcher
 from pipeline.moderation.toxicity import ToxicityModel
+from pipeline.normalize.times import epoch_of
 from pipeline.settings import Settings
 
 APPROVED = "approved"
@@ -58,12 +57,6 @@ class ModerationContext:
     def offline(cls, settings: Settings) -> ModerationContext:
         """The repository's seed lists and an empty in-process history (replay, tests, demo)."""
         return cls(Rules.seed(), AuthorHistory(settings.moderation_history_horizon_s))
-
-
-@functools.lru_cache(maxsize=4096)
-def _epoch(iso: str) -> float:
-    """A record's event_time in epoch seconds (cached: a batch's comments share few seconds)."""
-    return datetime.fromisoformat(iso).timestamp()
 
 
 class Moderator:
@@ -155,7 +148,7 @@ class Moderator:
                 rank = max(rank, 1)
                 flags.append(_flag("premod_author", {"author": author}))
             if context.history.held(author) >= s.moderation_history_review:
-                t = _epoch(record["event_time"])
+                t = epoch_of(record["event_time"])
                 counts = context.history.count(author, t, exclude=record["comment_id"])
                 if sum(counts.values()) >= s.moderation_history_review:
                     rank = max(rank, 1)
@@ -182,7 +175,7 @@ class Moderator:
         if not rank or not author:
             return None
         if t is None:
-            t = _epoch(record["event_time"])
+            t = epoch_of(record["event_time"])
         return HistoryEvent(author, record["comment_id"], t, status)
 
 

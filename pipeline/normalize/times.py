@@ -14,21 +14,33 @@ from email.utils import parsedate_to_datetime
 from functools import lru_cache
 
 from dateutil import parser as dateutil_parser
-from newspipe_native import iso_utc
+from newspipe_native import epoch_of_iso, iso_utc
 
 from pipeline.errors import Rejected
 
 MIN_YEAR = 1990
 
 
-@lru_cache(maxsize=4096)
 def iso_of_epoch(seconds: int) -> str:
-    """Whole epoch seconds in the pipeline's one time format, cached: a batch's records share
-    a handful of seconds, and strftime was 5% of a comment's processing time. A new second is
-    formatted by compiled code (native/src/records.rs `iso_utc`) from 1970 to the year 9999;
-    `_py_iso_of_epoch` (the reference) formats the others."""
+    """Whole epoch seconds in the pipeline's one time format. Formatted by compiled code
+    (native/src/records.rs `iso_utc`) from 1970 to the year 9999, which costs less than a
+    cache lookup would; `_py_iso_of_epoch` (the reference) formats the others."""
     out = iso_utc(seconds)
     return _py_iso_of_epoch(seconds) if out is None else out
+
+
+def epoch_of(text: str) -> float:
+    """Epoch seconds of an ISO-8601 time (naive means UTC); ValueError when it is not one.
+    The pipeline's own format ("YYYY-MM-DDTHH:MM:SSZ", every clean record's `event_time`) is
+    read by compiled code (`epoch_of_iso`): dedup, moderation and the trend counts each read
+    a record's time, and `datetime.fromisoformat` was most of what that cost."""
+    fast = epoch_of_iso(text)
+    if fast is not None:
+        return fast
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
 
 
 def _py_iso_of_epoch(seconds: int) -> str:
