@@ -172,6 +172,8 @@ def test_the_passthrough_baseline_brackets_every_worker_run_and_the_fastest_roun
     assert best["events_per_s"] == 39_000.0 and best["median_events_per_s"] == 30_000.0
     assert best["rounds_events_per_s"] == [24_000.0, 39_000.0, 30_000.0]
     assert "rounds_events_per_s" not in rounds[1]  # the rounds themselves are left as they were
+    assert bench_run._fastest_of([24_000.0, 39_000.0]) == ", the fastest of 24,000, 39,000"
+    assert bench_run._fastest_of([]) == ""  # a results file from before the rounds
 
 
 def test_peer_job_normalizes_dedups_and_reports() -> None:

@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bootstrap", required=True)
     ap.add_argument("--prefix", required=True, help="topic prefix: reads <prefix>raw.*")
     ap.add_argument("--out", required=True)
-    ap.add_argument("--group", required=True, help="app id; the group is <id>-passthrough")
+    ap.add_argument("--group", required=True, help="app id; the group is <id>-passthrough0")
     ap.add_argument("--total", type=int, required=True)
     ap.add_argument("--timeout", type=float, default=600.0)
     args = ap.parse_args(argv)
