@@ -158,12 +158,15 @@ def run(
     workers: tuple[int, ...] = (1, 2),
     *,
     timeout: float = 1800.0,
+    store: str | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """The backfill benchmark for each worker count; deletes every topic it made."""
+    """The backfill benchmark for each worker count; deletes every topic it made.
+    `store`: the workers' state store (NEWSPIPE_STORE's values; default: the environment's)."""
     tag = uuid.uuid4().hex[:8]
-    base = replace(Settings.from_env(), topic_prefix=f"bf{tag}.", partitions=6)
-    result: dict[str, Any] = {"events": events, "partitions": 6, "runs": {}}
+    env = Settings.from_env()
+    base = replace(env, topic_prefix=f"bf{tag}.", partitions=6, store=store or env.store)
+    result: dict[str, Any] = {"events": events, "partitions": 6, "store": base.store, "runs": {}}
     with tempfile.TemporaryDirectory(prefix="bench-backfill-") as tmp:
         root = Path(tmp)
         try:
@@ -176,7 +179,7 @@ def run(
                 # archive's names): each run's workers see this archive's events and no others
                 own = replace(base, topic_prefix=f"bf{tag}w{count}.", app_id=f"bf{tag}-w{count}")
                 asyncio.run(create_topics(own))
-                log(f"backfill: replay into {count} running worker(s)")
+                log(f"backfill: replay into {count} running worker(s) on {base.store}")
                 one = one_run(own, archive, events, count, root, timeout)
                 result["runs"][str(count)] = one
                 log(f"  {one['events_per_s']:,.0f} events/s first replayed -> last committed "
@@ -193,13 +196,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=DEFAULT_EVENTS)
     ap.add_argument("--workers", default="1,2", help="worker counts, comma-separated")
+    ap.add_argument("--store", help="the workers' state store (default: NEWSPIPE_STORE's)")
     args = ap.parse_args(argv)
     counts = tuple(int(c) for c in args.workers.split(",") if c)
     from bench.run import ensure_broker, exit_on_sigterm
 
     exit_on_sigterm()
     ensure_broker(print)  # as make bench does: its ports, never stopped here
-    res = run(args.events, counts)
+    res = run(args.events, counts, store=args.store)
     print(orjson.dumps(res, option=orjson.OPT_INDENT_2).decode())
     return 0
 

@@ -233,6 +233,10 @@ def test_peer_commands_and_rows() -> None:
     assert len(bench_run.peer_rows(whole)) == 4
     (row,) = bench_run.backfill_rows(whole)
     assert row[2] == "aiokafka passthrough (peers)" and row[3] == "0.250"
+    # the run on the production store follows, named by its store
+    whole["backfill_other_store"] = {**bf, "store": "rocksdb://"}
+    rows = bench_run.backfill_rows(whole)
+    assert [r[0] for r in rows] == ["backfill, 1 worker(s)", "backfill, 1 worker(s) (rocksdb://)"]
 
 
 def test_backfill_extrapolation() -> None:
@@ -246,8 +250,8 @@ def test_backfill_extrapolation() -> None:
 @pytest.mark.kafka
 def test_peers_and_backfill_run_tiny(kafka: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The aiokafka and Faust peers (the Quix venv needs the registry: here it is made to fail,
-    which must skip its row, not the bench) and a one-worker backfill, a few hundred events each,
-    through the real broker; every topic made is deleted."""
+    which must skip its row, not the bench) and a one-worker backfill on rocksdb://, a few hundred
+    events each, through the real broker; every topic made is deleted."""
     monkeypatch.setenv("NEWSPIPE_BROKER", f"kafka://{kafka}")
     monkeypatch.setattr(venv, "ensure", lambda: (None, "could not make it: no registry"))
     res = compare.run(300, 1, peers=("aiokafka", "faust", "quixstreams"), timeout=120,
@@ -256,7 +260,8 @@ def test_peers_and_backfill_run_tiny(kafka: str, monkeypatch: pytest.MonkeyPatch
     assert res["skipped"] == {"quixstreams": "could not make it: no registry"}
     for entry in res["peers"].values():
         assert entry["runs"][0]["events"] == 300 and entry["events_per_s"] > 0
-    bf = backfill.run(300, (1,), timeout=180, log=lambda _: None)
+    bf = backfill.run(300, (1,), timeout=180, store="rocksdb://", log=lambda _: None)
+    assert bf["store"] == "rocksdb://"  # the workers ran on the store they were given
     one = bf["runs"]["1"]
     assert one["records_out"] + one["duplicates"] + one["dead_letters"] >= 300
     assert one["events_per_s"] > 0 and one["target_seconds"] > 0 and bf["topics_deleted"] > 0
