@@ -142,9 +142,11 @@ class Core:
         self.deduper = Deduper(
             self.settings, self.states.articles, self.states.comments, self.states.index
         )
-        # article id -> (its tags in state, their inherited copies): one batch's comments share
-        # them read-only; cleared every batch, so it never outlives a state change
-        self._inherited: dict[str, tuple[Any, list[Any]]] = {}
+        # article id -> (its tags in state, their inherited copies; None and None for an article
+        # without tags): one batch's comments share them read-only; cleared every batch, so it
+        # never outlives a state change
+        self._inherited: dict[str, tuple[Any, list[Any] | None]] = {}
+        self._tags_fixed = False  # inside a comments batch: article tags cannot change
         # the editors' lists and authors' history; the stream shell replaces it per batch
         self.moderation = moderation or ModerationContext.offline(self.settings)
         self.moderator = Moderator(self.settings)
@@ -171,7 +173,14 @@ class Core:
         now = utc_now()
         self._inherited.clear()
         with self.using(states):
-            results = [self._chain(stream, payload, meta, now) for payload, meta in items]
+            # only the articles stage writes article tags: a comments batch can read an
+            # article's once (from RocksDB, each read is a new object, which no identity
+            # check can recognise)
+            self._tags_fixed = stream == COMMENTS
+            try:
+                results = [self._chain(stream, payload, meta, now) for payload, meta in items]
+            finally:
+                self._tags_fixed = False
             if stream == COMMENTS:
                 self._moderate(results, items)
         _fill_languages(results)
@@ -356,17 +365,22 @@ class Core:
             }
         else:
             aid = record["article_id"]
-            entry = self.states.article_tags.get(aid)
-            if not entry:
-                record["tags"] = self.tagger.tag_comment(record["text"])
-                return
-            # an article's tags are copied for its comments once a batch, not once a comment
+            # an article's tags are read and copied for its comments once a batch, not once a
+            # comment; one record a call (`process`), they are read each time and the copy is
+            # kept while they are the same object
             cached = self._inherited.get(aid)
-            if cached is None or cached[0] is not entry["tags"]:
-                if len(self._inherited) >= INHERITED_CACHE:  # Core.process, one record a call
-                    self._inherited.clear()
-                cached = self._inherited[aid] = (entry["tags"], self.tagger.inherit(entry["tags"]))
-            record["tags"] = self.tagger.tag_comment(record["text"], inherited_ready=cached[1])
+            if cached is None or not self._tags_fixed:
+                entry = self.states.article_tags.get(aid)
+                tags = entry["tags"] if entry else None
+                if cached is None or cached[0] is not tags:
+                    if len(self._inherited) >= INHERITED_CACHE:  # Core.process, one a call
+                        self._inherited.clear()
+                    copies = self.tagger.inherit(tags) if tags is not None else None
+                    cached = self._inherited[aid] = (tags, copies)
+            if cached[1] is None:
+                record["tags"] = self.tagger.tag_comment(record["text"])
+            else:
+                record["tags"] = self.tagger.tag_comment(record["text"], inherited_ready=cached[1])
 
     def expire(self, partitions: Iterable[States] = ()) -> int:
         """Forget state older than the horizons (event time); returns how many entries went.

@@ -61,6 +61,41 @@ def test_comment_inherits_the_tags_of_its_article() -> None:
     assert any(t["code"] == "medtop:15000000" for t in inherited)
 
 
+class CountingReads(dict):
+    """A state map that counts reads and hands out a copy each time, as RocksDB does."""
+
+    reads = 0
+
+    def get(self, key, default=None):  # type: ignore[override]
+        CountingReads.reads += 1
+        value = super().get(key, default)
+        return copy.deepcopy(value)
+
+
+def test_a_comments_batch_reads_each_article_s_tags_once_and_tags_as_one_by_one() -> None:
+    """A batch's comments share their article's tags, read from state once even when every
+    read returns a new object (RocksDB), and get the same tags as comments taken one by one."""
+    core = Core()
+    core.process(ARTICLES, article(0, "2026-11-01T10:00:00Z"), Meta("raw.articles"))
+    tags = CountingReads(core.states.article_tags)
+    states = replace(core.states, article_tags=tags)
+    items = [(comment(n, "2026-11-01T10:01:00Z"), Meta("raw.comments", 0, n)) for n in range(1, 6)]
+    CountingReads.reads = 0
+    batch = core.process_batch(COMMENTS, items, states)
+    assert CountingReads.reads == 1
+    alone = Core()
+    alone.process(ARTICLES, article(0, "2026-11-01T10:00:00Z"), Meta("raw.articles"))
+    one_by_one = [alone.process(COMMENTS, p, m) for p, m in items]
+    assert [r.record["tags"] for r in batch] == [r.record["tags"] for r in one_by_one]
+    assert any(t["inherited"] for t in batch[0].record["tags"])
+    CountingReads.reads = 0
+    core.process(COMMENTS, comment(9, "2026-11-01T10:02:00Z"), Meta("raw.comments"))
+    with core.using(states):  # one record a call: read every time (the state may have moved)
+        core.process(COMMENTS, comment(10, "2026-11-01T10:02:00Z"), Meta("raw.comments"))
+        core.process(COMMENTS, comment(11, "2026-11-01T10:02:00Z"), Meta("raw.comments"))
+    assert CountingReads.reads == 2
+
+
 def test_expire_forgets_state_older_than_the_horizon_and_a_late_copy_is_new() -> None:
     settings = replace(Settings(), article_horizon_s=3600, comment_horizon_s=3600)
     core = Core(settings)
