@@ -329,18 +329,6 @@ async def passthrough(
     }
 
 
-def schedule(two_workers: bool) -> list[str]:
-    """The order of the throughput runs: a passthrough round before each worker run and one
-    after the last, so the baseline is sampled on both sides of every run it is divided into.
-    The passthrough moves everything in a few seconds where the worker takes tens, so one round
-    of it is at the mercy of a few seconds of the machine's noise."""
-    runs = ["one"] + (["two"] if two_workers else [])
-    steps: list[str] = []
-    for run_name in runs:
-        steps += ["passthrough", run_name]
-    return [*steps, "passthrough"]
-
-
 def baseline(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     """The fastest passthrough round, with every round's rate and their median: the ratios
     are taken against what the bare client can do at best in this run, so they err against
@@ -600,39 +588,45 @@ def run(
             result["preload_events_per_s"] = asyncio.run(preload(base, items))
             del items
 
+            # a passthrough round before each worker run and one after the last: it moves
+            # everything in a few seconds where a worker takes tens, so one round is at the
+            # mercy of a few seconds of the machine's noise
             base_rounds: list[dict[str, Any]] = []
-            for step in schedule(two_workers):
-                if step == "passthrough":
-                    k = len(base_rounds)
-                    log(f"e2e: bare aiokafka passthrough (baseline, round {k + 1})")
-                    pt = asyncio.run(passthrough(base, out_topic, total, timeout, k))
-                    base_rounds.append(pt)
-                    log(f"  {pt['events_per_s']:,.0f} events/s")
-                elif step == "one":
-                    log("e2e: one newspipe worker")
-                    one = run_workers(base, 1, total, logdir, timeout)
-                    result["one_worker"] = one
-                    written = asyncio.run(records_written(base, base.app_id))
-                    one["records_written"] = written
-                    one["kafka_records_written_per_input"] = (
-                        sum(v for k, v in written.items() if k in WRITTEN_KINDS) / total
-                    )
-                    steady = one["steady_events_per_s"]
-                    log(f"  {one['events_per_s']:,.0f} events/s (steady {steady:,.0f}), "
-                        f"{one['start_to_last_s']:.1f} s from start")  # fmt: skip
-                else:
-                    log("e2e: two newspipe workers, one group")
-                    two = run_workers(replace(base, app_id=f"bench{tag}-w2"), 2, total,
-                                      logdir, timeout)  # fmt: skip
-                    result["two_workers"] = two
-                    log(f"  {two['events_per_s']:,.0f} events/s (steady "
-                        f"{two['steady_events_per_s']:,.0f})")  # fmt: skip
+
+            def passthrough_round() -> None:
+                k = len(base_rounds)
+                log(f"e2e: bare aiokafka passthrough (baseline, round {k + 1})")
+                pt = asyncio.run(passthrough(base, out_topic, total, timeout, k))
+                base_rounds.append(pt)
+                log(f"  {pt['events_per_s']:,.0f} events/s")
+
+            passthrough_round()
+            log("e2e: one newspipe worker")
+            one = run_workers(base, 1, total, logdir, timeout)
+            result["one_worker"] = one
+            written = asyncio.run(records_written(base, base.app_id))
+            one["records_written"] = written
+            one["kafka_records_written_per_input"] = (
+                sum(v for k, v in written.items() if k in WRITTEN_KINDS) / total
+            )
+            steady = one["steady_events_per_s"]
+            log(f"  {one['events_per_s']:,.0f} events/s (steady {steady:,.0f}), "
+                f"{one['start_to_last_s']:.1f} s from start")  # fmt: skip
+            passthrough_round()
+            if two_workers:
+                log("e2e: two newspipe workers, one group")
+                two = run_workers(replace(base, app_id=f"bench{tag}-w2"), 2, total, logdir,
+                                  timeout)  # fmt: skip
+                result["two_workers"] = two
+                log(f"  {two['events_per_s']:,.0f} events/s (steady "
+                    f"{two['steady_events_per_s']:,.0f})")  # fmt: skip
+                passthrough_round()
             result["passthrough"] = baseline(base_rounds)
             log(f"e2e: the baseline, the fastest of {len(base_rounds)} passthrough rounds: "
                 f"{result['passthrough']['events_per_s']:,.0f} events/s")  # fmt: skip
 
             if latency:
-                rate = max(50.0, round(result["one_worker"]["events_per_s"] * latency_share, -1))
+                rate = max(50.0, round(one["events_per_s"] * latency_share, -1))
                 rounds = [
                     _latency_round(base, tag, k, n_comments, n_articles, rate, latency_seconds,
                                    latency_share, logdir, log)

@@ -161,12 +161,10 @@ def test_workers_are_scraped_sparsely_while_the_end_is_far_and_densely_near_it()
     assert e2e.POLL_NEAR_S < e2e.POLL_START_S < e2e.POLL_FAR_S
 
 
-def test_the_passthrough_baseline_brackets_every_worker_run_and_the_fastest_round_counts() -> None:
-    """A passthrough round before each worker run and after the last, so a few noisy seconds
-    cannot make the baseline (and every e2e ratio) swing; the fastest round is the baseline,
-    and every round's rate and their median are kept."""
-    assert e2e.schedule(True) == ["passthrough", "one", "passthrough", "two", "passthrough"]
-    assert e2e.schedule(False) == ["passthrough", "one", "passthrough"]
+def test_the_fastest_passthrough_round_is_the_baseline_and_every_round_is_kept() -> None:
+    """The e2e baseline is the fastest of its rounds (one before each worker run and one after
+    the last: the broker test below sees two for one worker), so a few noisy seconds cannot
+    make every e2e ratio swing; every round's rate and their median are kept."""
     rounds = [{"events_per_s": r, "events": 9} for r in (24_000.0, 39_000.0, 30_000.0)]
     best = e2e.baseline(rounds)
     assert best["events_per_s"] == 39_000.0 and best["median_events_per_s"] == 30_000.0
@@ -280,7 +278,7 @@ def test_e2e_runs_one_worker_on_the_store_it_is_given(
     one = res["one_worker"]
     assert res["store"] == "rocksdb://" and "latency" not in res and res["topics_deleted"] > 0
     rates = res["passthrough"]["rounds_events_per_s"]
-    assert len(rates) == 2 and res["passthrough"]["events_per_s"] == max(rates)
+    assert len(rates) == 2 and res["passthrough"]["events_per_s"] == max(rates)  # around it
     assert one["events_per_s"] > 0 and res["ratio_one_worker_to_passthrough"] > 0
     rows = {r[0]: r for r in bench_run.table({"e2e_other_store": res})}
     assert rows["e2e 1 worker (rocksdb://)"][3] == f"{res['ratio_one_worker_to_passthrough']:.3f}"
