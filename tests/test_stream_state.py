@@ -4,6 +4,7 @@ records and applying them (the end-to-end guarantee is in test_stream_dedup.py).
 from __future__ import annotations
 
 import asyncio
+import gc
 from typing import NamedTuple
 
 import orjson
@@ -12,7 +13,7 @@ from aiokafka import TopicPartition
 from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 from hypothesis import given
 from hypothesis import strategies as st
-from newspipe_native import murmur2
+from newspipe_native import murmur2, untrack_data
 
 from pipeline.settings import Settings
 from pipeline.stream.state import MAX_RECORD_BYTES, OverlayMap, PartitionState, StageState
@@ -60,6 +61,56 @@ def test_a_changelog_record_rebuilds_the_state_and_the_mark() -> None:
     assert fresh.maps["comments"].store == part.maps["comments"].overlay
     assert fresh.maps["tags"].store == {"a": {"t": 5}}
     assert (fresh.mark, fresh.applied) == (41, 7)
+
+
+def test_committed_in_memory_entries_are_out_of_the_collectors_sight_and_unchanged() -> None:
+    part = stage().parts[0]
+    tags = [{"code": "04000000", "label": "economy", "level": 1, "score": 0.5,
+             "evidence": ["bank", "rate"], "inherited": False}]  # fmt: skip
+    part.maps["tags"]["a"] = {"t": 5, "tags": tags}
+    part.maps["comments"]["a:1"] = {"t": 5, "h": ("x",), "r": 1}
+    assert gc.is_tracked(tags[0])  # while the batch is open, as the core made it
+    part.committed(mark=1, changelog_offset=0)
+    entry = part.maps["tags"].store["a"]
+    for container in (entry, entry["tags"], entry["tags"][0], entry["tags"][0]["evidence"],
+                      part.maps["comments"].store["a:1"]):  # fmt: skip
+        assert not gc.is_tracked(container)
+    assert entry == {"t": 5, "tags": [{"code": "04000000", "label": "economy", "level": 1,
+                     "score": 0.5, "evidence": ["bank", "rate"], "inherited": False}]}  # fmt: skip
+    # restored from the changelog: the same
+    (value,) = part.changelog_records(mark=1) if part.maps["tags"].overlay else (None,)
+    assert value is None  # committed: nothing left in the overlay
+    part.maps["tags"]["b"] = {"t": 6, "tags": [{"code": "x", "evidence": ["y"]}]}
+    (value,) = part.changelog_records(mark=2)
+    fresh = stage().parts[0]
+    fresh.apply_changelog(orjson.loads(value), offset=1)
+    restored = fresh.maps["tags"].store["b"]
+    assert restored == {"t": 6, "tags": [{"code": "x", "evidence": ["y"]}]}
+    assert not gc.is_tracked(restored) and not gc.is_tracked(restored["tags"][0])
+
+
+def test_only_plain_data_is_untracked_and_a_changed_copy_is_tracked_again() -> None:
+    class Other:
+        pass
+
+    pair = tuple([1, tuple(["a"])])  # made at run time: tracked, as the core's are
+    odd = {"plain": [1, 2.5, True, None, b"x", "s", pair], "other": [Other()]}
+    deep: list = []
+    inner = deep
+    for _ in range(100):  # deeper than any state entry
+        inner.append([])
+        inner = inner[0]
+    assert untrack_data([odd, deep]) == 3  # the plain list, its tuple, and the tuple inside
+    assert not gc.is_tracked(odd["plain"]) and not gc.is_tracked(odd["plain"][6])
+    assert gc.is_tracked(odd) and gc.is_tracked(odd["other"])  # they hold another kind of object
+    assert gc.is_tracked(deep)  # too deep to walk: left as it was
+    m = OverlayMap({})
+    m["a"] = {"t": 1, "h": ["x"]}
+    m.apply()
+    copy = m.get("a")
+    assert copy == {"t": 1, "h": ["x"]} and copy is not m.store["a"]
+    copy["h"] = ["x", "y"]  # a dict given a container is tracked again (CPython does that)
+    assert gc.is_tracked(copy) and m.store["a"] == {"t": 1, "h": ["x"]}
 
 
 def test_a_large_batch_is_split_into_records_under_the_size_limit() -> None:

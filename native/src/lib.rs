@@ -7,6 +7,7 @@ mod dedup;
 mod door;
 mod firstlook;
 mod fxhash;
+mod heap;
 mod kafka;
 mod lang;
 mod moderation;
@@ -30,6 +31,7 @@ fn newspipe_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<modsignals::TextSignals>()?;
     m.add_function(wrap_pyfunction!(modsignals::round4, m)?)?;
     m.add_function(wrap_pyfunction!(kafka::murmur2, m)?)?;
+    m.add_function(wrap_pyfunction!(heap::untrack_data, m)?)?;
     m.add_class::<tagger::TagIndex>()?;
     dedup::register(m)?;
     m.add_class::<bandmap::BandMap>()?;

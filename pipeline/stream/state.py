@@ -33,7 +33,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -41,7 +41,7 @@ from typing import Any, NamedTuple
 import orjson
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
-from newspipe_native import murmur2
+from newspipe_native import murmur2, untrack_data
 
 from pipeline import kafka_io
 from pipeline.dedup.state import RocksState, StateCorrupted, open_rocks
@@ -131,7 +131,7 @@ class OverlayMap(MutableMapping[str, Any]):
         """The batch committed: its writes become state."""
         if not self.overlay:
             return
-        store_many(self.store, self.overlay.items())
+        store_many(self.store, self.overlay)
         self.overlay.clear()
 
 
@@ -144,14 +144,19 @@ def _as_tuple(value: Any) -> Any:
     return value
 
 
-def store_many(store: MutableMapping[str, Any], items: Iterable[tuple[str, Any]]) -> None:
-    """Write `items` to a committed store at once: a dict update, or one RocksDB write batch."""
+def store_many(store: MutableMapping[str, Any], entries: dict[str, Any]) -> None:
+    """Write `entries` to a committed store at once: a dict update, or one RocksDB write batch.
+
+    Into a dict (`memory://`), the entries' plain-data containers are first taken out of the
+    garbage collector's sight (native/src/heap.rs): an article's tags are dicts holding lists,
+    which it would otherwise walk in every collection for as long as the horizon keeps them."""
     if isinstance(store, dict):
-        store.update(items)
+        untrack_data(entries.values())
+        store.update(entries)
     elif isinstance(store, RocksState):
-        store.write_many(items)
+        store.write_many(entries.items())
     else:
-        for key, value in items:
+        for key, value in entries.items():
             store[key] = value
 
 
@@ -235,7 +240,7 @@ class PartitionState:
                 continue
             if type(m.store) is dict:  # held as Python objects: as the core wrote them
                 entries = {key: _as_tuple(value) for key, value in entries.items()}
-            store_many(m.store, entries.items())
+            store_many(m.store, entries)
         self.mark = max(self.mark, int(body.get("mark", -1)))
         self.applied = offset
 
