@@ -249,9 +249,18 @@ def run_workers(
         "records_out": sum(counter(p, "newspipe_records_out_total") for p in pages),
         "duplicates": sum(counter(p, "newspipe_duplicates_total") for p in pages),
         "dead_letters": sum(counter(p, "newspipe_dead_letters_total") for p in pages),
+        # the cyclic collector's pauses (the event loop stops for each), by generation
+        "worker_gc_pause_s": gc_pauses(pages, "sum"),
+        "worker_gc_runs": gc_pauses(pages, "count"),
         "rss_mib_samples": rss[:: max(1, len(rss) // 20)] + rss[-1:],
         "rss_mib_peak": max((r for _, r in rss), default=0.0),
     }
+
+
+def gc_pauses(pages: list[str], what: str) -> dict[str, float]:
+    """The workers' `newspipe_gc_pause_seconds` sum or count per generation, summed."""
+    name = f"newspipe_gc_pause_seconds_{what}"
+    return {g: sum(counter(p, f'{name}{{generation="{g}"}}') for p in pages) for g in "012"}
 
 
 def steady_rate(timeline: list[tuple[float, float]], total: int) -> float:

@@ -426,6 +426,15 @@ def table(res: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             "",
             "",
         ))  # fmt: skip
+        gc_s = one.get("worker_gc_pause_s")
+        if gc_s:
+            rows.append((
+                "e2e worker GC pauses",
+                f"{sum(gc_s.values()):.2f} s of {one['worker_cpu_s']:.1f} s CPU (by generation: "
+                + ", ".join(f"{gc_s[g]:.2f}" for g in sorted(gc_s)) + " s)",
+                "",
+                "",
+            ))  # fmt: skip
     alt = res.get("e2e_other_store")
     if alt:
         one = alt["one_worker"]
