@@ -38,6 +38,7 @@ from bench.e2e import (  # noqa: E402
     _topics_with,
     counter,
     free_port,
+    gc_pauses,
     poll_interval,
     settled,
 )
@@ -142,6 +143,7 @@ def one_run(settings: Settings, archive: Path, events: int, workers: int, logdir
         "records_out": sum(counter(p, "newspipe_records_out_total") for p in pages),
         "duplicates": sum(counter(p, "newspipe_duplicates_total") for p in pages),
         "dead_letters": sum(counter(p, "newspipe_dead_letters_total") for p in pages),
+        "worker_gc_pause_s": gc_pauses(pages, "sum"),
         "replay_summary": rep.summary,
         **extrapolate(rate),
     }
