@@ -588,8 +588,6 @@ async def _run_offline(
     summary: Summary, stop: asyncio.Event, validate: Callable[[Event], BadLine | None] | None,
 ) -> None:  # fmt: skip
     """The same Core the worker runs, in process: same clean records, no broker."""
-    from newspipe_native import untrack_data
-
     from pipeline.core import CLEAN, DLQ, Core, Meta
     from pipeline.runtime import settle_heap
 
@@ -629,9 +627,6 @@ async def _run_offline(
                 results = core.process_whole_batch(
                     stream, [(e.value, m) for e, m in pending], core.states
                 )
-                # plain data: out of the collector's sight, as in the worker's batch step (an
-                # article's tag dicts stay on in the state, shared with its record)
-                untrack_data([r.record for r in results])
                 for (event, _), result in zip(pending, results, strict=True):
                     summary.produced += 1
                     summary.outcomes[f"{result.stream} {result.status}"] += 1

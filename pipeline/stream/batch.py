@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
 import orjson
-from newspipe_native import untrack_data
 
 from pipeline import trends
 from pipeline.core import CLEAN, DLQ, Core, Meta, Result, States
@@ -162,7 +161,6 @@ def process_batch(
         items = [(r.value, meta) for r, meta in zip(todo, metas, strict=True)]
         with handing_over(core, tables):
             results = core.process_batch(stage.stream, items, states)
-        untrack_data([r.record for r in results])
         if tables is not None:
             out.rules_version = tables.rules.version
         clean_topic = stage.emits(names) if stage.emits else ""
