@@ -16,7 +16,6 @@ import argparse
 import gc
 import statistics
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -27,10 +26,11 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.run import _states, core_payloads, one_pass  # noqa: E402
-from pipeline.core import ARTICLES, COMMENTS, Core  # noqa: E402
+from bench.run import core_batches, core_payloads  # noqa: E402
+from pipeline.core import ARTICLES, COMMENTS, Core, States  # noqa: E402
 from pipeline.runtime import settle_heap  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
+from pipeline.stream.state import OverlayMap  # noqa: E402
 from pipeline.tagging import Tagger  # noqa: E402
 
 
@@ -40,25 +40,30 @@ def measure(n_comments: int, n_articles: int, collections: int = 3) -> dict[str,
     collections' times (median and each)."""
     payloads = core_payloads(n_comments, n_articles)
     tagger = Tagger.load()
-    with tempfile.TemporaryDirectory(prefix="bench-heap-") as tmp:
-        states, close = _states("dict", Path(tmp))
-        core = Core(Settings(), states, tagger)
-        settle_heap()
-        base = len(gc.get_objects())
-        for stream in (ARTICLES, COMMENTS):
-            one_pass(core, stream, payloads[stream])  # the core bench's batches
-        times = []
-        for _ in range(collections):
-            t0 = time.perf_counter()
-            gc.collect()
-            times.append((time.perf_counter() - t0) * 1e3)
-        objects = gc.get_objects()
-        by_type = Counter(type(o).__name__ for o in objects).most_common(8)
-        tracked = len(objects) - base
-        del objects
-        maps = ("articles", "comments", "index", "article_tags")
-        entries = {name: len(getattr(core.states, name)) for name in maps}
-        close()
+    # the worker's memory:// shape: each map an overlay over a dict, the overlay committed into
+    # the dict after each batch (pipeline/stream/state.py, which also takes the committed
+    # entries out of the collector's sight)
+    maps = [OverlayMap({}) for _ in range(4)]
+    states = States(*maps)
+    core = Core(Settings(), states, tagger)
+    settle_heap()
+    base = len(gc.get_objects())
+    for stream in (ARTICLES, COMMENTS):
+        for items in core_batches(stream, payloads[stream]):  # the core bench's batches
+            core.process_whole_batch(stream, items, states)
+            for m in maps:
+                m.apply()
+    times = []
+    for _ in range(collections):
+        t0 = time.perf_counter()
+        gc.collect()
+        times.append((time.perf_counter() - t0) * 1e3)
+    objects = gc.get_objects()
+    by_type = Counter(type(o).__name__ for o in objects).most_common(8)
+    tracked = len(objects) - base
+    del objects
+    names = ("articles", "comments", "index", "article_tags")
+    entries = {name: len(getattr(states, name)) for name in names}
     return {
         "comments": n_comments,
         "articles": n_articles,
