@@ -377,10 +377,7 @@ class Core:
                         self._inherited.clear()
                     copies = self.tagger.inherit(tags) if tags is not None else None
                     cached = self._inherited[aid] = (tags, copies)
-            if cached[1] is None:
-                record["tags"] = self.tagger.tag_comment(record["text"])
-            else:
-                record["tags"] = self.tagger.tag_comment(record["text"], inherited_ready=cached[1])
+            record["tags"] = self.tagger.tag_comment(record["text"], inherited_ready=cached[1])
 
     def expire(self, partitions: Iterable[States] = ()) -> int:
         """Forget state older than the horizons (event time); returns how many entries went.

@@ -16,8 +16,6 @@ use pyo3::prelude::*;
 
 const MAX_DEPTH: usize = 32;
 
-/// The walk over raw borrowed pointers: a walk through PyO3's typed handles made a reference
-/// per item and cost microseconds a record, as much as the collector's walk it saves.
 unsafe fn atomic(obj: *mut ffi::PyObject) -> bool {
     let t = ffi::Py_TYPE(obj);
     obj == ffi::Py_None()
@@ -29,6 +27,8 @@ unsafe fn atomic(obj: *mut ffi::PyObject) -> bool {
 }
 
 /// Whether `obj` is plain data; its containers are untracked on the way (`count` of them).
+/// Over raw borrowed pointers: a walk through PyO3's typed handles made a reference per item
+/// and cost as much as the collector's own walk it saves.
 unsafe fn plain(obj: *mut ffi::PyObject, depth: usize, count: &mut usize) -> bool {
     if atomic(obj) {
         return true;
