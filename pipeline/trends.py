@@ -29,18 +29,6 @@ def event_epoch(record: dict[str, Any]) -> float:
     return epoch_of(record["event_time"])
 
 
-def trend_events(stream: str, record: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """(key, value) per top-level topic of a clean record; inherited topics count for comments."""
-    seen = set()
-    out = []
-    for tag in record.get("tags") or ():
-        if tag.get("level") != 1 or tag["code"] in seen:
-            continue
-        seen.add(tag["code"])
-        out.append((f"{stream}|{tag['code']}", {"label": tag["label"]}))
-    return out
-
-
 class BatchCounts:
     """Counts a batch's clean records per (stream, topic, event minute) before they are sent.
 
@@ -49,22 +37,36 @@ class BatchCounts:
     """
 
     def __init__(self) -> None:
-        self._counts: dict[tuple[str, float], list[Any]] = {}
+        self._counts: dict[tuple[str, str, float], list[Any]] = {}
 
     def add(self, stream: str, record: dict[str, Any]) -> None:
-        events = trend_events(stream, record)
-        if not events:
-            return
-        minute = window_start(event_epoch(record), 60)
-        for key, value in events:
-            slot = self._counts.get((key, minute))
+        """Count a clean record once for each of its top-level topics (inherited ones count
+        for comments). One pass over its tags: this runs for every clean record."""
+        counts = self._counts
+        minute = -1.0
+        seen: list[str] | None = None
+        for tag in record.get("tags") or ():
+            if tag.get("level") != 1:
+                continue
+            code = tag["code"]
+            if seen is None:
+                seen = [code]
+                minute = window_start(event_epoch(record), 60)
+            elif code in seen:
+                continue
+            else:
+                seen.append(code)
+            slot = counts.get((stream, code, minute))
             if slot is None:
-                self._counts[(key, minute)] = [value["label"], 1]
+                counts[(stream, code, minute)] = [tag["label"], 1]
             else:
                 slot[1] += 1
 
     def drain(self) -> list[tuple[str, float, str, int]]:
-        out = [(key, minute, label, n) for (key, minute), (label, n) in self._counts.items()]
+        out = [
+            (f"{stream}|{code}", minute, label, n)
+            for (stream, code, minute), (label, n) in self._counts.items()
+        ]
         self._counts.clear()
         return out
 

@@ -68,8 +68,8 @@ class Tally(NamedTuple):
         """The tally of `result`: its own level-1 tags are read now, while its record is here."""
         own: tuple[str, ...] = ()
         if result.status == CLEAN and not forwarded:
-            own = tuple(t["code"] for t in result.record.get("tags", ())
-                        if t.get("level") == 1 and not t.get("inherited"))  # fmt: skip
+            own = tuple([t["code"] for t in result.record.get("tags", ())
+                         if t.get("level") == 1 and not t.get("inherited")])  # fmt: skip
         return cls(result.stream, result.status, result.reason, result.source,
                    result.stage_seconds, mode, event_ts, own, counted_in, forwarded)  # fmt: skip
 
