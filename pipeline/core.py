@@ -18,7 +18,7 @@ import orjson
 
 from pipeline.deadletter import dead_letter
 from pipeline.dedup import Deduper, Outcome, StateCorrupted
-from pipeline.dedup.deduper import sweep
+from pipeline.dedup.state import expire_before
 from pipeline.errors import Rejected
 from pipeline.moderation.history import HistoryEvent
 from pipeline.moderation.policy import ModerationContext, Moderator
@@ -388,13 +388,9 @@ class Core:
         """
         removed = 0
         cutoff = self.deduper.watermark - self.settings.article_horizon_s
-
-        def stale(entry: Any) -> bool:
-            return entry.get("t", 0) < cutoff
-
         for states in list(partitions) or [self.states]:
             with self.using(states):
                 removed += len(self.deduper.expire())
-            removed += len(sweep(states.article_tags, stale))
+            removed += len(expire_before(states.article_tags, cutoff))
         removed += self.moderation.history.expire()
         return removed

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 import pytest
+from newspipe_native import stale_entries
 
 from devtools.datasets import fox_comments
 from devtools.neardup_eval import build_articles, follow_up, load_items, wire_copy
@@ -28,7 +29,7 @@ from pipeline.dedup import (
     DictState,
     RocksState,
 )
-from pipeline.dedup.state import open_rocks
+from pipeline.dedup.state import entry_time, expire_before, open_rocks, raw_entry_time
 from pipeline.settings import Settings
 
 SETTINGS = Settings(near_dup_threshold=0.3)
@@ -397,6 +398,62 @@ def test_rules_hold_on_every_state_backend(states, stories):
     removed = dd.expire(dd.watermark + 30 * DAY)
     assert len(removed) == sum(sizes.values())
     assert dd.size() == {"articles": 0, "comments": 0, "index": 0}
+
+
+def _entries(n: int) -> dict[str, Any]:
+    """State entries of every shape the core writes (and a few it does not), times 0..n-1."""
+    rng = random.Random(7)
+    out: dict[str, Any] = {}
+    for i in range(n):
+        t = rng.randrange(n)
+        shape = i % 6
+        if shape == 0:
+            out[f"b:{i % 42}:{i:012x}"] = (t, f"a-{i}")  # a band entry (the mirror holds it)
+        elif shape == 1:
+            out[f"c:{i}"] = (t, "h")
+        elif shape == 2:
+            out[f"s:{i}"] = (t + 0.5, 2, (("x", "c1"),))
+        elif shape == 3:
+            out[f"t:{i}"] = {"t": t, "tags": [{"code": "medtop:1", "level": 1}]}
+        elif shape == 4:
+            out[f"a:{i}"] = {"h": ["x"], "t": t}  # `t` not first: read the slow way
+        else:
+            out[f"o:{i}"] = [True] if i % 12 == 5 else {"h": "no time"}  # 1.0 and 0.0
+    return out
+
+
+def test_the_sweep_removes_exactly_the_entries_last_seen_before_the_cutoff(states):
+    entries = _entries(600)
+    index = states[2]  # the mirrored RocksDB store holds its band entries in memory too
+    for key, value in entries.items():
+        index[key] = value
+    cutoff = 300
+    expected = sorted(k for k, v in entries.items() if entry_time(v) < cutoff)
+    assert 0 < len(expected) < len(entries)
+    assert sorted(expire_before(index, cutoff)) == expected
+    left = {k: index.get(k) for k in entries}
+    assert sorted(k for k, v in left.items() if v is None) == expected
+    assert expire_before(index, cutoff) == []  # nothing left to sweep
+
+
+def test_compiled_entry_times_agree_with_the_reference() -> None:
+    odd = [(1e9, "x"), (-3, "y"), [2.5], {"t": 7}, {"t": True}, (False, 1), {"t": 4, "u": [1]}]
+    values: list[Any] = [*_entries(120).values(), *odd]
+    raws = [*(orjson.dumps(v) for v in values), b'[1e3,"x"]', b'{"t":0.5e1}', b"[1E1]"]
+    for cutoff in (0.0, 1.0, 5.0, 60.0, 1e12):
+        # RocksDB's bytes: compiled, with the unread ones left to `raw_entry_time`
+        reference = sorted(i for i, raw in enumerate(raws) if raw_entry_time(raw) < cutoff)
+        stale, unread = stale_entries([(str(i).encode(), raw) for i, raw in enumerate(raws)],
+                                      cutoff)  # fmt: skip
+        stale += [k for k, raw in unread if raw_entry_time(raw) < cutoff]
+        assert sorted(int(k) for k in stale) == reference
+        # a dict store's objects: compiled, with the unread ones left to `entry_time`
+        data = {str(i): v for i, v in enumerate(values)}
+        reference = sorted(k for k, v in data.items() if entry_time(v) < cutoff)
+        assert sorted(expire_before(dict(data), cutoff)) == reference
+    # the bytes say what the decoded value says
+    for raw in raws:
+        assert raw_entry_time(raw) == entry_time(orjson.loads(raw))
 
 
 def test_rocks_state_survives_a_reopen(tmp_path: Path):

@@ -140,6 +140,13 @@ def test_the_expiry_sweep_deletes_from_the_committed_store() -> None:
         del m["c:b"]
 
 
+def test_the_expiry_sweep_of_an_overlay_drops_old_entries_from_the_store_and_the_overlay() -> None:
+    m = OverlayMap({"c:a": (1, "h"), "c:b": (5, "h"), "t:x": {"t": 2, "tags": []}})
+    m["c:a"] = (1, "h2")  # a write of this batch to a key the sweep drops
+    assert sorted(m.expire_before(3)) == ["c:a", "t:x"]
+    assert m.store == {"c:b": (5, "h")} and m.overlay == {}
+
+
 def test_changing_a_value_read_from_the_store_does_not_change_committed_state() -> None:
     part = stage().parts[0]
     m = part.maps["comments"]

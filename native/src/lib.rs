@@ -5,6 +5,7 @@ use pyo3::prelude::*;
 mod bandmap;
 mod dedup;
 mod door;
+mod entries;
 mod firstlook;
 mod fxhash;
 mod heap;
@@ -32,6 +33,8 @@ fn newspipe_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(modsignals::round4, m)?)?;
     m.add_function(wrap_pyfunction!(kafka::murmur2, m)?)?;
     m.add_function(wrap_pyfunction!(heap::untrack_data, m)?)?;
+    m.add_function(wrap_pyfunction!(entries::stale_entries, m)?)?;
+    m.add_function(wrap_pyfunction!(entries::stale_in_dict, m)?)?;
     m.add_class::<tagger::TagIndex>()?;
     dedup::register(m)?;
     m.add_class::<bandmap::BandMap>()?;

@@ -108,7 +108,7 @@ from pipeline.dedup.fingerprint import (
     lead_containment,
     lead_shingles,
 )
-from pipeline.dedup.state import DictState, StateMap
+from pipeline.dedup.state import DictState, StateMap, entry_time, expire_before
 from pipeline.ids import short_hash
 from pipeline.normalize.times import epoch_of
 from pipeline.settings import Settings
@@ -156,14 +156,6 @@ def article_text(record: dict[str, Any]) -> str:
     return " ".join(
         part for part in (record.get("title"), record.get("standfirst"), record.get("body")) if part
     )
-
-
-def _time_of(value: Any) -> float:
-    if isinstance(value, dict):
-        return float(value.get("t", 0))
-    if isinstance(value, list | tuple):
-        return float(value[0])
-    return float(value or 0)
 
 
 class Deduper:
@@ -215,7 +207,7 @@ class Deduper:
         return ts
 
     def _live(self, value: Any, horizon: float) -> bool:
-        return value is not None and _time_of(value) >= self.watermark - horizon
+        return value is not None and entry_time(value) >= self.watermark - horizon
 
     # -- articles ---------------------------------------------------------------------------
     def check_article(self, record: dict[str, Any]) -> Outcome:
@@ -407,8 +399,7 @@ class Deduper:
             (self.comments, self.comment_horizon_s),
             (self.index, self.article_horizon_s),
         ):
-            cutoff = now - horizon
-            removed.extend(sweep(state, lambda v, c=cutoff: _time_of(v) < c))
+            removed.extend(expire_before(state, now - horizon))
         return removed
 
     def size(self) -> dict[str, int]:
@@ -497,14 +488,6 @@ def _restore_links(record: dict[str, Any], entry: Sequence[Any]) -> None:
     record["cluster_id"], record["duplicate_of"] = entry[2], entry[3]
     record["story_id"] = entry[6] if len(entry) > 6 else None
     record["related_to"] = entry[7] if len(entry) > 7 else None
-
-
-def sweep(state: Any, is_stale: Any) -> list[str]:
-    """Delete the entries `is_stale` says are old; returns their keys."""
-    stale = [k for k, v in state.items() if is_stale(v)]
-    for key in stale:
-        del state[key]
-    return stale
 
 
 def _is_short(record: dict[str, Any], text: str) -> bool:

@@ -1,18 +1,20 @@
 """State backends for the deduper: any `MutableMapping[str, value]` fits.
 
-The deduper only needs `get`, `__setitem__`, `__delitem__` and key iteration (for the expiry
-sweep), so a dict, a rocksdict `Rdict` or the stream shell's per-partition stores
+The deduper only needs `get`, `__setitem__`, `__delitem__` and item iteration (for the expiry
+sweep, `expire_before`), so a dict, a rocksdict `Rdict` or the stream shell's per-partition stores
 (`pipeline.stream.state`) all work. Values are small JSON-able lists/dicts of str/int (never bytes),
 because the state changelog serializes them as JSON; `RocksState` stores them as orjson bytes.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Iterable, Iterator, MutableMapping
 from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
+from newspipe_native import stale_entries, stale_in_dict
 
 _MISSING = object()
 
@@ -55,6 +57,50 @@ class DictState(MutableMapping[str, Any]):
 
     def __len__(self) -> int:
         return len(self.data)
+
+
+def entry_time(value: Any) -> float:
+    """When a state entry was last seen (epoch seconds of event time): an object's `t`, an
+    array's first element (every entry the core writes has one or the other)."""
+    if isinstance(value, dict):
+        return float(value.get("t", 0))
+    if isinstance(value, list | tuple):
+        return float(value[0])
+    return float(value or 0)
+
+
+# the number a stored entry starts with, as orjson writes it: `[t,...]` or `{"t":t,...}`
+_LEADING_TIME = re.compile(rb'(?:\[|\{"t":)([-+.eE0-9]+)[,\]}]')
+
+
+def raw_entry_time(raw: bytes) -> float:
+    """`entry_time` of a stored value, read from the number it starts with where it starts with
+    one (native/src/entries.rs `stale_entries` reads it the same way); decoded otherwise."""
+    m = _LEADING_TIME.match(raw)
+    if m is not None:
+        try:
+            return float(m[1])
+        except ValueError:  # not a number after all ("1e", "."): the decoded value says
+            pass
+    return entry_time(orjson.loads(raw))
+
+
+def expire_before(state: Any, cutoff: float) -> list[str]:
+    """Delete the entries of `state` last seen before `cutoff` (`entry_time`); returns their
+    keys. A full scan, so the expiry sweep runs every minute or so, not per event; a store that
+    can scan cheaper (`RocksState`, the stream shell's overlays) does it itself."""
+    own = getattr(state, "expire_before", None)
+    if own is not None:
+        return own(cutoff)  # type: ignore[no-any-return]
+    data = state.data if type(state) is DictState else state if type(state) is dict else None
+    if data is not None:  # read in compiled code, but what it cannot read
+        stale, unread = stale_in_dict(data, cutoff)
+        stale += [key for key in unread if entry_time(data[key]) < cutoff]
+    else:  # any other mapping: listed first, as deleting would disturb the walk
+        stale = [key for key, value in list(state.items()) if entry_time(value) < cutoff]
+    for key in stale:
+        del state[key]
+    return stale
 
 
 WRITE_BUFFER_BYTES = 4 * 1024 * 1024
@@ -142,6 +188,25 @@ class RocksState(MutableMapping[str, Any]):
             raise KeyError(key)
         del self.db[bkey]
 
+    def expire_before(self, cutoff: float) -> list[str]:
+        """`expire_before` in one pass over the raw values, each one's time read from its first
+        bytes in compiled code (`raw_entry_time` is the reference), and one write batch for the
+        deletes: a delete at a time was a write-ahead log append each, and decoding every value
+        cost more than the scan."""
+        from rocksdict import WriteBatch
+
+        try:
+            stale, unread = stale_entries(self.db.items(), cutoff)
+            stale += [key for key, raw in unread if raw_entry_time(raw) < cutoff]
+            if stale:
+                batch = WriteBatch(raw_mode=True)
+                for key in stale:
+                    batch.delete(key)
+                self.db.write(batch)
+        except Exception as exc:  # a block that fails its checksum, a value that is not JSON
+            raise StateCorrupted(self.path, exc) from exc
+        return [key.decode() for key in stale]
+
     def __iter__(self) -> Iterator[str]:
         for key in self.db.keys():
             yield key.decode()
@@ -213,6 +278,12 @@ class BandMirroredRocks(RocksState):
     def __delitem__(self, key: str) -> None:
         super().__delitem__(key)
         self.bands.remove(key)
+
+    def expire_before(self, cutoff: float) -> list[str]:
+        stale = super().expire_before(cutoff)
+        for key in stale:
+            self.bands.remove(key)
+        return stale
 
 
 def open_rocks(name: str, path: str | Path) -> RocksState:

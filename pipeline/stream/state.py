@@ -44,7 +44,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from newspipe_native import murmur2, untrack_data
 
 from pipeline import kafka_io
-from pipeline.dedup.state import RocksState, StateCorrupted, open_rocks
+from pipeline.dedup.state import RocksState, StateCorrupted, expire_before, open_rocks
 from pipeline.logs import log_event
 from pipeline.settings import Settings
 
@@ -114,6 +114,15 @@ class OverlayMap(MutableMapping[str, Any]):
         # only the expiry sweep deletes: locally, from the committed store (module docstring)
         self.overlay.pop(key, None)
         del self.store[key]
+
+    def expire_before(self, cutoff: float) -> list[str]:
+        """The expiry sweep (`pipeline.dedup.state.expire_before`) of the committed store; as
+        with `del`, a key it drops leaves the overlay too."""
+        stale = expire_before(self.store, cutoff)
+        if self.overlay:
+            for key in stale:
+                self.overlay.pop(key, None)
+        return stale
 
     def __contains__(self, key: object) -> bool:
         return self.get(key, _MISSING) is not _MISSING  # type: ignore[arg-type]
