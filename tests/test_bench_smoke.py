@@ -283,3 +283,20 @@ def test_e2e_runs_one_worker_on_the_store_it_is_given(
     assert one["events_per_s"] > 0 and res["ratio_one_worker_to_passthrough"] > 0
     rows = {r[0]: r for r in bench_run.table({"e2e_other_store": res})}
     assert rows["e2e 1 worker (rocksdb://)"][3] == f"{res['ratio_one_worker_to_passthrough']:.3f}"
+
+
+def test_sweep_bench_scans_the_whole_state_then_drops_it_on_both_stores() -> None:
+    """`python -m bench.sweep`, tiny: the first sweep (nothing past its horizon) keeps every
+    entry, the one a year later drops every one, on each store, and the year's estimate scales
+    the measured cost per entry."""
+    res = _bench_json("bench.sweep", "--comments", "2000", "--articles", "200")
+    assert [r["store"] for r in res] == ["memory://", "rocksdb://"]
+    for r in res:
+        assert r["entries"] > 200 * 40  # an article's bands alone are 42 entries
+        assert r["removed_by_the_first_sweep"] == 0
+        assert r["removed_by_the_second_sweep"] == r["entries"]
+        assert r["scan_s"] > 0 and r["drop_s"] > 0
+        assert r["year_state_entries"] > r["entries"]
+        assert r["year_state_scan_s"] == pytest.approx(
+            r["year_state_entries"] * r["scan_us_per_entry"] / 1e6
+        )
