@@ -102,7 +102,8 @@ class Settings:
     article_horizon_s: int = 7 * 24 * 3600
     # dedup memory for comments in event time
     comment_horizon_s: int = 2 * 24 * 3600
-    # how often state older than its horizon is swept from the local store
+    # how often, at most, state older than its horizon is swept from the local store; a sweep
+    # also waits until event time moved on by a hundredth of the shortest horizon
     expiry_sweep_s: float = 60.0
     # MinHash similarity above which an article is a syndicated copy; chosen on labelled pairs
     # by scripts/near_dup_eval.py

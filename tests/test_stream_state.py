@@ -340,6 +340,28 @@ def _bare_runner():
     return StageRunner(Settings(), None, Metrics(), lambda **_: None)  # type: ignore[arg-type]
 
 
+def test_the_sweep_waits_for_its_interval_and_for_event_time_to_move_on() -> None:
+    from types import SimpleNamespace
+
+    from pipeline.stream.runner import SWEEP_PROGRESS
+
+    runner = _bare_runner()
+    runner.core = SimpleNamespace(deduper=SimpleNamespace(watermark=1_700_000_000.0))
+    s = runner.settings
+    step = SWEEP_PROGRESS * min(s.article_horizon_s, s.comment_horizon_s,
+                                s.moderation_history_horizon_s)  # fmt: skip
+    t = runner.last_sweep
+    assert not runner.sweep_due(t + s.expiry_sweep_s - 1)  # too soon
+    assert runner.sweep_due(t + s.expiry_sweep_s)  # the first: restored state may hold old entries
+    runner.last_sweep, runner.swept_at = t + s.expiry_sweep_s, 1_700_000_000.0
+    later = runner.last_sweep + 100 * s.expiry_sweep_s
+    assert not runner.sweep_due(later)  # event time stood still: nothing more has aged
+    runner.core.deduper.watermark += step / 2
+    assert not runner.sweep_due(later)
+    runner.core.deduper.watermark += step / 2
+    assert runner.sweep_due(later)
+
+
 def test_a_partitions_batches_run_in_order_while_the_next_fetch_overlaps_their_commits():
     from pipeline.topics import TopicNames
 

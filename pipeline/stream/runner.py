@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
@@ -54,6 +55,11 @@ MAX_ATTEMPTS = 3
 COMMIT_TIMEOUT_S = 10.0
 BROKER_PROBE_S = 1.0
 BROKER_SUMMARY_S = 60.0
+# the expiry sweep waits until event time moved on by this share of the shortest horizon since
+# the last one: on a live stream about every half hour of a 2-day horizon instead of every
+# minute (an entry lingers that much longer at most); a backfill's event time races, so its
+# sweeps still come every `expiry_sweep_s`. Expired entries read as absent before any sweep.
+SWEEP_PROGRESS = 0.01
 # why a batch failed: the broker (retry for as long as it lasts), unreadable local state
 # (rebuild it), or the batch itself (a bug or a record Kafka refuses: find it, dead-letter it)
 BROKER, STATE, BATCH = "broker", "state", "batch"
@@ -156,6 +162,7 @@ class StageRunner(Service):
         self.committed: dict[TopicPartition, int] = {}  # what the group has, as far as we know
         self.last_commit = time.monotonic()
         self.last_sweep = time.monotonic()
+        self.swept_at = -math.inf  # the event-time watermark at the last sweep
         self.stalled: dict[TopicPartition, Stall] = {}
         self.last_contact = time.monotonic()  # the last time a broker accepted a connection
         self.broker_down_since: float | None = None  # set once unreachable for long enough
@@ -422,6 +429,16 @@ class StageRunner(Service):
             return None
 
     # -- one batch ------------------------------------------------------------------------
+    def sweep_due(self, now: float) -> bool:
+        """Whether to sweep the state for entries past their horizon: `expiry_sweep_s` after the
+        last sweep, once event time moved on by `SWEEP_PROGRESS` of the shortest horizon since
+        (the sweep reads every entry, and until event time moves nothing more can have aged)."""
+        if now - self.last_sweep < self.settings.expiry_sweep_s:
+            return False
+        s = self.settings
+        shortest = min(s.article_horizon_s, s.comment_horizon_s, s.moderation_history_horizon_s)
+        return bool(self.core.deduper.watermark - self.swept_at >= SWEEP_PROGRESS * shortest)
+
     def _owned_views(self) -> Iterator[States]:
         """Each owned partition's maps of each stage, for the expiry sweep."""
         for name, state in self.states.items():
@@ -433,9 +450,10 @@ class StageRunner(Service):
         previous batch), then wait for the previous fetch's batches only: so the next fetch and
         the CPU work of partitions that are done overlap the transactions still in flight, and
         no more than two batches per partition are ever under way."""
-        if time.monotonic() - self.last_sweep >= self.settings.expiry_sweep_s:
+        if self.sweep_due(time.monotonic()):
             await self.drain()  # the sweep writes to the state: no batch may be half-way
             self.last_sweep = time.monotonic()
+            self.swept_at = self.core.deduper.watermark
             self.core.expire(self._owned_views())
             self.tables.value(HISTORY).expire()
         previous = [t for t in self.tasks.values() if not t.done()]
