@@ -362,6 +362,35 @@ def test_the_sweep_waits_for_its_interval_and_for_event_time_to_move_on() -> Non
     assert runner.sweep_due(later)
 
 
+def test_a_partition_the_sweep_finds_unreadable_is_set_aside_and_the_others_are_swept() -> None:
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from pipeline.dedup import StateCorrupted
+
+    runner = _bare_runner()
+    bad = OverlayMap({"c:x": (1, "h")})
+    swept: list[object] = []
+
+    class Core:
+        deduper = SimpleNamespace(watermark=0.0)
+
+        def expire(self, partitions):
+            for states in partitions:
+                if states.comments is bad:
+                    raise StateCorrupted(Path("state/comments-1"), RuntimeError("Corruption"))
+                swept.append(states.comments)
+            return 0
+
+    runner.core = Core()
+    comments = runner.states["comments"]
+    for partition, m in enumerate([OverlayMap({}), bad, OverlayMap({})]):
+        comments.parts[partition] = PartitionState({"comments": m})
+    asyncio.run(runner._sweep())
+    assert sorted(comments.parts) == [0, 2]  # the next batch of 1 rebuilds it from its changelog
+    assert swept == [comments.parts[0].maps["comments"], comments.parts[2].maps["comments"]]
+
+
 def test_a_partitions_batches_run_in_order_while_the_next_fetch_overlaps_their_commits():
     from pipeline.topics import TopicNames
 

@@ -23,7 +23,7 @@ import logging
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from typing import Any, NamedTuple
 
 import orjson
@@ -439,11 +439,20 @@ class StageRunner(Service):
         shortest = min(s.article_horizon_s, s.comment_horizon_s, s.moderation_history_horizon_s)
         return bool(self.core.deduper.watermark - self.swept_at >= SWEEP_PROGRESS * shortest)
 
-    def _owned_views(self) -> Iterator[States]:
-        """Each owned partition's maps of each stage, for the expiry sweep."""
+    async def _sweep(self) -> None:
+        """Forget the state past its horizon in every partition this worker owns, and in the
+        authors' history. A partition whose local state turns out unreadable is set aside to be
+        rebuilt from its changelog, as a batch that finds it so does: the sweep reads every
+        entry, so it may be the first to find it."""
         for name, state in self.states.items():
-            for part in list(state.parts.values()):
-                yield state_view(BY_NAME[name], part.maps)
+            for partition, part in list(state.parts.items()):
+                try:
+                    self.core.expire([state_view(BY_NAME[name], part.maps)])
+                except StateCorrupted as exc:
+                    log.warning("expiry sweep of %s-%s: %s; rebuilding it from its changelog",
+                                name, partition, exc)  # fmt: skip
+                    await state.heal(partition, exc)
+        self.tables.value(HISTORY).expire()
 
     async def run_batch(self, batch: dict[TopicPartition, list[Any]]) -> None:
         """Start each input partition's share of `batch` as its own task (after that partition's
@@ -454,8 +463,7 @@ class StageRunner(Service):
             await self.drain()  # the sweep writes to the state: no batch may be half-way
             self.last_sweep = time.monotonic()
             self.swept_at = self.core.deduper.watermark
-            self.core.expire(self._owned_views())
-            self.tables.value(HISTORY).expire()
+            await self._sweep()
         previous = [t for t in self.tasks.values() if not t.done()]
         # in topology order: each partition's batch step runs (synchronously) before the next
         # partition's starts, so a comment sees the tags of an article in the same batch
