@@ -66,11 +66,11 @@ def measure(store: str, n_comments: int, n_articles: int, tagger: Tagger) -> dic
             counts[stream] = sum(len(m) for m in maps)
         entries = counts[COMMENTS]
         t0 = time.perf_counter()
-        kept = core.expire([states])
+        kept = core.expire()
         scan = time.perf_counter() - t0
         core.deduper.watermark += 365 * 86400
         t0 = time.perf_counter()
-        removed = core.expire([states])
+        removed = core.expire()
         drop = time.perf_counter() - t0
         for s in stores:
             if hasattr(s, "close"):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable, Iterator, MutableMapping, Sequence
+from collections.abc import Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -379,18 +379,16 @@ class Core:
                     cached = self._inherited[aid] = (tags, copies)
             record["tags"] = self.tagger.tag_comment(record["text"], inherited_ready=cached[1])
 
-    def expire(self, partitions: Iterable[States] = ()) -> int:
-        """Forget state older than the horizons (event time); returns how many entries went.
+    def expire(self) -> int:
+        """Forget the core's own state older than the horizons (event time), and the authors'
+        history it holds; returns how many entries went."""
+        return self.expire_partition(self.states) + self.moderation.history.expire()
 
-        Sweeps the core's own states, or each partition's states the shell passes, and the
-        authors' history the core holds (the stream shell sweeps its shared table itself). A
-        full scan: the shell calls it every minute or so, not per event.
-        """
-        removed = 0
+    def expire_partition(self, states: States) -> int:
+        """Forget the entries of one partition's maps older than the horizons (event time);
+        returns how many went. A full scan: the stream shell calls it every minute or so for
+        each partition it owns (and sweeps its shared authors' history itself)."""
+        with self.using(states):
+            removed = len(self.deduper.expire())
         cutoff = self.deduper.watermark - self.settings.article_horizon_s
-        for states in list(partitions) or [self.states]:
-            with self.using(states):
-                removed += len(self.deduper.expire())
-            removed += len(expire_before(states.article_tags, cutoff))
-        removed += self.moderation.history.expire()
-        return removed
+        return removed + len(expire_before(states.article_tags, cutoff))

@@ -375,11 +375,10 @@ def test_a_partition_the_sweep_finds_unreadable_is_set_aside_and_the_others_are_
     class Core:
         deduper = SimpleNamespace(watermark=0.0)
 
-        def expire(self, partitions):
-            for states in partitions:
-                if states.comments is bad:
-                    raise StateCorrupted(Path("state/comments-1"), RuntimeError("Corruption"))
-                swept.append(states.comments)
+        def expire_partition(self, states):
+            if states.comments is bad:
+                raise StateCorrupted(Path("state/comments-1"), RuntimeError("Corruption"))
+            swept.append(states.comments)
             return 0
 
     runner.core = Core()

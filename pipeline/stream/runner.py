@@ -447,7 +447,7 @@ class StageRunner(Service):
         for name, state in self.states.items():
             for partition, part in list(state.parts.items()):
                 try:
-                    self.core.expire([state_view(BY_NAME[name], part.maps)])
+                    self.core.expire_partition(state_view(BY_NAME[name], part.maps))
                 except StateCorrupted as exc:
                     log.warning("expiry sweep of %s-%s: %s; rebuilding it from its changelog",
                                 name, partition, exc)  # fmt: skip
