@@ -554,3 +554,33 @@ def test_after_ctrl_c_the_printed_command_resumes_exactly(pipeline_settings: Set
         assert set(ids) == {r["source_comment_id"] for r in rows} and max(ids.values()) == 1
     finally:
         drop_topic(settings, target)
+
+
+def test_a_record_too_large_to_send_fails_alone_and_holds_the_checkpoint_before_it(
+    pipeline_settings: Settings, tmp_path: Path
+):
+    from pipeline.kafka_io import raw_record_limit
+    from pipeline.replay.runner import ReplayOptions, replay
+    from pipeline.topics import RAW_ARTICLES
+
+    settings = replace(pipeline_settings, max_event_bytes=8_000, max_html_bytes=8_000)
+    target = f"{settings.topic_prefix}backfill.large"
+    make_topic(settings, target, partitions=1)
+    try:
+        rows = list(replicate(fox_comments(), 30, "source_comment_id"))
+        rows[9]["text"] = "x" * (raw_record_limit(settings, RAW_ARTICLES) + 1)
+        src = tmp_path / "comments.jsonl"
+        src.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+        checkpoint = tmp_path / "cp.json"
+        opts = ReplayOptions(sources=[str(src)], topic=target, resume=checkpoint, tty=False,
+                             log_every=1e9)  # fmt: skip
+        summary = asyncio.run(replay(settings, opts))
+        assert (summary.read, summary.produced, summary.failed) == (30, 29, 1)
+        (reason,) = summary.failures
+        assert reason.startswith(f"{src}:10: MessageSizeTooLargeError"), reason
+        # the rest went, in order; a resume starts again at the record that failed
+        sent = [orjson.loads(m.value)["source_comment_id"] for m in read_raw(settings, target)]
+        assert sent == [r["source_comment_id"] for i, r in enumerate(rows) if i != 9]
+        assert json.loads(checkpoint.read_text())["done"][str(src)] == 9
+    finally:
+        drop_topic(settings, target)

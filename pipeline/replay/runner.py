@@ -9,10 +9,8 @@ import os
 import sys
 import time
 import uuid
-from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,7 @@ from pipeline.replay.checkpoint import Checkpoint
 from pipeline.replay.events import BadLine, Event, guess_stream, stream_of_topic
 from pipeline.replay.filters import EventFilter
 from pipeline.replay.manifest import prune
+from pipeline.replay.outbox import Outbox
 from pipeline.replay.plan import Plan
 from pipeline.replay.report import Feedback, Summary
 from pipeline.replay.safety import (
@@ -435,40 +434,43 @@ async def _run_kafka(
     targets: dict[str, str],
 ) -> None:  # fmt: skip
     from aiokafka.errors import KafkaError
+    from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
-    from pipeline.kafka_io import raw_producer
+    from pipeline.kafka_io import raw_producer, raw_record_limit
+    from pipeline.topics import RAW_ARTICLES
 
     run_id = summary.run_id.encode()
     only_header = [(REPLAY_HEADER, run_id)]
     bucket = TokenBucket(opts.rate) if opts.rate else None
     prod = raw_producer(settings, linger_ms=opts.linger_ms)
-    pending: deque[asyncio.Future[Any]] = deque()
+    limit = raw_record_limit(settings, RAW_ARTICLES)  # raw_producer's max_request_size
     track = opts.resume is not None  # per-ack bookkeeping only when a checkpoint is kept
     partition_of: dict[tuple[str, bytes], int] = {}
 
-    def failed(fut: asyncio.Future[Any]) -> bool:
+    def settled(marks: list[tuple[str, int]], fut: asyncio.Future[Any]) -> None:
+        """A batch answered: its records are produced, or failed and left in flight for the
+        checkpoint (a resumed run sends them again)."""
         if fut.cancelled() or fut.exception() is not None:
-            summary.failed += 1
-            summary.failures[repr(fut.exception()) if not fut.cancelled() else "cancelled"] += 1
-            return True  # stays in flight for the checkpoint: a resumed run sends it again
-        return False
-
-    def acked(origin: str, position: int, fut: asyncio.Future[Any]) -> None:
-        if failed(fut):
+            reason = repr(fut.exception()) if not fut.cancelled() else "cancelled"
+            summary.failed += len(marks)
+            summary.failures[reason] += len(marks)
             return
-        summary.produced += 1
-        if checkpoint.acked(origin, position):
-            checkpoint.save()
+        summary.produced += len(marks)
+        if track:
+            due = False
+            for origin, position in marks:
+                due = checkpoint.acked(origin, position) or due
+            if due:
+                checkpoint.save()
 
-    def counted(fut: asyncio.Future[Any]) -> None:
-        if not failed(fut):
-            summary.produced += 1
+    outbox = Outbox(prod, settled, linger_s=opts.linger_ms / 1000, window=opts.batch)
 
-    def partition(topic: str, key: bytes | None, value: bytes) -> int | None:
+    def partition(topic: str, key: bytes | None, value: bytes) -> int:
         """The producer's own partitioner, once per key: comments share their article's key,
-        and aiokafka's pure-Python murmur2 was the largest single cost per record."""
+        and aiokafka's pure-Python murmur2 was the largest single cost per record. A record
+        without a key goes where the partitioner picks (any available partition)."""
         if key is None:
-            return None
+            return prod._partition(topic, None, None, None, None, value)  # type: ignore[no-any-return]
         found = partition_of.get((topic, key))
         if found is None:
             if len(partition_of) > 200_000:
@@ -477,32 +479,26 @@ async def _run_kafka(
             partition_of[(topic, key)] = found
         return found
 
-    async def produce(prod: Any, event: Event) -> None:
+    async def produce(event: Event) -> None:
         ts = None
         if opts.keep_timestamps:
             ts = event.timestamp_ms or event.event_time_ms()
         topic = targets[event.stream]
         headers = _headers(event, run_id) if event.headers else only_header
-        try:
-            part = partition(topic, event.key, event.value)
-            fut = await prod.send(topic, event.value, key=event.key, partition=part,
-                                  timestamp_ms=ts, headers=headers)  # fmt: skip
-        except KafkaError as exc:  # e.g. too large: counted, and a resume retries it
-            summary.failed += 1
-            summary.failures[f"{event.where}: {exc!r}"[:200]] += 1
-            if track:
-                checkpoint.sent(event.origin, event.position)  # never acked: holds the mark
-            return
+        part = partition(topic, event.key, event.value)
         if track:
             checkpoint.sent(event.origin, event.position)
-            fut.add_done_callback(partial(acked, event.origin, event.position))
-        else:
-            fut.add_done_callback(counted)
-        pending.append(fut)
-        if len(pending) >= opts.batch:
-            while pending and (pending[0].done() or len(pending) >= opts.batch):
-                with contextlib.suppress(Exception):
-                    await pending.popleft()
+        if DefaultRecordBatchBuilder.estimate_size_in_bytes(event.key, event.value,
+                                                            headers) > limit:  # fmt: skip
+            try:  # the producer refuses it with its own error; counted, and a resume retries it
+                await prod.send(topic, event.value, key=event.key, partition=part,
+                                timestamp_ms=ts, headers=headers)  # fmt: skip
+            except KafkaError as exc:
+                summary.failed += 1
+                summary.failures[f"{event.where}: {exc!r}"[:200]] += 1
+            return
+        await outbox.add(topic, part, event.key, event.value, ts, headers,
+                         (event.origin, event.position))  # fmt: skip
 
     await prod.start()
     try:
@@ -516,21 +512,22 @@ async def _run_kafka(
         with Feedback(
             summary, sources.total, opts.log_every, tty=opts.tty, unit=sources.unit
         ) as feedback:
-            admitted = _admitted(
-                sources, opts, checkpoint, summary, validate, stop, feedback, bucket
-            )
+            # before the rate's bucket sleeps, what is open goes: a slow replay does not hold
+            # its last records until the next one comes
+            admitted = _admitted(sources, opts, checkpoint, summary, validate, stop, feedback,
+                                 bucket, idle=outbox.ship_all)  # fmt: skip
             async with contextlib.aclosing(admitted) as events:
                 async for event in events:
-                    await produce(prod, event)
+                    await produce(event)
             if stop.is_set():
                 summary.interrupted = True
             feedback.update(sources.done(), sources.total)
     finally:
         # Flush on every exit (end, Ctrl-C, error): acked sends reach the checkpoint.
         with contextlib.suppress(Exception):
+            await asyncio.wait_for(outbox.flush(), timeout=60)
+        with contextlib.suppress(Exception):
             await asyncio.wait_for(prod.flush(), timeout=60)
-        if pending:
-            await asyncio.wait(list(pending), timeout=60)
         await prod.stop()
         checkpoint.save()
 
@@ -538,7 +535,7 @@ async def _run_kafka(
 async def _admitted(
     sources: _Sources, opts: ReplayOptions, checkpoint: Checkpoint, summary: Summary,
     validate: Callable[[Event], BadLine | None] | None, stop: asyncio.Event, feedback: Any,
-    bucket: TokenBucket | None = None,
+    bucket: TokenBucket | None = None, idle: Callable[[], Awaitable[None]] | None = None,
 ) -> AsyncIterator[Event]:  # fmt: skip
     """The events every mode acts on: read, counted, filtered and admitted the same way, at
     most `bucket`'s rate. A Ctrl-C ends it (`interrupted`); closing it closes the reader (and a
@@ -559,6 +556,8 @@ async def _admitted(
             if bucket is not None:
                 wait = bucket.take()
                 if wait > 0.002:
+                    if idle is not None:
+                        await idle()
                     await asyncio.sleep(wait)
             yield event
 
