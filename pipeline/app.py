@@ -215,6 +215,8 @@ def create_app(settings: Settings | None = None) -> faust.App:
     }
     latest: dict[str, dict[str, Any]] = {}
     watermark = [0.0]
+    horizon = [float("-inf")]  # windows starting before it are past expiry
+    pruned = [float("-inf")]  # the horizon of the last scan of `latest`
     for wrapper in windowed.values():
         wrapper.table._verified_source_topics_for_partitions.add(names.trend_events)
 
@@ -242,11 +244,14 @@ def create_app(settings: Settings | None = None) -> faust.App:
                 )
                 start = trends.event_epoch({"event_time": record["window_start"]})
                 latest[tkey] = {**record, "_start": start}
-            # keep what the web page shows bounded: drop windows past expiry in event time
+            # keep what the web page shows bounded: drop windows past expiry in event time, in
+            # one scan a minute of event time (the page hides the ones past it meanwhile)
             watermark[0] = max(watermark[0], *(e.message.timestamp for e in events))
-            horizon = watermark[0] - max(trends.WINDOW_EXPIRES.values())
-            for tkey in [k for k, r in latest.items() if r["_start"] < horizon]:
-                del latest[tkey]
+            horizon[0] = watermark[0] - max(trends.WINDOW_EXPIRES.values())
+            if horizon[0] - pruned[0] >= min(trends.WINDOWS.values()):
+                pruned[0] = horizon[0]
+                for tkey in [k for k, r in latest.items() if r["_start"] < horizon[0]]:
+                    del latest[tkey]
 
     @app.page("/trends")
     async def trends_page(web_: Any, request: Any) -> Any:
@@ -254,7 +259,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
         rows = [
             {k: v for k, v in r.items() if k != "_start"}
             for r in latest.values()
-            if window in (None, r["window"])
+            if window in (None, r["window"]) and r["_start"] >= horizon[0]
         ]
         rows.sort(key=lambda r: (r["window"], r["window_start"], -r["count"]))
         return web_.json({"trends": rows})
