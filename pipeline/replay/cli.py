@@ -178,8 +178,18 @@ def add_replay_commands(sub: Any) -> None:
                      help="with --resume: start this backfill over, replacing the checkpoint "
                      "(instead of refusing one written with other sources or options)")  # fmt: skip
     ctl.add_argument("--checkpoint-every", type=int, default=1000, help="save every N acks")
-    ctl.add_argument("--batch", type=int, default=10_000, help="sends in flight before waiting")
-    ctl.add_argument("--linger-ms", type=int, default=20, help="producer linger")
+    ctl.add_argument(
+        "--batch",
+        type=int,
+        default=10_000,
+        help="records in flight (sent, not yet acknowledged) before waiting",
+    )
+    ctl.add_argument(
+        "--linger-ms",
+        type=int,
+        default=20,
+        help="how long a partition's record batch waits for more records",
+    )
     ctl.add_argument("--now-timestamps", action="store_true",
                      help="let the broker stamp records, not the event times")  # fmt: skip
     ctl.add_argument("--run-id", help="the value of the newspipe-replay header (default: the "
