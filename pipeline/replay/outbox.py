@@ -59,7 +59,6 @@ class Outbox:
         self._open: dict[tuple[str, int], _Open] = {}  # insertion order: the oldest first
         self._in_flight: deque[tuple[asyncio.Future[Any], int]] = deque()
         self.records_in_flight = 0
-        self.batches_sent = 0
 
     async def add(
         self,
@@ -126,7 +125,6 @@ class Outbox:
             self.settled(slot.marks, failed)
             failed.exception()  # retrieved: no "never retrieved" warning
             return
-        self.batches_sent += 1
         n = len(slot.marks)
         fut.add_done_callback(lambda f, marks=slot.marks: self.settled(marks, f))
         self._in_flight.append((fut, n))

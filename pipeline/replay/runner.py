@@ -491,11 +491,14 @@ async def _run_kafka(
         if DefaultRecordBatchBuilder.estimate_size_in_bytes(event.key, event.value,
                                                             headers) > limit:  # fmt: skip
             try:  # the producer refuses it with its own error; counted, and a resume retries it
-                await prod.send(topic, event.value, key=event.key, partition=part,
-                                timestamp_ms=ts, headers=headers)  # fmt: skip
+                fut = await prod.send(topic, event.value, key=event.key, partition=part,
+                                      timestamp_ms=ts, headers=headers)  # fmt: skip
             except KafkaError as exc:
                 summary.failed += 1
                 summary.failures[f"{event.where}: {exc!r}"[:200]] += 1
+                return
+            mark = [(event.origin, event.position)]  # taken after all: settled as any other
+            fut.add_done_callback(lambda f: settled(mark, f))
             return
         await outbox.add(topic, part, event.key, event.value, ts, headers,
                          (event.origin, event.position))  # fmt: skip
