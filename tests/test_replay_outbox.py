@@ -13,27 +13,39 @@ from pipeline.replay.outbox import Outbox
 
 
 class FakeBatch:
+    """aiokafka's BatchBuilder as the outbox uses it: a list of headers only (its compiled
+    builder takes no other sequence); closed when full or by `close()`."""
+
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.records: list[tuple[Any, ...]] = []
+        self.closed = False
 
     def append(self, *, key: Any, value: Any, timestamp: Any, headers: Any) -> object | None:
-        if len(self.records) >= self.capacity:
+        assert type(headers) is list
+        if self.closed or len(self.records) >= self.capacity:
+            self.closed = True
             return None
         self.records.append((key, value, timestamp, tuple(headers)))
         return object()
+
+    def close(self) -> None:
+        self.closed = True
 
 
 class FakeProducer:
     """Batches of `capacity` records; `send_batch` answers at once unless `hold` is set, and
     raises `refuse` when that is set."""
 
-    def __init__(self, capacity: int = 3) -> None:
+    def __init__(self, capacity: int = 3, one_at_a_time: bool = False) -> None:
         self.capacity = capacity
         self.sent: list[tuple[str, int, list[tuple[Any, ...]]]] = []
         self.futures: list[asyncio.Future[Any]] = []
         self.hold = False
         self.refuse: Exception | None = None
+        # as aiokafka's add_batch: a partition's next batch waits until its last one has left
+        self.one_at_a_time = one_at_a_time
+        self.last: dict[tuple[str, int], asyncio.Future[Any]] = {}
 
     def create_batch(self) -> FakeBatch:
         return FakeBatch(self.capacity)
@@ -41,9 +53,14 @@ class FakeProducer:
     async def send_batch(self, batch: FakeBatch, topic: str, *, partition: int) -> Any:
         if self.refuse is not None:
             raise self.refuse
+        assert batch.closed, "an open batch would linger again in the producer"
+        previous = self.last.get((topic, partition))
+        if self.one_at_a_time and previous is not None:
+            await asyncio.wait([previous])
         self.sent.append((topic, partition, batch.records))
         fut = asyncio.get_running_loop().create_future()
         self.futures.append(fut)
+        self.last[(topic, partition)] = fut
         if not self.hold:
             fut.set_result(None)
         return fut
@@ -173,3 +190,71 @@ def test_every_record_settles_exactly_once_whatever_the_batch_size(capacity: int
     run(go())
     assert sorted(m for marks, _ in settled for m in marks) == list(range(23))
     assert sum(len(recs) for _, _, recs in prod.sent) == 23
+
+
+def test_a_batch_that_fails_after_it_was_queued_settles_its_records_as_failed():
+    prod, settled, clock = FakeProducer(capacity=2), [], Clock()
+    prod.hold = True
+
+    async def go() -> None:
+        box = outbox(prod, settled, clock, linger_s=0.0)
+        await box.add("raw", 0, None, b"a", None, [], "a")
+        await box.add("raw", 1, None, b"b", None, [], "b")
+        prod.futures[0].set_exception(RuntimeError("NotEnoughReplicas after retries"))
+        prod.futures[1].set_result(None)
+        await box.flush()
+
+    run(go())
+    assert sorted(settled) == [(["a"], False), (["b"], True)]
+
+
+def test_a_partition_waiting_for_its_last_batch_keeps_its_order():
+    prod, settled, clock = FakeProducer(capacity=2, one_at_a_time=True), [], Clock()
+    prod.hold = True
+
+    async def go() -> None:
+        box = outbox(prod, settled, clock, linger_s=0.0)
+
+        async def answer() -> None:  # the broker answers one batch every few milliseconds
+            while len(settled) < 6:
+                await asyncio.sleep(0.002)
+                for fut in prod.futures:
+                    if not fut.done():
+                        fut.set_result(None)
+                        break
+
+        answering = asyncio.create_task(answer())
+        for i in range(6):
+            await box.add("raw", 0, None, str(i).encode(), None, [], i)
+        await box.flush()
+        await answering
+
+    run(go())
+    assert [r[1] for _, _, recs in prod.sent for r in recs] == [str(i).encode() for i in range(6)]
+    assert [m for marks, _ in settled for m in marks] == list(range(6))
+
+
+def test_a_flush_cut_short_leaves_what_is_in_flight_to_the_producer_and_fails_the_unsent():
+    prod, settled, clock = FakeProducer(capacity=5, one_at_a_time=True), [], Clock()
+    prod.hold = True
+
+    async def go() -> None:
+        box = outbox(prod, settled, clock, linger_s=1.0)
+        await box.add("raw", 0, None, b"a", None, [], "a")
+        await box.add("raw", 1, None, b"b", None, [], "b")
+        await box.ship_all()  # both in flight, unanswered
+        await box.add("raw", 0, None, b"c", None, [], "c")  # waits behind "a" when shipped
+        await box.add("raw", 2, None, b"d", None, [], "d")
+        try:
+            await asyncio.wait_for(box.flush(), timeout=0.05)
+        except TimeoutError:
+            pass
+        box.abandon("not sent")
+        assert not any(f.cancelled() for f in prod.futures)  # the producer may still deliver
+        assert sorted(m for marks, ok in settled for m in marks if not ok) == ["c", "d"]
+        for fut in prod.futures:
+            fut.set_result(None)
+        await asyncio.sleep(0)
+
+    run(go())
+    assert sorted(m for marks, ok in settled for m in marks if ok) == ["a", "b"]

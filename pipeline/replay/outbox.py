@@ -14,10 +14,9 @@ partition receives its records in the order they were added.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,12 +66,13 @@ class Outbox:
         key: bytes | None,
         value: bytes | None,
         timestamp_ms: int | None,
-        headers: Sequence[tuple[str, bytes]],
+        headers: list[tuple[str, bytes]],
         mark: Mark,
     ) -> None:
         """Add one record to its partition's open batch; hand over batches that filled up or
         have waited `linger_s`. Never raises for a send: a batch the producer refuses settles
-        its records as failed."""
+        its records as failed. `headers` is a list (aiokafka's compiled builder takes no
+        other sequence)."""
         now = self.clock()
         slot = self._open.get((topic, partition))
         if slot is None:
@@ -107,8 +107,14 @@ class Outbox:
         while self._in_flight:
             fut, n = self._in_flight.popleft()
             self.records_in_flight -= n
-            with contextlib.suppress(Exception):
-                await fut
+            await _answered(fut)
+
+    def abandon(self, reason: str) -> None:
+        """Settle the records of every batch still open as failed (a flush that ran out of
+        time): they were never sent, and the summary must still add up."""
+        while self._open:
+            slot = self._open.pop(next(iter(self._open)))
+            self._fail(slot.marks, RuntimeError(reason))
 
     def _start(self, topic: str, partition: int, now: float) -> _Open:
         slot = _Open(topic, partition, self.producer.create_batch(), now)
@@ -117,13 +123,16 @@ class Outbox:
 
     async def _ship(self, slot: _Open) -> None:
         del self._open[(slot.topic, slot.partition)]
+        # closed, it is ready at once; an open one would linger again in the producer and hold
+        # back the next batch of its partition, and with it this loop
+        slot.batch.close()
         try:
             fut = await self.producer.send_batch(slot.batch, slot.topic, partition=slot.partition)
-        except Exception as exc:  # never queued (closed, timed out): its records fail together
-            failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            failed.set_exception(exc)
-            self.settled(slot.marks, failed)
-            failed.exception()  # retrieved: no "never retrieved" warning
+        except asyncio.CancelledError as exc:  # stopped while waiting for its partition
+            self._fail(slot.marks, exc)
+            raise
+        except Exception as exc:  # never queued (producer closed, timed out)
+            self._fail(slot.marks, exc)
             return
         n = len(slot.marks)
         fut.add_done_callback(lambda f, marks=slot.marks: self.settled(marks, f))
@@ -134,5 +143,17 @@ class Outbox:
         ):
             oldest, done = self._in_flight.popleft()
             self.records_in_flight -= done
-            with contextlib.suppress(Exception):
-                await oldest
+            await _answered(oldest)
+
+    def _fail(self, marks: list[Mark], exc: BaseException) -> None:
+        """Settle `marks` as failed with `exc` (a batch that never reached the producer)."""
+        failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        failed.set_exception(exc if isinstance(exc, Exception) else RuntimeError(repr(exc)))
+        self.settled(marks, failed)
+        failed.exception()  # retrieved: no "never retrieved" warning
+
+
+async def _answered(fut: asyncio.Future[Any]) -> None:
+    """Wait for a batch's answer without ever cancelling it: a flush cut short by its timeout
+    leaves the batch to the producer, which may still deliver it (and settle it then)."""
+    await asyncio.wait([fut])

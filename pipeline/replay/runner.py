@@ -433,7 +433,7 @@ async def _run_kafka(
     summary: Summary, stop: asyncio.Event, validate: Callable[[Event], BadLine | None] | None,
     targets: dict[str, str],
 ) -> None:  # fmt: skip
-    from aiokafka.errors import KafkaError
+    from aiokafka.errors import KafkaError, MessageSizeTooLargeError
     from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
     from pipeline.kafka_io import raw_producer, raw_record_limit
@@ -488,17 +488,12 @@ async def _run_kafka(
         part = partition(topic, event.key, event.value)
         if track:
             checkpoint.sent(event.origin, event.position)
-        if DefaultRecordBatchBuilder.estimate_size_in_bytes(event.key, event.value,
-                                                            headers) > limit:  # fmt: skip
-            try:  # the producer refuses it with its own error; counted, and a resume retries it
-                fut = await prod.send(topic, event.value, key=event.key, partition=part,
-                                      timestamp_ms=ts, headers=headers)  # fmt: skip
-            except KafkaError as exc:
-                summary.failed += 1
-                summary.failures[f"{event.where}: {exc!r}"[:200]] += 1
-                return
-            mark = [(event.origin, event.position)]  # taken after all: settled as any other
-            fut.add_done_callback(lambda f: settled(mark, f))
+        size = DefaultRecordBatchBuilder.estimate_size_in_bytes(event.key, event.value, headers)
+        if size > limit:  # what the producer's `send` refuses: counted, and a resume retries it
+            exc = MessageSizeTooLargeError(f"the record is {size} bytes, more than the "
+                                           f"producer's max_request_size of {limit}")  # fmt: skip
+            summary.failed += 1
+            summary.failures[f"{event.where}: {exc!r}"[:200]] += 1
             return
         await outbox.add(topic, part, event.key, event.value, ts, headers,
                          (event.origin, event.position))  # fmt: skip
@@ -529,6 +524,7 @@ async def _run_kafka(
         # Flush on every exit (end, Ctrl-C, error): acked sends reach the checkpoint.
         with contextlib.suppress(Exception):
             await asyncio.wait_for(outbox.flush(), timeout=60)
+        outbox.abandon("not sent: the flush at exit ran out of time")
         with contextlib.suppress(Exception):
             await asyncio.wait_for(prod.flush(), timeout=60)
         await prod.stop()
