@@ -390,7 +390,7 @@ def test_a_partition_the_sweep_finds_unreadable_is_set_aside_and_the_others_are_
     assert swept == [comments.parts[0].maps["comments"], comments.parts[2].maps["comments"]]
 
 
-def test_a_partitions_batches_run_in_order_while_the_next_fetch_overlaps_their_commits():
+def test_what_is_fetched_while_a_partitions_batch_is_under_way_becomes_one_next_batch():
     from pipeline.topics import TopicNames
 
     names = TopicNames("", "newspipe")
@@ -400,7 +400,7 @@ def test_a_partitions_batches_run_in_order_while_the_next_fetch_overlaps_their_c
     gates: dict[str, asyncio.Event] = {}
 
     async def slow(tp: TopicPartition, records: list) -> None:
-        name = f"{tp.partition}:{records[0]}"
+        name = f"{tp.partition}:{''.join(records)}"
         log.append(f"start {name}")
         gates[name] = asyncio.Event()
         await gates[name].wait()  # the transaction, until the test lets it commit
@@ -412,20 +412,61 @@ def test_a_partitions_batches_run_in_order_while_the_next_fetch_overlaps_their_c
         await runner.run_batch({tp0: ["a"], tp1: ["a"]})  # returns at once: nothing before it
         await asyncio.sleep(0)
         assert runner.in_flight == {tp0, tp1}
-        second = asyncio.ensure_future(runner.run_batch({tp0: ["b"]}))
+        # the next fetches do not wait for the transactions in flight ...
+        await asyncio.wait_for(runner.run_batch({tp0: ["b"]}), 1)
+        await asyncio.wait_for(runner.run_batch({tp0: ["c"], tp1: ["b"]}), 1)
         await asyncio.sleep(0.01)
-        assert "start 0:b" not in log  # tp0's second batch waits for its first
+        assert "start 0:b" not in log and "start 0:bc" not in log  # ... tp0 waits for "a"
         gates["0:a"].set()
         await asyncio.sleep(0.01)
-        assert "start 0:b" in log and not second.done()  # ... and the fetch waits for tp1's
-        gates["1:a"].set()
-        await asyncio.wait_for(second, 1)
-        gates["0:b"].set()
+        assert "start 0:bc" in log  # both later fetches, as one batch
+        assert "start 1:b" not in log  # tp1's own batch is still under way
+        await asyncio.wait_for(runner.run_batch({tp0: ["d"]}), 1)  # waits behind "bc"
+        for name in ("1:a", "0:bc"):
+            gates[name].set()
+        await asyncio.sleep(0.01)
+        for name in ("1:b", "0:d"):
+            gates[name].set()
         await runner.drain()
-        assert not runner.in_flight and not runner.tasks
+        assert not runner.in_flight and not runner.tasks and not runner.waiting
 
     asyncio.run(scenario())
-    assert log.index("done 0:a") < log.index("start 0:b")
+    assert [line for line in log if line.startswith("start 0")] == [
+        "start 0:a", "start 0:bc", "start 0:d"
+    ]  # fmt: skip
+    assert log.index("done 0:a") < log.index("start 0:bc") < log.index("done 0:bc")
+
+
+def test_fetching_waits_once_the_records_waiting_reach_the_batch_size():
+    from dataclasses import replace
+
+    from pipeline.metrics import Metrics
+    from pipeline.stream.runner import StageRunner
+    from pipeline.topics import TopicNames
+
+    runner = StageRunner(replace(Settings(), batch_size=4), None, Metrics(), lambda **_: None)  # type: ignore[arg-type]
+    tp = TopicPartition(TopicNames("", "newspipe").raw_comments, 0)
+    gates: dict[int, asyncio.Event] = {}
+
+    async def slow(tp_: TopicPartition, records: list) -> None:
+        gates[len(gates)] = gate = asyncio.Event()
+        await gate.wait()
+
+    runner.run_partition = slow  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        await runner.run_batch({tp: ["a"]})
+        await asyncio.sleep(0)  # "a" is under way: nothing waits
+        await asyncio.wait_for(runner.run_batch({tp: ["b", "c"]}), 1)  # 2 waiting: goes on
+        full = asyncio.ensure_future(runner.run_batch({tp: ["d", "e"]}))  # 4 waiting
+        await asyncio.sleep(0.01)
+        assert not full.done()  # back-pressure: the fetch waits ...
+        gates[0].set()
+        await asyncio.wait_for(full, 1)  # ... until the waiting batch got under way
+        gates[1].set()
+        await runner.drain()
+
+    asyncio.run(scenario())
 
 
 def test_batches_fetched_before_a_rewind_are_dropped():

@@ -11,8 +11,9 @@ Ownership: the group (`<app_id>.stages`) uses the range assignor, so partition `
 articles and of the raw comments go to the same worker (a stage's `reads` in the topology). A
 rebalance waits for the batches in flight (`lock`, `drain`), then gives up the state of
 partitions that moved away; the new owner's producer fences any straggler. A partition's batches
-run one after the other and the partitions side by side; the next fetch does not wait for the
-transactions of the last one (`run_batch`).
+run one after the other and the partitions side by side. Fetching does not wait for them: what
+is fetched for a partition while its batch is under way joins ONE batch waiting behind it, so
+a batch is as large as what arrived during the last one (`run_batch`).
 """
 
 from __future__ import annotations
@@ -93,6 +94,13 @@ async def broker_reachable(bootstrap: str, timeout: float = 1.0) -> bool:
     return False
 
 
+class Queued(NamedTuple):
+    """A partition's next batch, waiting for the one under way: later fetches add to it."""
+
+    records: list[InRecord]
+    generation: int  # the partition's generation when it was fetched (a rewind drops it)
+
+
 class Stall(NamedTuple):
     """A partition whose batch keeps failing: since when (epoch seconds) and why."""
 
@@ -157,6 +165,9 @@ class StageRunner(Service):
         # each partition's latest batch task: a partition's batches run one after the other,
         # the partitions side by side, and the next fetch overlaps the transactions in flight
         self.tasks: dict[TopicPartition, asyncio.Future[None]] = {}
+        # the records fetched for each partition while its batch is under way: its next batch
+        self.waiting: dict[TopicPartition, Queued] = {}
+        self.taken = asyncio.Event()  # set when a waiting batch gets under way
         # bumped when a partition is rewound: its batches fetched before are dropped (fetched again)
         self.generation: dict[TopicPartition, int] = {}
         self.committed: dict[TopicPartition, int] = {}  # what the group has, as far as we know
@@ -455,45 +466,51 @@ class StageRunner(Service):
         self.tables.value(HISTORY).expire()
 
     async def run_batch(self, batch: dict[TopicPartition, list[Any]]) -> None:
-        """Start each input partition's share of `batch` as its own task (after that partition's
-        previous batch), then wait for the previous fetch's batches only: so the next fetch and
-        the CPU work of partitions that are done overlap the transactions still in flight, and
-        no more than two batches per partition are ever under way."""
+        """Queue each input partition's share of `batch` for its next batch: a partition runs
+        one batch at a time, each in its own task, and what is fetched while its batch is under
+        way waits in ONE batch behind it (the next fetch's records join that batch), so a batch
+        takes in all that arrived during the last one. Returns at once unless the records
+        waiting reach `batch_size`: then it waits for batches to finish (back-pressure)."""
         if self.sweep_due(time.monotonic()):
             await self.drain()  # the sweep writes to the state: no batch may be half-way
             self.last_sweep = time.monotonic()
             self.swept_at = self.core.deduper.watermark
             await self._sweep()
-        previous = [t for t in self.tasks.values() if not t.done()]
         # in topology order: each partition's batch step runs (synchronously) before the next
         # partition's starts, so a comment sees the tags of an article in the same batch
         order = sorted(batch.items(), key=lambda item: ORDER[self.stage_of[item[0].topic].name])
         for tp, records in order:
+            generation = self.generation.get(tp, 0)
+            waiting = self.waiting.get(tp)
+            if waiting is not None and waiting.generation == generation:
+                waiting.records.extend(records)
+                continue
             self.in_flight.add(tp)
-            task = asyncio.ensure_future(
-                self._after(self.tasks.get(tp), tp, records, self.generation.get(tp, 0))
-            )
+            queued = Queued(list(records), generation)
+            self.waiting[tp] = queued
+            task = asyncio.ensure_future(self._after(self.tasks.get(tp), tp, queued))
             self.tasks[tp] = task
             task.add_done_callback(lambda t, tp=tp: self._finished(tp, t))
-        if previous:
-            await asyncio.gather(*previous, return_exceptions=True)
+        while sum(len(q.records) for q in self.waiting.values()) >= self.settings.batch_size:
+            self.taken.clear()
+            await self.taken.wait()
 
     async def _after(
-        self,
-        previous: asyncio.Future[None] | None,
-        tp: TopicPartition,
-        records: list[InRecord],
-        generation: int,
+        self, previous: asyncio.Future[None] | None, tp: TopicPartition, queued: Queued
     ) -> None:
-        """`run_partition` once the partition's previous batch is done, unless the partition
-        was rewound meanwhile (its records are then fetched again). A rebalance drains every
-        task before the assignment changes, so a task never runs for a partition moved away."""
+        """`run_partition` over the records queued for `tp` once its previous batch is done,
+        unless the partition was rewound meanwhile (its records are then fetched again). A
+        rebalance drains every task before the assignment changes, so a task never runs for a
+        partition moved away."""
         if previous is not None:
             with contextlib.suppress(BaseException):
                 await previous
-        if self.generation.get(tp, 0) != generation:
+        if self.waiting.get(tp) is queued:
+            del self.waiting[tp]  # what is fetched from now on waits for this batch
+            self.taken.set()
+        if self.generation.get(tp, 0) != queued.generation:
             return
-        await self.run_partition(tp, records)
+        await self.run_partition(tp, queued.records)
 
     def _finished(self, tp: TopicPartition, task: asyncio.Future[None]) -> None:
         if self.tasks.get(tp) is task:
@@ -510,6 +527,8 @@ class StageRunner(Service):
     def _rewind(self, tp: TopicPartition, offset: int) -> None:
         """Fetch `tp` again from `offset`; batches of it fetched before are dropped."""
         self.generation[tp] = self.generation.get(tp, 0) + 1
+        if self.waiting.pop(tp, None) is not None:
+            self.taken.set()
         if self.consumer is not None and tp in self.assignment():
             self.consumer.seek(tp, offset)
 
