@@ -114,8 +114,10 @@ class Settings:
     # drop syndicated copies (counted as duplicate.near) instead of emitting them with
     # `duplicate_of`
     drop_near_duplicates: bool = False
-    # most records the stages take per batch; one transaction per partition per batch: larger
-    # batches amortize it; the timeout bounds the wait when traffic is low
+    # most records the stages take per fetch, and how many may wait for their partition's
+    # batch before fetching pauses; a partition's batch (one transaction) is what was fetched
+    # for it while its last batch ran, so at most about twice this; the timeout bounds the
+    # wait when traffic is low
     batch_size: int = 2000
     # the longest wait for a batch to fill, in seconds
     batch_timeout_s: float = 0.1

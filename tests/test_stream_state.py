@@ -634,3 +634,103 @@ def test_a_transaction_hands_over_every_partitions_first_batch_before_any_second
         ("clean", 0, (b"a4", b"a5")),
     ]
     assert last == _Delivered(20 + 1)  # partition 0's third batch (base 20), its second record
+
+
+def test_a_rewind_while_records_wait_drops_them_and_frees_the_fetch():
+    from dataclasses import replace
+
+    from pipeline.metrics import Metrics
+    from pipeline.stream.runner import StageRunner
+    from pipeline.topics import TopicNames
+
+    settings = replace(Settings(), batch_size=4)
+    runner = StageRunner(settings, None, Metrics(), lambda **_: None)  # type: ignore[arg-type]
+    tp = TopicPartition(TopicNames("", "newspipe").raw_comments, 0)
+    seen: list[str] = []
+    gate = asyncio.Event()
+
+    async def first_rewinds(tp_: TopicPartition, records: list) -> None:
+        seen.append("".join(records))
+        if records[0] == "a":
+            await gate.wait()
+            runner._rewind(tp_, 0)
+
+    runner.run_partition = first_rewinds  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        await runner.run_batch({tp: ["a"]})
+        await asyncio.sleep(0)
+        full = asyncio.ensure_future(runner.run_batch({tp: ["b", "c", "d", "e"]}))
+        await asyncio.sleep(0.01)
+        assert not full.done()  # back-pressure
+        gate.set()  # "a" rewinds: what waits behind it is dropped ...
+        await asyncio.wait_for(full, 1)  # ... and the fetch goes on
+        await runner.drain()
+        assert not runner.waiting
+        await runner.run_batch({tp: ["f"]})  # fetched after the rewind
+        await runner.drain()
+
+    asyncio.run(scenario())
+    assert seen == ["a", "f"]
+
+
+def test_records_fetched_before_a_rewind_that_came_while_they_waited_for_the_lock_are_dropped():
+    from pipeline.topics import TopicNames
+
+    runner = _bare_runner()
+    tp = TopicPartition(TopicNames("", "newspipe").raw_comments, 0)
+    seen: list[str] = []
+
+    async def record(tp_: TopicPartition, records: list) -> None:
+        seen.append("".join(records))
+
+    runner.run_partition = record  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        fetched_at = {tp: runner.generation.get(tp, 0)}  # as `_consume` notes it
+        runner._rewind(tp, 0)  # a batch before them failed meanwhile
+        await runner.run_batch({tp: ["late"]}, fetched_at)
+        await runner.run_batch({tp: ["again"]}, {tp: runner.generation.get(tp, 0)})
+        await runner.drain()
+
+    asyncio.run(scenario())
+    assert seen == ["again"]
+
+
+def test_a_batch_that_fails_for_good_rewinds_so_the_batch_behind_it_does_not_commit_past_it():
+    from pipeline.topics import TopicNames
+
+    runner = _bare_runner()
+    tp = TopicPartition(TopicNames("", "newspipe").raw_comments, 0)
+    seen: list[str] = []
+    gate = asyncio.Event()
+    rewound: list[int] = []
+    real_rewind = runner._rewind
+
+    def rewind(tp_: TopicPartition, offset: int) -> None:
+        rewound.append(offset)
+        real_rewind(tp_, offset)
+
+    async def fails(tp_: TopicPartition, records: list) -> None:
+        seen.append("".join(str(r.offset) for r in records))
+        if records[0].offset == 0:
+            await gate.wait()
+            raise RuntimeError("the dead-letter commit failed too")
+
+    runner.run_partition = fails  # type: ignore[method-assign]
+    runner._rewind = rewind  # type: ignore[method-assign]
+
+    from types import SimpleNamespace
+
+    def recs(*offsets: int) -> list:
+        return [SimpleNamespace(offset=o) for o in offsets]
+
+    async def scenario() -> None:
+        await runner.run_batch({tp: recs(0, 1)})
+        await asyncio.sleep(0)
+        await runner.run_batch({tp: recs(2, 3)})  # waits behind 0-1
+        gate.set()
+        await runner.drain()
+
+    asyncio.run(scenario())
+    assert rewound == [0] and seen == ["01"]  # 2-3 dropped: fetched again from 0

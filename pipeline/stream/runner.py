@@ -281,10 +281,13 @@ class StageRunner(Service):
             except ConsumerStoppedError:
                 return
             if batch:
+                # as fetched: a partition rewound while this waits for the lock (a rebalance,
+                # the sweep) must drop these records, or they would commit past the rewind
+                generations = {tp: self.generation.get(tp, 0) for tp in batch}
                 async with self.lock:
                     if self.stopping:
                         return
-                    await self.run_batch(batch)
+                    await self.run_batch(batch, generations)
             # also when idle: the group's offsets must not stay behind a burst for long
             if time.monotonic() - self.last_commit >= self.settings.commit_interval_s:
                 await self.commit_offsets()
@@ -465,22 +468,31 @@ class StageRunner(Service):
                     await state.heal(partition, exc)
         self.tables.value(HISTORY).expire()
 
-    async def run_batch(self, batch: dict[TopicPartition, list[Any]]) -> None:
+    async def run_batch(
+        self,
+        batch: dict[TopicPartition, list[Any]],
+        generations: dict[TopicPartition, int] | None = None,
+    ) -> None:
         """Queue each input partition's share of `batch` for its next batch: a partition runs
         one batch at a time, each in its own task, and what is fetched while its batch is under
         way waits in ONE batch behind it (the next fetch's records join that batch), so a batch
         takes in all that arrived during the last one. Returns at once unless the records
-        waiting reach `batch_size`: then it waits for batches to finish (back-pressure)."""
+        waiting reach `batch_size`: then it waits for batches to finish (back-pressure).
+        `generations`: each partition's generation when the batch was fetched; the records of a
+        partition rewound since are dropped (fetched again from the rewind)."""
         if self.sweep_due(time.monotonic()):
             await self.drain()  # the sweep writes to the state: no batch may be half-way
             self.last_sweep = time.monotonic()
             self.swept_at = self.core.deduper.watermark
             await self._sweep()
         # in topology order: each partition's batch step runs (synchronously) before the next
-        # partition's starts, so a comment sees the tags of an article in the same batch
+        # partition's starts, so a comment sees the tags of an article fetched with it, unless
+        # the article's partition still has a batch under way (the article then waits for it)
         order = sorted(batch.items(), key=lambda item: ORDER[self.stage_of[item[0].topic].name])
         for tp, records in order:
             generation = self.generation.get(tp, 0)
+            if generations is not None and generations.get(tp, generation) != generation:
+                continue
             waiting = self.waiting.get(tp)
             if waiting is not None and waiting.generation == generation:
                 waiting.records.extend(records)
@@ -510,7 +522,12 @@ class StageRunner(Service):
             self.taken.set()
         if self.generation.get(tp, 0) != queued.generation:
             return
-        await self.run_partition(tp, queued.records)
+        try:
+            await self.run_partition(tp, queued.records)
+        except BaseException:
+            # not committed and not rewound: the batch queued behind would commit past it
+            self._rewind(tp, queued.records[0].offset)
+            raise
 
     def _finished(self, tp: TopicPartition, task: asyncio.Future[None]) -> None:
         if self.tasks.get(tp) is task:
@@ -554,6 +571,7 @@ class StageRunner(Service):
                     log.warning("partition %s of %s moved to another worker: %r",
                                 tp.partition, stage.name, exc)  # fmt: skip
                     self.stalled.pop(tp, None)
+                    self._rewind(tp, records[0].offset)  # drops what waits behind it
                     return
                 failures += 1
                 kind = failure_kind(exc)

@@ -42,8 +42,9 @@ class Stage:
     tables: tuple[str, ...] = ()
 
 
-# Order matters within a batch: articles first, so a comment sees the tags of an article that
-# came in the same batch; the near-dup stage sees the articles forwarded in earlier batches.
+# Order matters within a fetch: articles first, so a comment sees the tags of an article fetched
+# with it (when the article's partition has no batch under way, else the article comes after);
+# the near-dup stage sees the articles forwarded in earlier batches.
 STAGES: tuple[Stage, ...] = (
     Stage(
         ARTICLES, ARTICLES,
