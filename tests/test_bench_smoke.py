@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 import pytest
 
-from bench import backfill, e2e
+from bench import backfill, e2e, txn_cost
 from bench import run as bench_run
 from bench.peers import compare, venv
 from bench.peers.job import REPORT_PREFIX, Clock, Job
@@ -264,6 +264,21 @@ def test_peers_and_backfill_run_tiny(kafka: str, monkeypatch: pytest.MonkeyPatch
     one = bf["runs"]["1"]
     assert one["records_out"] + one["duplicates"] + one["dead_letters"] >= 300
     assert one["events_per_s"] > 0 and one["target_seconds"] > 0 and bf["topics_deleted"] > 0
+
+
+@pytest.mark.kafka
+def test_transaction_cost_is_measured_per_batch_size_and_its_topics_deleted(
+    pipeline_settings: Any,
+) -> None:
+    """`python -m bench.txn_cost`, tiny: the worker's own producer and `send_in_transaction`,
+    each size's CPU and wall time, the fixed share of a transaction from them; no topic left."""
+    import asyncio
+
+    res = asyncio.run(txn_cost.measure(pipeline_settings, [1, 20], 10))
+    assert set(res["sizes"]) == {1, 20}
+    assert all(r["cpu_ms"] > 0 and r["wall_ms"] > 0 for r in res["sizes"].values())
+    assert "fixed_cpu_ms" in res and "per_record_cpu_us" in res
+    assert not asyncio.run(e2e._topics_with(pipeline_settings, (res["topic_prefix"],)))
 
 
 @pytest.mark.kafka
