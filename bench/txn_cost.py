@@ -7,7 +7,9 @@ sender's loop turns) is paid once a transaction, whatever the batch size, and at
 where batches are small, it is a large part of a worker's CPU. This measures it with the
 worker's own producer settings and `send_in_transaction`, one transaction after another on an
 otherwise idle event loop: CPU and wall time per transaction for batches of a few sizes, and
-from them the fixed cost of a transaction and the cost of one more record.
+from them the fixed cost of a transaction and the cost of one more record (a straight line
+through the smallest and the largest size). The first sends into the new topics may be refused
+and retried while their partitions settle (aiokafka logs it): that falls in the warm-up.
 
     .venv/bin/python -m bench.txn_cost --sizes 5,50,500 --transactions 200
 """
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from aiokafka.admin import NewTopic
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -50,60 +53,48 @@ def batch_records(prefix: str, n: int) -> list[OutRecord]:
     return out
 
 
-async def _leaders_known(producer: Any, topics: list[str], timeout: float = 30.0) -> None:
-    """Wait until every partition of the new `topics` has a leader in the producer's metadata
-    (the first sends would otherwise be refused and retried, and log it)."""
-    cluster = producer.client.cluster
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        await producer.client.force_metadata_update()
-        parts = [(t, cluster.partitions_for_topic(t) or set()) for t in topics]
-        if all(ps and all((cluster.leader_for_partition(_tp(t, p)) or -1) >= 0 for p in ps)
-               for t, ps in parts):  # fmt: skip
-            return
-        await asyncio.sleep(0.2)
-
-
-def _tp(topic: str, partition: int) -> Any:
-    from aiokafka import TopicPartition
-
-    return TopicPartition(topic, partition)
+async def _per_transaction(
+    producer: Any, records: list[OutRecord], transactions: int
+) -> dict[str, float]:
+    """CPU and wall milliseconds a transaction of `records`: the median of five runs of
+    `transactions // 5` each, after a warm-up."""
+    for _ in range(WARMUP):
+        await send_in_transaction(producer, records)
+    k = max(1, transactions // 5)
+    runs = []
+    for _ in range(5):
+        c0, w0 = time.process_time(), time.perf_counter()
+        for _ in range(k):
+            await send_in_transaction(producer, records)
+        runs.append(((time.process_time() - c0) / k, (time.perf_counter() - w0) / k))
+    cpu = sorted(r[0] for r in runs)[2]
+    wall = sorted(r[1] for r in runs)[2]
+    return {"cpu_ms": cpu * 1000, "wall_ms": wall * 1000}
 
 
 async def measure(settings: Settings, sizes: list[int], transactions: int) -> dict[str, Any]:
     """Per size: CPU and wall milliseconds per transaction (median of five runs of
     `transactions // 5`)."""
     prefix = f"txn{uuid.uuid4().hex[:6]}."
-    admin = kafka_io.admin_client(settings)
-    await admin.start()
-    try:
-        from aiokafka.admin import NewTopic
-
-        await admin.create_topics([NewTopic(f"{prefix}{name}", 6, 1)
-                                   for name in ("clean", "trend", "changelog")])  # fmt: skip
-    finally:
-        await admin.close()
-    producer = kafka_io.producer(settings, transactional_id=f"{prefix}stage-0")
-    await producer.start()
-    await _leaders_known(producer, [f"{prefix}{name}" for name in ("clean", "trend", "changelog")])
+    topics = [f"{prefix}{name}" for name in ("clean", "trend", "changelog")]
     out: dict[str, Any] = {"topic_prefix": prefix, "sizes": {}}
     try:
-        for n in sizes:
-            records = batch_records(prefix, n)
-            for _ in range(WARMUP):
-                await send_in_transaction(producer, records)
-            runs = []
-            for _ in range(5):
-                c0, w0 = time.process_time(), time.perf_counter()
-                for _ in range(max(1, transactions // 5)):
-                    await send_in_transaction(producer, records)
-                k = max(1, transactions // 5)
-                runs.append(((time.process_time() - c0) / k, (time.perf_counter() - w0) / k))
-            cpu = sorted(r[0] for r in runs)[2]
-            wall = sorted(r[1] for r in runs)[2]
-            out["sizes"][n] = {"cpu_ms": cpu * 1000, "wall_ms": wall * 1000}
-    finally:
-        await producer.stop()
+        admin = kafka_io.admin_client(settings)
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(t, 6, 1) for t in topics])
+            await kafka_io._wait_for_leaders(admin, dict.fromkeys(topics, 6), 60.0)
+        finally:
+            await admin.close()
+        producer = kafka_io.producer(settings, transactional_id=f"{prefix}stage-0")
+        await producer.start()
+        try:
+            for n in sizes:
+                out["sizes"][n] = await _per_transaction(producer, batch_records(prefix, n),
+                                                         transactions)  # fmt: skip
+        finally:
+            await producer.stop()
+    finally:  # whatever failed, no topic of this run stays behind
         await _delete(settings, await _topics_with(settings, (prefix,)))
     lo, hi = min(sizes), max(sizes)
     if hi > lo:
