@@ -4,6 +4,7 @@ what the metrics take afterwards."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,9 +12,19 @@ from typing import Any
 import orjson
 import pytest
 
-from pipeline.core import CLEAN, DLQ, DUPLICATE, Core
+from pipeline.core import Core
 from pipeline.settings import Settings
-from pipeline.stream.batch import process_batch, state_view
+from pipeline.stream.batch import (
+    DEAD,
+    DUP,
+    IN,
+    OUT,
+    RECEIVED,
+    SENT,
+    TAG,
+    process_batch,
+    state_view,
+)
 from pipeline.stream.state import OverlayMap
 from pipeline.stream.topology import BY_NAME, NEARDUP, STAGES
 from pipeline.topics import ARTICLES, COMMENTS, REPLAY_HEADER, TopicNames
@@ -85,8 +96,15 @@ def test_comments_go_to_the_clean_topic_on_their_partition_with_trend_events(cor
     assert [orjson.loads(r.value)["source_comment_id"] for r in clean] == ["0", "1", "2"]
     assert any(r.topic == "t.trend.events" for r in out.records)
     assert out.last_offset == 12 and out.already_committed == 0
-    assert [t.status for t in out.tallies] == [CLEAN] * 3
-    assert all(not t.counted_in and not t.forwarded and t.mode == "live" for t in out.tallies)
+    # what the metrics take once the transaction committed: label sets and numbers
+    assert out.tallies.counts == {
+        (IN, COMMENTS, "t", "live"): 3,
+        (OUT, COMMENTS, "live"): 3,
+        **{k: n for k, n in out.tallies.counts.items() if k[0] == TAG},
+    }
+    assert out.tallies.records() == 3 and len(out.tallies.event_ts[COMMENTS]) == 3
+    assert {stage for _, stage in out.tallies.stage_seconds} >= {"validate", "dedup", "moderate"}
+    assert all(len(v) == 3 for v in out.tallies.stage_seconds.values())
     # the batch's state writes wait in the overlay of the partition's own map
     assert maps["comments"].overlay and not maps["comments"].store
     assert not maps["articles"].overlay  # comments only read their article's state
@@ -97,7 +115,7 @@ def test_records_at_or_below_the_mark_are_skipped_and_counted(core) -> None:
     recs = [Rec("t.raw.comments", 0, o, b"k", comment(o)) for o in range(5)]
     out = process_batch(stage, core, state_view(stage, maps_for(COMMENTS, ARTICLES)), 2, recs,
                         NAMES)  # fmt: skip
-    assert out.already_committed == 3 and out.last_offset == 4 and len(out.tallies) == 2
+    assert out.already_committed == 3 and out.last_offset == 4 and out.tallies.records() == 2
     nothing = process_batch(stage, core, state_view(stage, maps_for(COMMENTS, ARTICLES)), 9,
                             recs, NAMES)  # fmt: skip
     assert (nothing.last_offset, nothing.records, nothing.already_committed) == (-1, [], 5)
@@ -114,9 +132,11 @@ def test_clean_articles_are_forwarded_to_the_near_dup_stage_not_emitted(core) ->
     assert topics == ["t.articles.neardup", "t.dlq"]
     forward = orjson.loads(out.records[0].value)
     assert forward["record"]["title"].startswith("Football club") and forward["mode"] == "live"
-    assert [(t.status, t.forwarded) for t in out.tallies] == [
-        (CLEAN, True), (DUPLICATE, False), (DLQ, False),
-    ]  # fmt: skip
+    assert out.tallies.counts == {
+        (IN, ARTICLES, "t", "live"): 2, (IN, ARTICLES, "unknown", "live"): 1,  # unreadable
+        (SENT, ARTICLES): 1, (DUP, ARTICLES, "duplicate.exact", "live"): 1,
+        (DEAD, ARTICLES, "not_json", "live"): 1,
+    }  # fmt: skip
     assert maps["articles"].overlay and maps["article_tags"].overlay  # its tags, for comments
 
 
@@ -137,14 +157,17 @@ def test_the_near_dup_stage_emits_forwarded_articles_counted_in_already(core) ->
     out = process_batch(neardup, core, state_view(neardup, index), -1, recs, NAMES)
     clean = [orjson.loads(r.value) for r in out.records if r.topic == "t.clean.articles"]
     assert len(clean) == 2 and clean[1]["duplicate_of"] == clean[0]["article_id"]
-    assert all(t.counted_in for t in out.tallies)
+    assert out.tallies.counts[(RECEIVED, ARTICLES)] == 2
+    assert not any(k[0] == IN for k in out.tallies.counts)  # the articles stage counted them in
     assert index["index"].overlay
     # a tally carries what the metrics count (the record's own level-1 tags), not the record:
     # the batch's records are freed once sent instead of living until the transaction commits
     own = [tuple(t["code"] for t in c["tags"] if t["level"] == 1 and not t.get("inherited"))
            for c in clean]  # fmt: skip
-    assert [t.own_tags for t in out.tallies] == own and own[0]
-    assert not any(isinstance(f, dict) and "article_id" in f for t in out.tallies for f in t)
+    assert own[0] and {k: n for k, n in out.tallies.counts.items() if k[0] == TAG} == Counter(
+        (TAG, ARTICLES, code) for codes in own for code in codes
+    )
+    assert all(type(item) is str for key in out.tallies.counts for item in key)
 
 
 def test_a_comment_inherits_the_tags_its_article_left_in_the_same_partition(core) -> None:
@@ -174,8 +197,9 @@ def test_a_double_post_in_the_same_batch_is_dropped_and_replays_are_labelled(cor
     ]
     out = process_batch(stage, core, state_view(stage, maps_for(COMMENTS, ARTICLES)), -1, recs,
                         NAMES)  # fmt: skip
-    assert [t.status for t in out.tallies] == [CLEAN, DUPLICATE]
-    assert [t.mode for t in out.tallies] == ["replay", "replay"]
+    counts = out.tallies.counts
+    assert counts[(OUT, COMMENTS, "replay")] == 1 and counts[(IN, COMMENTS, "t", "replay")] == 2
+    assert [k for k in counts if k[0] == DUP] == [(DUP, COMMENTS, "duplicate.comment", "replay")]
     assert sum(r.topic == "t.clean.comments" for r in out.records) == 1
 
 
@@ -208,3 +232,38 @@ def test_failures_are_told_apart_by_what_can_fix_them() -> None:
     assert failure_kind(StateCorrupted(Path("/x"), Exception("Corruption"))) == STATE
     assert failure_kind(MessageSizeTooLargeError()) == BATCH  # the record, every time
     assert failure_kind(KeyError("bug")) == BATCH
+
+
+def test_the_runner_moves_each_counter_once_per_label_set_after_a_batch(core) -> None:
+    from pipeline.metrics import Metrics
+    from pipeline.stream.runner import StageRunner
+
+    articles = BY_NAME[ARTICLES]
+    recs = [Rec("t.raw.articles", 1, 0, b"k", article(0)),
+            Rec("t.raw.articles", 1, 1, b"k", article(0)),
+            Rec("t.raw.articles", 1, 2, b"k", b"{not json"),
+            Rec("t.raw.articles", 1, 3, b"k", b"[]")]  # fmt: skip
+    out = process_batch(articles, core, state_view(articles, maps_for(ARTICLES)), -1, recs, NAMES)
+    letters: list[tuple[str, str]] = []
+    metrics = Metrics()
+    runner = StageRunner(Settings(), core, metrics, lambda **_: None,
+                         on_dead_letter=lambda code, s: letters.append((code, s)))  # fmt: skip
+    runner.count(out.tallies)
+
+    def value(name: str, **labels: str) -> float | None:
+        return metrics.registry.get_sample_value(name, labels)
+
+    assert value("newspipe_records_in_total", stream=ARTICLES, source="t", mode="live") == 2
+    assert value("newspipe_records_in_total", stream=ARTICLES, source="unknown", mode="live") == 2
+    assert value("newspipe_forwarded_total", stream=ARTICLES, direction="sent") == 1
+    assert value("newspipe_duplicates_total", stream=ARTICLES, kind="duplicate.exact",
+                 mode="live") == 1  # fmt: skip
+    # each dead letter once to the log's burst counter, and to the counter by its code
+    assert len(letters) == 2 and {stream for _, stream in letters} == {ARTICLES}
+    for code in {code for code, _ in letters}:
+        assert value("newspipe_dead_letters_total", stream=ARTICLES, code=code,
+                     mode="live") == letters.count((code, ARTICLES))  # fmt: skip
+    # each stage a record finished, one observation each (the dead letters failed in validate)
+    assert value("newspipe_stage_seconds_count", stage="validate", stream=ARTICLES) == 2
+    assert value("newspipe_stage_seconds_count", stage="dedup", stream=ARTICLES) == 2
+    assert value("newspipe_stage_seconds_count", stage="tag", stream=ARTICLES) == 1

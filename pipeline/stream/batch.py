@@ -7,6 +7,7 @@ without a broker (tests/test_stream_batch.py) and a later stage plugs in as one 
 from __future__ import annotations
 
 import contextlib
+from collections import Counter
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
@@ -36,42 +37,88 @@ class InRecord(Protocol):
     headers: Any
 
 
-class Tally(NamedTuple):
-    """What the metrics count of one result, once its transaction committed.
+# what `Tallies.counts` counts, the first item of its keys (the metric each one moves)
+IN = "in"  # (IN, stream, source, mode): a raw record read
+RECEIVED = "received"  # (RECEIVED, stream): a record another stage forwarded here
+SENT = "sent"  # (SENT, stream): a record forwarded to another stage
+OUT = "out"  # (OUT, stream, mode): a clean record
+TAG = "tag"  # (TAG, stream, code): a clean record's level-1 tag of its own (not inherited)
+DEAD = "dead"  # (DEAD, stream, reason, mode): a dead letter
+DUP = "dup"  # (DUP, stream, reason, mode): a duplicate dropped
 
-    Only what they count, not the result: a result holds its whole record, and the records of
-    every batch waiting for its transaction were the young objects each garbage collection
-    walked and promoted. `counted_in`: the record was already counted in by an earlier stage
-    (near-dup: the articles stage counted it when it forwarded it). `forwarded`: it went on to
-    another stage, which will count where it ends."""
 
-    stream: str
-    status: str
-    reason: str
-    source: str
-    stage_seconds: dict[str, float]
-    mode: str  # live or replay
-    event_ts: float | None  # the record's Kafka timestamp in seconds (event time)
-    own_tags: tuple[str, ...] = ()  # a clean record's level-1 tags of its own (not inherited)
-    counted_in: bool = False
-    forwarded: bool = False
+class Tallies:
+    """What the metrics count of one batch, summed while the batch step runs; the runner moves
+    the counters once the batch's transaction committed.
 
-    @classmethod
-    def of(
-        cls,
+    Label sets and numbers only, not results: a result holds its whole record, and the records
+    of every batch waiting for its transaction were the young objects each garbage collection
+    walked. Summed here instead of one object per result, which the runner then walked again:
+    the metrics' work for a record is a few dict updates."""
+
+    __slots__ = ("counts", "event_ts", "stage_seconds")
+
+    def __init__(self) -> None:
+        self.counts: Counter[tuple[str, ...]] = Counter()  # (what, stream, *labels) -> records
+        self.stage_seconds: dict[tuple[str, str], list[float]] = {}  # (stream, stage) -> each
+        self.event_ts: dict[str, list[float]] = {}  # stream -> its clean records' event times
+
+    def add(
+        self,
         result: Result,
         mode: str,
         event_ts: float | None,
         counted_in: bool = False,
         forwarded: bool = False,
-    ) -> Tally:
-        """The tally of `result`: its own level-1 tags are read now, while its record is here."""
-        own: tuple[str, ...] = ()
-        if result.status == CLEAN and not forwarded:
-            own = tuple([t["code"] for t in result.record.get("tags", ())
-                         if t.get("level") == 1 and not t.get("inherited")])  # fmt: skip
-        return cls(result.stream, result.status, result.reason, result.source,
-                   result.stage_seconds, mode, event_ts, own, counted_in, forwarded)  # fmt: skip
+    ) -> None:
+        """Count `result`. `counted_in`: an earlier stage counted the record in (near-dup: the
+        articles stage, when it forwarded it). `forwarded`: it went on to another stage, which
+        counts where it ends. `event_ts`: its Kafka timestamp in seconds (event time)."""
+        counts = self.counts
+        stream = result.stream
+        if counted_in:
+            counts[(RECEIVED, stream)] += 1
+        else:
+            counts[(IN, stream, result.source, mode)] += 1
+        seconds = self.stage_seconds
+        for stage, value in result.stage_seconds.items():
+            values = seconds.get((stream, stage))
+            if values is None:
+                seconds[(stream, stage)] = [value]
+            else:
+                values.append(value)
+        if forwarded:
+            counts[(SENT, stream)] += 1
+            return
+        status = result.status
+        if status == CLEAN:
+            counts[(OUT, stream, mode)] += 1
+            for tag in result.record.get("tags", ()):
+                if tag.get("level") == 1 and not tag.get("inherited"):
+                    counts[(TAG, stream, tag["code"])] += 1
+            if event_ts:
+                times = self.event_ts.get(stream)
+                if times is None:
+                    self.event_ts[stream] = [event_ts]
+                else:
+                    times.append(event_ts)
+        elif status == DLQ:
+            counts[(DEAD, stream, result.reason, mode)] += 1
+        else:
+            counts[(DUP, stream, result.reason, mode)] += 1
+
+    def records(self) -> int:
+        """How many results were counted."""
+        return sum(n for key, n in self.counts.items() if key[0] in (IN, RECEIVED))
+
+
+def mode_of(headers: Sequence[tuple[str, bytes]]) -> str:
+    """`replay` for a record the replay tool sent (it carries REPLAY_HEADER), else `live`.
+    A plain loop: a generator per record cost more than the rest of the check."""
+    for name, _ in headers:
+        if name == REPLAY_HEADER:
+            return "replay"
+    return "live"
 
 
 @dataclass
@@ -79,7 +126,7 @@ class BatchOutput:
     """What one partition's share of a batch produced."""
 
     records: list[OutRecord] = field(default_factory=list)
-    tallies: list[Tally] = field(default_factory=list)
+    tallies: Tallies = field(default_factory=Tallies)
     last_offset: int = -1  # the mark to commit; -1 when every record was already committed
     already_committed: int = 0  # records at or below the mark, skipped
     # the history events sent in this batch: the core added them to this worker's history as
@@ -167,8 +214,7 @@ def process_batch(
         side = Sides(stage.queue(names) if stage.queue else None,
                      stage.history(names) if stage.history else None)  # fmt: skip
         for rec, meta, result in zip(todo, metas, results, strict=True):
-            headers = meta.headers
-            mode = "replay" if headers and any(k == REPLAY_HEADER for k, _ in headers) else "live"
+            mode = mode_of(meta.headers)
             ts_s = rec.timestamp / 1000 if rec.timestamp else None
             if stage.forwards is not None and result.status == CLEAN:
                 # on to the next stage, which emits or drops it and counts it out
@@ -177,7 +223,7 @@ def process_batch(
                            "record": result.record}  # fmt: skip
                 key = result.record["article_id"].encode()
                 out.records.append(OutRecord(stage.forwards(names), key, orjson.dumps(forward)))
-                out.tallies.append(Tally.of(result, mode, ts_s, forwarded=True))
+                out.tallies.add(result, mode, ts_s, forwarded=True)
                 continue
             value = _emit(out, counts, names, result, clean_topic, mode, ts_s, rec.partition)
             if value is not None and (side.queue or side.history):
@@ -239,5 +285,5 @@ def _emit(
         counts.add(result.stream, result.record)
     elif result.status == DLQ:
         out.records.append(OutRecord(names.dlq, None, orjson.dumps(result.record)))
-    out.tallies.append(Tally.of(result, mode, event_ts, counted_in=counted_in))
+    out.tallies.add(result, mode, event_ts, counted_in=counted_in)
     return value

@@ -23,8 +23,7 @@ import contextlib
 import logging
 import math
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable, MutableMapping, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from typing import Any, NamedTuple
 
 import orjson
@@ -39,16 +38,30 @@ from aiokafka.errors import (
 from mode import Service
 
 from pipeline import kafka_io
-from pipeline.core import CLEAN, DLQ, Core, Meta, States
+from pipeline.core import Core, Meta, States
 from pipeline.dedup import StateCorrupted
 from pipeline.logs import CONNECTION_NOISE, log_event, partitions_summary
 from pipeline.metrics import Metrics, observe_many
 from pipeline.settings import Settings
-from pipeline.stream.batch import InRecord, Tally, headers_of, process_batch, state_view
+from pipeline.stream.batch import (
+    DEAD,
+    DUP,
+    IN,
+    OUT,
+    RECEIVED,
+    SENT,
+    TAG,
+    InRecord,
+    Tallies,
+    headers_of,
+    mode_of,
+    process_batch,
+    state_view,
+)
 from pipeline.stream.state import OutRecord, PartitionState, ReadOnly, StageState
 from pipeline.stream.tables import HISTORY, RULES, GlobalTables, ModerationTables, moderation_tables
 from pipeline.stream.topology import BY_NAME, NEARDUP, ORDER, STAGES, Stage
-from pipeline.topics import REPLAY_HEADER, TopicNames
+from pipeline.topics import TopicNames
 
 GROUP_SUFFIX = ".stages"
 # attempts at a batch before it is rewound (broker trouble) or split into single records
@@ -686,52 +699,30 @@ class StageRunner(Service):
         )  # fmt: skip
         letter = OutRecord(self.names.dlq, None, orjson.dumps(result.record))
         await self.states[stage.name].commit(tp.partition, part, [letter], rec.offset)
-        mode = "replay" if any(k == REPLAY_HEADER for k, _ in meta.headers) else "live"
-        self.count([Tally.of(result, mode, None, counted_in=stage.name == NEARDUP)])
+        tallies = Tallies()
+        tallies.add(result, mode_of(meta.headers), None, counted_in=stage.name == NEARDUP)
+        self.count(tallies)
         self.done[tp] = rec.offset + 1
         log_event(worker_log, logging.ERROR, "record_dead_lettered", stage=stage.name,
                   partition=tp.partition, offset=rec.offset, reason=repr(error)[:300])  # fmt: skip
 
-    def count(self, tallies: Iterable[Tally]) -> None:
-        """Move the counters for committed results: summed per label set first, then one
-        `inc(n)` or one batched observe per child (the per-record calls were a tenth of a
-        worker's time)."""
+    def count(self, tallies: Tallies) -> None:
+        """Move the counters for a committed batch: one `inc(n)` per label set and one
+        batched observe per histogram child (the per-record calls were a tenth of a worker's
+        time)."""
         m = self.metrics
-        incs: Counter[tuple[Any, ...]] = Counter()
-        timings: dict[str, list[dict[str, float]]] = {}  # stream -> each result's stage times
-        ages: dict[str, list[float]] = {}  # stream -> event-to-emit of its clean records
+        metric = {IN: m.records_in, RECEIVED: m.forwarded, SENT: m.forwarded, OUT: m.records_out,
+                  TAG: m.tags, DEAD: m.dead_letters, DUP: m.duplicates}  # fmt: skip
+        for (what, *labels), n in tallies.counts.items():
+            if what in (RECEIVED, SENT):
+                labels.append(what)  # newspipe_forwarded{stream, direction}
+            m.child(metric[what], *labels).inc(n)
+            if what == DEAD:
+                stream, reason = labels[0], labels[1]
+                for _ in range(n):
+                    self.on_dead_letter(reason, stream)
+        for (stream, stage), values in tallies.stage_seconds.items():
+            observe_many(m.child(m.stage_seconds, stage, stream), values)
         now = time.time()
-        for tally in tallies:
-            stream = tally.stream
-            per_stream = timings.get(stream)
-            if per_stream is None:
-                per_stream = timings[stream] = []
-            per_stream.append(tally.stage_seconds)
-            if tally.counted_in:
-                incs[(m.forwarded, stream, "received")] += 1
-            else:
-                incs[(m.records_in, stream, tally.source, tally.mode)] += 1
-            if tally.forwarded:
-                incs[(m.forwarded, stream, "sent")] += 1
-                continue
-            if tally.status == CLEAN:
-                incs[(m.records_out, stream, tally.mode)] += 1
-                for code in tally.own_tags:
-                    incs[(m.tags, stream, code)] += 1
-                if tally.event_ts:
-                    ages.setdefault(stream, []).append(max(0.0, now - tally.event_ts))
-            elif tally.status == DLQ:
-                incs[(m.dead_letters, stream, tally.reason, tally.mode)] += 1
-                self.on_dead_letter(tally.reason, stream)
-            else:
-                incs[(m.duplicates, stream, tally.reason, tally.mode)] += 1
-        for (metric, *labels), n in incs.items():
-            m.child(metric, *labels).inc(n)
-        for stream, dicts in timings.items():
-            # one list per stage, in the order the stages first appear (a dict as ordered set)
-            stages = dict.fromkeys(stage for d in dicts for stage in d)
-            for stage in stages:
-                values = [d[stage] for d in dicts if stage in d]
-                observe_many(m.child(m.stage_seconds, stage, stream), values)
-        for stream, values in ages.items():
-            observe_many(m.child(m.event_to_emit, stream), values)
+        for stream, times in tallies.event_ts.items():
+            observe_many(m.child(m.event_to_emit, stream), [max(0.0, now - t) for t in times])
