@@ -4,6 +4,7 @@ what the metrics take afterwards."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,11 +98,16 @@ def test_comments_go_to_the_clean_topic_on_their_partition_with_trend_events(cor
     assert any(r.topic == "t.trend.events" for r in out.records)
     assert out.last_offset == 12 and out.already_committed == 0
     # what the metrics take once the transaction committed: label sets and numbers
-    assert out.tallies.counts == {
+    assert {k: n for k, n in out.tallies.counts.items() if k[0] != TAG} == {
         (IN, COMMENTS, "t", "live"): 3,
         (OUT, COMMENTS, "live"): 3,
-        **{k: n for k, n in out.tallies.counts.items() if k[0] == TAG},
     }
+    # a comment's own level-1 tags count, the ones it inherited from its article do not
+    records = [orjson.loads(r.value) for r in clean]
+    inherited = [t for c in records for t in c["tags"] if t["level"] == 1 and t.get("inherited")]
+    own = Counter((TAG, COMMENTS, t["code"]) for c in records for t in c["tags"]
+                  if t["level"] == 1 and not t.get("inherited"))  # fmt: skip
+    assert inherited and {k: n for k, n in out.tallies.counts.items() if k[0] == TAG} == own
     assert out.tallies.records() == 3 and len(out.tallies.event_ts[COMMENTS]) == 3
     assert {stage for _, stage in out.tallies.stage_seconds} >= {"validate", "dedup", "moderate"}
     assert all(len(v) == 3 for v in out.tallies.stage_seconds.values())
@@ -238,32 +244,67 @@ def test_the_runner_moves_each_counter_once_per_label_set_after_a_batch(core) ->
     from pipeline.metrics import Metrics
     from pipeline.stream.runner import StageRunner
 
-    articles = BY_NAME[ARTICLES]
-    recs = [Rec("t.raw.articles", 1, 0, b"k", article(0)),
-            Rec("t.raw.articles", 1, 1, b"k", article(0)),
-            Rec("t.raw.articles", 1, 2, b"k", b"{not json"),
-            Rec("t.raw.articles", 1, 3, b"k", b"[]")]  # fmt: skip
-    out = process_batch(articles, core, state_view(articles, maps_for(ARTICLES)), -1, recs, NAMES)
     letters: list[tuple[str, str]] = []
     metrics = Metrics()
     runner = StageRunner(Settings(), core, metrics, lambda **_: None,
                          on_dead_letter=lambda code, s: letters.append((code, s)))  # fmt: skip
-    runner.count(out.tallies)
 
     def value(name: str, **labels: str) -> float | None:
         return metrics.registry.get_sample_value(name, labels)
 
+    articles, neardup, comments = BY_NAME[ARTICLES], BY_NAME[NEARDUP], BY_NAME[COMMENTS]
+    maps = maps_for(ARTICLES, COMMENTS)
+    recs = [Rec("t.raw.articles", 1, 0, b"k", article(0)),
+            Rec("t.raw.articles", 1, 1, b"k", article(0)),
+            Rec("t.raw.articles", 1, 2, b"k", b"{not json"),
+            Rec("t.raw.articles", 1, 3, b"k", b"{not json either"),
+            Rec("t.raw.articles", 1, 4, b"k", b"[]")]  # fmt: skip
+    out = process_batch(articles, core, state_view(articles, maps), -1, recs, NAMES)
+    runner.count(out.tallies)
     assert value("newspipe_records_in_total", stream=ARTICLES, source="t", mode="live") == 2
-    assert value("newspipe_records_in_total", stream=ARTICLES, source="unknown", mode="live") == 2
+    assert value("newspipe_records_in_total", stream=ARTICLES, source="unknown", mode="live") == 3
     assert value("newspipe_forwarded_total", stream=ARTICLES, direction="sent") == 1
     assert value("newspipe_duplicates_total", stream=ARTICLES, kind="duplicate.exact",
                  mode="live") == 1  # fmt: skip
     # each dead letter once to the log's burst counter, and to the counter by its code
-    assert len(letters) == 2 and {stream for _, stream in letters} == {ARTICLES}
-    for code in {code for code, _ in letters}:
-        assert value("newspipe_dead_letters_total", stream=ARTICLES, code=code,
-                     mode="live") == letters.count((code, ARTICLES))  # fmt: skip
+    assert sorted(letters) == [("not_json", ARTICLES)] * 2 + [("not_object", ARTICLES)]
+    assert value("newspipe_dead_letters_total", stream=ARTICLES, code="not_json",
+                 mode="live") == 2  # fmt: skip
     # each stage a record finished, one observation each (the dead letters failed in validate)
     assert value("newspipe_stage_seconds_count", stage="validate", stream=ARTICLES) == 2
-    assert value("newspipe_stage_seconds_count", stage="dedup", stream=ARTICLES) == 2
     assert value("newspipe_stage_seconds_count", stage="tag", stream=ARTICLES) == 1
+    assert value("newspipe_records_out_total", stream=ARTICLES, mode="live") is None  # forwarded
+
+    # the forwarded article ends in the near-dup stage: counted in there, out and by its tags
+    forward = [Rec("t.articles.neardup", 0, 0, r.key, r.value) for r in out.records
+               if r.topic == "t.articles.neardup"]  # fmt: skip
+    done = process_batch(neardup, core, state_view(neardup, maps_for(NEARDUP)), -1, forward,
+                         NAMES)  # fmt: skip
+    runner.count(done.tallies)
+    assert value("newspipe_forwarded_total", stream=ARTICLES, direction="received") == 1
+    assert value("newspipe_records_in_total", stream=ARTICLES, source="t", mode="live") == 2
+    assert value("newspipe_records_out_total", stream=ARTICLES, mode="live") == 1
+    clean = orjson.loads(next(r.value for r in done.records if r.topic == "t.clean.articles"))
+    codes = [t["code"] for t in clean["tags"] if t["level"] == 1 and not t.get("inherited")]
+    assert codes and all(value("newspipe_tags_total", stream=ARTICLES, topic=c) == 1
+                         for c in codes)  # fmt: skip
+    assert value("newspipe_event_to_emit_seconds_count", stream=ARTICLES) == 1
+
+    # replayed comments: their own mode label, their age from their Kafka timestamp (event time)
+    replay = [(REPLAY_HEADER, b"run-1")]
+    recs = [Rec("t.raw.comments", 1, i, b"k", comment(i), headers=replay) for i in range(3)]
+    runner.count(process_batch(comments, core, state_view(comments, maps), -1, recs,
+                               NAMES).tallies)  # fmt: skip
+    assert value("newspipe_records_in_total", stream=COMMENTS, source="t", mode="replay") == 3
+    assert value("newspipe_records_out_total", stream=COMMENTS, mode="replay") == 3
+    assert value("newspipe_event_to_emit_seconds_count", stream=COMMENTS) == 3
+    # TS is in 2026-09: every age is at least the time since, none is floored at 0
+    assert value("newspipe_event_to_emit_seconds_sum", stream=COMMENTS) > 3 * 60 * 86_400
+    # a Kafka timestamp ahead of this clock (producers' clocks drift) counts as no age at all
+    total = value("newspipe_event_to_emit_seconds_sum", stream=COMMENTS)
+    ahead = int(time.time() * 1000) + 3_600_000
+    runner.count(process_batch(comments, core, state_view(comments, maps), -1,
+                               [Rec("t.raw.comments", 1, 9, b"k", comment(9), ahead)],
+                               NAMES).tallies)  # fmt: skip
+    assert value("newspipe_event_to_emit_seconds_count", stream=COMMENTS) == 4
+    assert value("newspipe_event_to_emit_seconds_sum", stream=COMMENTS) == total
