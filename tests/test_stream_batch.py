@@ -18,10 +18,9 @@ from pipeline.settings import Settings
 from pipeline.stream.batch import (
     DEAD,
     DUP,
+    FORWARDED,
     IN,
     OUT,
-    RECEIVED,
-    SENT,
     TAG,
     process_batch,
     state_view,
@@ -140,7 +139,7 @@ def test_clean_articles_are_forwarded_to_the_near_dup_stage_not_emitted(core) ->
     assert forward["record"]["title"].startswith("Football club") and forward["mode"] == "live"
     assert out.tallies.counts == {
         (IN, ARTICLES, "t", "live"): 2, (IN, ARTICLES, "unknown", "live"): 1,  # unreadable
-        (SENT, ARTICLES): 1, (DUP, ARTICLES, "duplicate.exact", "live"): 1,
+        (FORWARDED, ARTICLES, "sent"): 1, (DUP, ARTICLES, "duplicate.exact", "live"): 1,
         (DEAD, ARTICLES, "not_json", "live"): 1,
     }  # fmt: skip
     assert maps["articles"].overlay and maps["article_tags"].overlay  # its tags, for comments
@@ -163,7 +162,7 @@ def test_the_near_dup_stage_emits_forwarded_articles_counted_in_already(core) ->
     out = process_batch(neardup, core, state_view(neardup, index), -1, recs, NAMES)
     clean = [orjson.loads(r.value) for r in out.records if r.topic == "t.clean.articles"]
     assert len(clean) == 2 and clean[1]["duplicate_of"] == clean[0]["article_id"]
-    assert out.tallies.counts[(RECEIVED, ARTICLES)] == 2
+    assert out.tallies.counts[(FORWARDED, ARTICLES, "received")] == 2
     assert not any(k[0] == IN for k in out.tallies.counts)  # the articles stage counted them in
     assert index["index"].overlay
     # a tally carries what the metrics count (the record's own level-1 tags), not the record:

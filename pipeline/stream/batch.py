@@ -37,14 +37,14 @@ class InRecord(Protocol):
     headers: Any
 
 
-# what `Tallies.counts` counts, the first item of its keys (the metric each one moves)
-IN = "in"  # (IN, stream, source, mode): a raw record read
-RECEIVED = "received"  # (RECEIVED, stream): a record another stage forwarded here
-SENT = "sent"  # (SENT, stream): a record forwarded to another stage
-OUT = "out"  # (OUT, stream, mode): a clean record
-TAG = "tag"  # (TAG, stream, code): a clean record's level-1 tag of its own (not inherited)
-DEAD = "dead"  # (DEAD, stream, reason, mode): a dead letter
-DUP = "dup"  # (DUP, stream, reason, mode): a duplicate dropped
+# what `Tallies.counts` counts: the first item of a key names the `Metrics` counter it moves,
+# the rest are that counter's labels, in its order
+IN = "records_in"  # (IN, stream, source, mode): a raw record read
+FORWARDED = "forwarded"  # (FORWARDED, stream, "sent" or "received"): handed between stages
+OUT = "records_out"  # (OUT, stream, mode): a clean record
+TAG = "tags"  # (TAG, stream, code): a clean record's level-1 tag of its own (not inherited)
+DEAD = "dead_letters"  # (DEAD, stream, reason, mode): a dead letter
+DUP = "duplicates"  # (DUP, stream, reason, mode): a duplicate dropped
 
 
 class Tallies:
@@ -77,7 +77,7 @@ class Tallies:
         counts = self.counts
         stream = result.stream
         if counted_in:
-            counts[(RECEIVED, stream)] += 1
+            counts[(FORWARDED, stream, "received")] += 1
         else:
             counts[(IN, stream, result.source, mode)] += 1
         seconds = self.stage_seconds
@@ -88,7 +88,7 @@ class Tallies:
             else:
                 values.append(value)
         if forwarded:
-            counts[(SENT, stream)] += 1
+            counts[(FORWARDED, stream, "sent")] += 1
             return
         status = result.status
         if status == CLEAN:
@@ -109,7 +109,8 @@ class Tallies:
 
     def records(self) -> int:
         """How many results were counted."""
-        return sum(n for key, n in self.counts.items() if key[0] in (IN, RECEIVED))
+        return sum(n for key, n in self.counts.items()
+                   if key[0] == IN or (key[0] == FORWARDED and key[2] == "received"))  # fmt: skip
 
 
 def mode_of(headers: Sequence[tuple[str, bytes]]) -> str:

@@ -45,12 +45,6 @@ from pipeline.metrics import Metrics, observe_many
 from pipeline.settings import Settings
 from pipeline.stream.batch import (
     DEAD,
-    DUP,
-    IN,
-    OUT,
-    RECEIVED,
-    SENT,
-    TAG,
     InRecord,
     Tallies,
     headers_of,
@@ -711,12 +705,8 @@ class StageRunner(Service):
         batched observe per histogram child (the per-record calls were a tenth of a worker's
         time)."""
         m = self.metrics
-        metric = {IN: m.records_in, RECEIVED: m.forwarded, SENT: m.forwarded, OUT: m.records_out,
-                  TAG: m.tags, DEAD: m.dead_letters, DUP: m.duplicates}  # fmt: skip
         for (what, *labels), n in tallies.counts.items():
-            if what in (RECEIVED, SENT):
-                labels.append(what)  # newspipe_forwarded{stream, direction}
-            m.child(metric[what], *labels).inc(n)
+            m.child(getattr(m, what), *labels).inc(n)
             if what == DEAD:
                 stream, reason = labels[0], labels[1]
                 for _ in range(n):
