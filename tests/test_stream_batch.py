@@ -107,7 +107,7 @@ def test_comments_go_to_the_clean_topic_on_their_partition_with_trend_events(cor
     own = Counter((TAG, COMMENTS, t["code"]) for c in records for t in c["tags"]
                   if t["level"] == 1 and not t.get("inherited"))  # fmt: skip
     assert inherited and {k: n for k, n in out.tallies.counts.items() if k[0] == TAG} == own
-    assert out.tallies.records() == 3 and len(out.tallies.event_ts[COMMENTS]) == 3
+    assert len(out.tallies.event_ts[COMMENTS]) == 3
     assert {stage for _, stage in out.tallies.stage_seconds} >= {"validate", "dedup", "moderate"}
     assert all(len(v) == 3 for v in out.tallies.stage_seconds.values())
     # the batch's state writes wait in the overlay of the partition's own map
@@ -120,7 +120,8 @@ def test_records_at_or_below_the_mark_are_skipped_and_counted(core) -> None:
     recs = [Rec("t.raw.comments", 0, o, b"k", comment(o)) for o in range(5)]
     out = process_batch(stage, core, state_view(stage, maps_for(COMMENTS, ARTICLES)), 2, recs,
                         NAMES)  # fmt: skip
-    assert out.already_committed == 3 and out.last_offset == 4 and out.tallies.records() == 2
+    assert out.already_committed == 3 and out.last_offset == 4
+    assert sum(n for k, n in out.tallies.counts.items() if k[0] == IN) == 2  # the two after it
     nothing = process_batch(stage, core, state_view(stage, maps_for(COMMENTS, ARTICLES)), 9,
                             recs, NAMES)  # fmt: skip
     assert (nothing.last_offset, nothing.records, nothing.already_committed) == (-1, [], 5)

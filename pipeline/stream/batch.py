@@ -107,11 +107,6 @@ class Tallies:
         else:
             counts[(DUP, stream, result.reason, mode)] += 1
 
-    def records(self) -> int:
-        """How many results were counted."""
-        return sum(n for key, n in self.counts.items()
-                   if key[0] == IN or (key[0] == FORWARDED and key[2] == "received"))  # fmt: skip
-
 
 def mode_of(headers: Sequence[tuple[str, bytes]]) -> str:
     """`replay` for a record the replay tool sent (it carries REPLAY_HEADER), else `live`.
