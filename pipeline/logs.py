@@ -139,6 +139,58 @@ def connection_noise() -> ConnectionNoise:
     return CONNECTION_NOISE
 
 
+# What Faust and mode log, line after line, while a busy worker's trend windows run behind:
+# Faust holds the tables' changelog writes in a buffer and warns at every step over 100 waiting,
+# and mode warns whenever a timer (Faust's offset commit, which first drains that buffer) outlasts
+# its interval. Tens of lines a minute under load, each saying the same thing.
+_LOAD_NOISE = re.compile(r"^producer buffer full size (\d+)|^Timer (\S+) is overlapping")
+
+
+class LoadNoise(logging.Filter):
+    """Drops those warnings and keeps their count and the largest buffer seen; the worker logs
+    them as one `trend_windows_behind` line a minute (`wire_app_logging`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counts: Counter[str] = Counter()
+        self.largest = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.WARNING or not record.name.startswith(("faust", "mode")):
+            return True
+        found = _LOAD_NOISE.match(record.getMessage())
+        if found is None:
+            return True
+        size, timer = found.groups()
+        if size is not None:
+            self.counts["producer_buffer_full"] += 1
+            self.largest = max(self.largest, int(size))
+        else:
+            self.counts[f"timer_overlapping:{timer}"] += 1
+        return False
+
+    def take(self) -> dict[str, Any]:
+        """What was dropped since the last call: counts by kind and the largest buffer; empty
+        when nothing was."""
+        if not self.counts:
+            return {}
+        out: dict[str, Any] = {"suppressed": dict(sorted(self.counts.items()))}
+        if self.largest:
+            out["largest_buffer"] = self.largest
+        self.counts.clear()
+        self.largest = 0
+        return out
+
+
+LOAD_NOISE = LoadNoise()
+LOAD_SUMMARY_S = 60.0  # how often the worker reports what LoadNoise dropped
+
+
+def load_noise() -> LoadNoise:
+    """The process's one load-noise filter (a dictConfig factory)."""
+    return LOAD_NOISE
+
+
 def logging_config(level: str = "info") -> dict[str, Any]:
     """A `logging.config.dictConfig` dict: JSON lines on stderr, chatty libraries at WARNING."""
     root_level = logging.getLevelName(level.upper())
@@ -149,12 +201,15 @@ def logging_config(level: str = "info") -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": JsonFormatter}},
-        "filters": {"kafka_noise": {"()": connection_noise}},
+        "filters": {
+            "kafka_noise": {"()": connection_noise},
+            "load_noise": {"()": load_noise},
+        },
         "handlers": {
             "json": {
                 "class": "logging.StreamHandler",
                 "formatter": "json",
-                "filters": ["kafka_noise"],
+                "filters": ["kafka_noise", "load_noise"],
                 "stream": "ext://sys.stderr",
             }
         },
@@ -323,7 +378,8 @@ def wire_app_logging(
 
     Call in `create_app` before the app starts. Lines (all rate limited per key):
     `partitions_assigned` / `partitions_revoked` (counts per topic), `table_recovered` per table,
-    and `dlq_burst` (feed it with `.note(code, stream)`; a timer flushes what is pending).
+    `dlq_burst` (feed it with `.note(code, stream)`; a timer flushes what is pending), and
+    `trend_windows_behind` once a minute while `LoadNoise` dropped Faust's backpressure lines.
     """
     log = logger or logging.getLogger("newspipe.worker")
     limited = RateLimitedLog(log, burst=5, interval=60.0, clock=clock)
@@ -379,5 +435,12 @@ def wire_app_logging(
     @app.timer(dlq_interval, name="newspipe-dlq-burst-log")
     async def flush_dlq_log() -> None:
         dlq.flush()
+
+    @app.timer(LOAD_SUMMARY_S, name="newspipe-load-noise-log")
+    async def flush_load_noise() -> None:
+        noise = LOAD_NOISE.take()
+        if noise:
+            log_event(log, logging.WARNING, "trend_windows_behind", in_last_s=LOAD_SUMMARY_S,
+                      **noise)  # fmt: skip
 
     return dlq

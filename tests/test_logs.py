@@ -276,7 +276,8 @@ async def test_wire_app_logging_logs_rebalances_recoveries_and_dlq_bursts(captur
     await wrapped.callbacks[0]()
     dlq.note("not_json", "articles")
     dlq.note("not_json", "articles")
-    ((interval, _, flush),) = app.timers
+    timers = {name: (interval, fun) for interval, name, fun in app.timers}
+    interval, flush = timers["newspipe-dlq-burst-log"]
     assert interval == 5.0
     await flush()  # interval not over: nothing yet
     clock.advance(5.0)
@@ -321,3 +322,44 @@ def test_kafka_connection_errors_are_counted_not_printed():
     got = lines(stream)
     assert [line["message"] for line in got] == ["Topic t1 is not available"]
     assert CONNECTION_NOISE.take() == 101 and CONNECTION_NOISE.take() == 0
+
+
+async def test_faust_backpressure_warnings_are_counted_then_summarised_once_a_minute(capture):
+    """Under load Faust warns at every step its table-write buffer is over 100 and mode whenever
+    the commit timer outlasts its second: dropped, counted, and one line a minute says so; other
+    warnings of the same loggers still print."""
+    from pipeline.logs import LOAD_NOISE, LOAD_SUMMARY_S
+
+    stream = io.StringIO()
+    config = logging_config("info")
+    config["handlers"]["json"]["stream"] = stream
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    LOAD_NOISE.take()
+    try:
+        logging.config.dictConfig(config)
+        producer = logging.getLogger("faust.transport.producer")
+        for size in (640, 538, 101, 122):
+            producer.warning(f"producer buffer full size {size}")
+        logging.getLogger("mode.timers").warning(
+            "Timer commit is overlapping (interval=1.0 runtime=2.6192033410006843)"
+        )
+        producer.warning("something else about the producer")
+        logging.getLogger("pipeline.trends").warning("producer buffer full size 999")  # ours
+    finally:
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+    assert [line["message"] for line in lines(stream)] == [
+        "something else about the producer", "producer buffer full size 999"]  # fmt: skip
+
+    logger, out = capture
+    app = FakeApp()
+    wire_app_logging(app, {}, logger=logger)
+    interval, summarise = {name: (i, fun) for i, name, fun in app.timers}["newspipe-load-noise-log"]
+    assert interval == LOAD_SUMMARY_S == 60.0
+    await summarise()
+    await summarise()  # nothing dropped since: no line
+    (line,) = lines(out)
+    assert line["event"] == "trend_windows_behind" and line["level"] == "warning"
+    assert line["suppressed"] == {"producer_buffer_full": 4, "timer_overlapping:commit": 1}
+    assert line["largest_buffer"] == 640 and line["in_last_s"] == 60.0
