@@ -76,10 +76,15 @@ class Worker(faust.Worker):
     """Faust's worker with a bounded shutdown: SIGTERM or SIGINT logs what the worker still
     waits for, and a watchdog ends the process once `shutdown_timeout_s` has passed (a stop
     stuck in a group join took most of a minute). Ending it there is safe: an open transaction
-    is aborted by the broker or fenced by the next owner, and its records are processed again."""
+    is aborted by the broker or fenced by the next owner, and its records are processed again.
+
+    No start-up spinner: Faust's writes cursor escape codes even when its output is not a
+    terminal (in front of the first JSON log line), and at warning level and above it turned
+    the root logger to DEBUG to spin on every record."""
 
     def __init__(self, app: faust.App, *args: Any, shutdown_timeout_s: float, **kwargs: Any):
         super().__init__(app, *args, **kwargs)
+        self.spinner = None
         self.shutdown_timeout_s = shutdown_timeout_s
         self._shutdown_began: float | None = None
 

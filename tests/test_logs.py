@@ -363,3 +363,27 @@ async def test_faust_backpressure_warnings_are_counted_then_summarised_once_a_mi
     assert line["event"] == "trend_windows_behind" and line["level"] == "warning"
     assert line["suppressed"] == {"producer_buffer_full": 4, "timer_overlapping:commit": 1}
     assert line["largest_buffer"] == 640 and line["in_last_s"] == 60.0
+
+
+def test_the_worker_writes_no_terminal_codes_into_its_log_at_any_level(tmp_path):
+    """Faust's start-up spinner hides and shows the cursor with escape codes even when its
+    output is not a terminal (a file, a container's log): they landed in front of the first
+    JSON line when the worker logged at warning or above, and a log shipper then drops it."""
+    from pipeline.app import Worker, create_app
+    from pipeline.settings import Settings
+
+    out = io.StringIO()
+    app = create_app(Settings(app_id="spinner-test", state_dir=str(tmp_path)))
+    worker = Worker(app, loglevel="warning", quiet=True, stdout=out, stderr=out,
+                    shutdown_timeout_s=1.0)  # fmt: skip
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    try:
+        worker.on_setup_root_logger(root, logging.WARNING)
+        assert root.level == saved_level  # nothing turned the root logger to DEBUG either
+        logging.getLogger("faust.test").warning("a warning while starting")
+        worker._on_startup_end_spinner()
+    finally:
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+    assert "\x1b" not in out.getvalue() and "\b" not in out.getvalue()
