@@ -378,7 +378,10 @@ async def offered_load(settings: Settings, items: list[Item], rate: float) -> di
 
 
 async def clean_timestamps(settings: Settings, expected: int, timeout: float) -> dict[str, int]:
-    """Source id -> the clean record's CreateTime (ms), read from both clean topics."""
+    """Source id -> the clean record's CreateTime (ms), read from both clean topics (committed
+    records only, as `records_out` counts them) until `expected` records were read. A source id
+    can have two clean records (a comment edited within the round): the later one's time is
+    kept, and counting ids instead of records waited out the whole timeout."""
     names = TopicNames(settings.topic_prefix)
     consumer = AIOKafkaConsumer(
         names.clean_articles,
@@ -387,14 +390,17 @@ async def clean_timestamps(settings: Settings, expected: int, timeout: float) ->
         group_id=None,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
+        isolation_level="read_committed",
     )
     await consumer.start()
     out: dict[str, int] = {}
+    read = 0
     deadline = time.monotonic() + timeout
     try:
-        while len(out) < expected and time.monotonic() < deadline:
+        while read < expected and time.monotonic() < deadline:
             batches = await consumer.getmany(timeout_ms=500, max_records=5000)
             for records in batches.values():
+                read += len(records)
                 for rec in records:
                     body = orjson.loads(rec.value)
                     sid = body.get("source_comment_id") or body.get("source_id")
