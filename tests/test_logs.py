@@ -3,6 +3,7 @@ and then report what they suppressed. A fake clock drives every time-dependent c
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import logging.config
@@ -298,27 +299,41 @@ async def test_wire_app_logging_logs_rebalances_recoveries_and_dlq_bursts(captur
     assert partitions_summary([]) == {}
 
 
+@contextlib.contextmanager
+def restored_root_logger() -> Iterator[logging.Logger]:
+    """The root logger, its handlers and level put back afterwards."""
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    try:
+        yield root
+    finally:
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+
+
+@contextlib.contextmanager
+def worker_logging(level: str = "info") -> Iterator[io.StringIO]:
+    """The worker's logging config (`logging_config`) writing into a string, for the block."""
+    stream = io.StringIO()
+    config = logging_config(level)
+    config["handlers"]["json"]["stream"] = stream
+    with restored_root_logger():
+        logging.config.dictConfig(config)
+        yield stream
+
+
 def test_kafka_connection_errors_are_counted_not_printed():
     """While a broker is away its clients log a line per failed connection; the broker watch
     reports them as one count (tests/test_stream_outage.py shows it through a real outage)."""
     from pipeline.logs import CONNECTION_NOISE
 
-    stream = io.StringIO()
-    config = logging_config("info")
-    config["handlers"]["json"]["stream"] = stream
-    root = logging.getLogger()
-    saved_handlers, saved_level = root.handlers[:], root.level
     CONNECTION_NOISE.take()
-    try:
-        logging.config.dictConfig(config)
+    with worker_logging() as stream:
         for _ in range(50):
             logging.getLogger("aiokafka.conn").error("Unable connect to node with id 1: %s", "x")
             logging.getLogger("aiokafka.cluster").error("Unable to update metadata from [1]")
         logging.getLogger("aiokafka.consumer").warning("Topic %s is not available", "t1")
         logging.getLogger("pipeline.stream.runner").error("Unable connect to node: but ours")
-    finally:
-        root.handlers[:] = saved_handlers
-        root.setLevel(saved_level)
     got = lines(stream)
     assert [line["message"] for line in got] == ["Topic t1 is not available"]
     assert CONNECTION_NOISE.take() == 101 and CONNECTION_NOISE.take() == 0
@@ -330,14 +345,8 @@ async def test_faust_backpressure_warnings_are_counted_then_summarised_once_a_mi
     warnings of the same loggers still print."""
     from pipeline.logs import LOAD_NOISE, LOAD_SUMMARY_S
 
-    stream = io.StringIO()
-    config = logging_config("info")
-    config["handlers"]["json"]["stream"] = stream
-    root = logging.getLogger()
-    saved_handlers, saved_level = root.handlers[:], root.level
     LOAD_NOISE.take()
-    try:
-        logging.config.dictConfig(config)
+    with worker_logging() as stream:
         producer = logging.getLogger("faust.transport.producer")
         for size in (640, 538, 101, 122):
             producer.warning(f"producer buffer full size {size}")
@@ -346,9 +355,6 @@ async def test_faust_backpressure_warnings_are_counted_then_summarised_once_a_mi
         )
         producer.warning("something else about the producer")
         logging.getLogger("pipeline.trends").warning("producer buffer full size 999")  # ours
-    finally:
-        root.handlers[:] = saved_handlers
-        root.setLevel(saved_level)
     assert [line["message"] for line in lines(stream)] == [
         "something else about the producer", "producer buffer full size 999"]  # fmt: skip
 
@@ -376,14 +382,10 @@ def test_the_worker_writes_no_terminal_codes_into_its_log_at_any_level(tmp_path)
     app = create_app(Settings(app_id="spinner-test", state_dir=str(tmp_path)))
     worker = Worker(app, loglevel="warning", quiet=True, stdout=out, stderr=out,
                     shutdown_timeout_s=1.0)  # fmt: skip
-    root = logging.getLogger()
-    saved_handlers, saved_level = root.handlers[:], root.level
-    try:
+    with restored_root_logger() as root:
+        level = root.level
         worker.on_setup_root_logger(root, logging.WARNING)
-        assert root.level == saved_level  # nothing turned the root logger to DEBUG either
+        assert root.level == level  # nothing turned the root logger to DEBUG either
         logging.getLogger("faust.test").warning("a warning while starting")
         worker._on_startup_end_spinner()
-    finally:
-        root.handlers[:] = saved_handlers
-        root.setLevel(saved_level)
     assert "\x1b" not in out.getvalue() and "\b" not in out.getvalue()
