@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from dataclasses import replace
 from typing import NamedTuple
 
 import orjson
@@ -243,8 +244,6 @@ def test_a_keyed_record_goes_to_the_partition_aiokafkas_partitioner_picks(key: b
 
 def test_state_changelogs_outlive_the_raw_topics_and_twice_their_horizon():
     # the mark in a changelog's last record must still be there when the input it covers is
-    from dataclasses import replace
-
     from pipeline.kafka_io import topic_specs
     from pipeline.settings import Settings
     from pipeline.topics import STATE, TopicNames
@@ -306,12 +305,10 @@ def test_a_batch_processes_articles_before_near_dups_before_comments():
 
     from aiokafka import TopicPartition
 
-    from pipeline.metrics import Metrics
-    from pipeline.stream.runner import StageRunner
     from pipeline.topics import TopicNames
 
     names = TopicNames("", "newspipe")
-    runner = StageRunner(Settings(), None, Metrics(), lambda **_: None)  # type: ignore[arg-type]
+    runner = _bare_runner()
     seen: list[str] = []
 
     async def record(tp: TopicPartition, records: list) -> None:
@@ -333,11 +330,14 @@ def test_a_batch_processes_articles_before_near_dups_before_comments():
     assert seen == [names.raw_articles, names.neardup, names.raw_comments, names.raw_comments]
 
 
-def _bare_runner():
+def _bare_runner(**settings):
+    """A runner without Kafka or a core. Its batches are not paced unless `settings` say so:
+    the tests of their order would otherwise wait out `transaction_interval_s`."""
     from pipeline.metrics import Metrics
     from pipeline.stream.runner import StageRunner
 
-    return StageRunner(Settings(), None, Metrics(), lambda **_: None)  # type: ignore[arg-type]
+    settings = replace(Settings(), **{"transaction_interval_s": 0.0, **settings})
+    return StageRunner(settings, None, Metrics(), lambda **_: None)  # type: ignore[arg-type]
 
 
 def test_the_sweep_waits_for_its_interval_and_for_event_time_to_move_on() -> None:
@@ -437,14 +437,95 @@ def test_what_is_fetched_while_a_partitions_batch_is_under_way_becomes_one_next_
     assert log.index("done 0:a") < log.index("start 0:bc") < log.index("done 0:bc")
 
 
-def test_fetching_waits_once_the_records_waiting_reach_the_batch_size():
-    from dataclasses import replace
+def _timed(runner) -> list[tuple[float, str]]:
+    """Replace `runner`'s transactions by an instant one that notes when each batch started."""
+    import time
 
-    from pipeline.metrics import Metrics
-    from pipeline.stream.runner import StageRunner
+    started: list[tuple[float, str]] = []
+
+    async def instant(tp: TopicPartition, records: list) -> None:
+        started.append((time.monotonic(), "".join(records)))
+
+    runner.run_partition = instant  # type: ignore[method-assign]
+    return started
+
+
+def test_a_lightly_loaded_partitions_next_batch_waits_out_the_interval_and_takes_all_that_came():
     from pipeline.topics import TopicNames
 
-    runner = StageRunner(replace(Settings(), batch_size=4), None, Metrics(), lambda **_: None)  # type: ignore[arg-type]
+    runner = _bare_runner(transaction_interval_s=0.3)
+    tp = TopicPartition(TopicNames("", "newspipe").raw_comments, 0)
+    started = _timed(runner)
+
+    async def scenario() -> None:
+        await runner.run_batch({tp: ["a"]})
+        await asyncio.sleep(0.05)  # "a" committed at once; the next batch may not start yet
+        await runner.run_batch({tp: ["b"]})
+        await asyncio.sleep(0.05)
+        await runner.run_batch({tp: ["c"]})  # joins "b" while it waits
+        await asyncio.sleep(0.05)
+        assert [name for _, name in started] == ["a"]
+        while runner.tasks:
+            await asyncio.sleep(0.01)  # not `drain`: a drain starts a paced batch at once
+
+    asyncio.run(scenario())
+    assert [name for _, name in started] == ["a", "bc"]
+    assert started[1][0] - started[0][0] >= 0.3 - 0.01
+
+
+def test_a_partitions_next_batch_starts_at_once_when_a_full_share_of_a_batch_waits():
+    from pipeline.stream.runner import PACE_SHARE
+    from pipeline.topics import TopicNames
+
+    runner = _bare_runner(transaction_interval_s=30.0, batch_size=2 * PACE_SHARE)
+    tp = TopicPartition(TopicNames("", "newspipe").raw_comments, 0)
+    started = _timed(runner)
+
+    async def scenario() -> None:
+        await runner.run_batch({tp: ["a"]})
+        await asyncio.sleep(0.01)
+        await runner.run_batch({tp: ["b"]})  # one record: waits for the interval ...
+        await asyncio.sleep(0.01)
+        assert [name for _, name in started] == ["a"]
+        await runner.run_batch({tp: ["c"]})  # ... two (batch_size / PACE_SHARE): no longer
+        await asyncio.wait_for(asyncio.gather(*runner.tasks.values()), 1)
+
+    asyncio.run(scenario())
+    assert [name for _, name in started] == ["a", "bc"]
+
+
+def test_a_drain_starts_a_paced_batch_at_once():
+    # a rebalance, the expiry sweep and stopping must not wait out the interval
+    from pipeline.topics import TopicNames
+
+    runner = _bare_runner(transaction_interval_s=30.0)
+    tp0, tp1 = (TopicPartition(TopicNames("", "newspipe").raw_comments, p) for p in (0, 1))
+    started = _timed(runner)
+
+    async def scenario() -> None:
+        await runner.run_batch({tp0: ["a"], tp1: ["a"]})
+        await asyncio.sleep(0.01)
+        await runner.run_batch({tp0: ["b"], tp1: ["b"]})
+        await asyncio.sleep(0.01)
+        await asyncio.wait_for(runner.drain(), 1)
+
+    asyncio.run(scenario())
+    assert sorted(name for _, name in started) == ["a", "a", "b", "b"]
+
+
+def test_the_stages_fetch_waits_for_data_only_while_batches_are_paced():
+    from pipeline.stream.runner import PACED_FETCH_MIN_BYTES, paced_fetch
+
+    assert paced_fetch(replace(Settings(), transaction_interval_s=0.0)) == {}  # Kafka's defaults
+    assert paced_fetch(replace(Settings(), transaction_interval_s=0.1)) == {
+        "fetch_min_bytes": PACED_FETCH_MIN_BYTES, "fetch_max_wait_ms": 50}  # fmt: skip
+
+
+def test_fetching_waits_once_the_records_waiting_reach_the_batch_size():
+
+    from pipeline.topics import TopicNames
+
+    runner = _bare_runner(batch_size=4)
     tp = TopicPartition(TopicNames("", "newspipe").raw_comments, 0)
     gates: dict[int, asyncio.Event] = {}
 
@@ -637,14 +718,10 @@ def test_a_transaction_hands_over_every_partitions_first_batch_before_any_second
 
 
 def test_a_rewind_while_records_wait_drops_them_and_frees_the_fetch():
-    from dataclasses import replace
 
-    from pipeline.metrics import Metrics
-    from pipeline.stream.runner import StageRunner
     from pipeline.topics import TopicNames
 
-    settings = replace(Settings(), batch_size=4)
-    runner = StageRunner(settings, None, Metrics(), lambda **_: None)  # type: ignore[arg-type]
+    runner = _bare_runner(batch_size=4)
     tp = TopicPartition(TopicNames("", "newspipe").raw_comments, 0)
     seen: list[str] = []
     gate = asyncio.Event()

@@ -61,6 +61,13 @@ GROUP_SUFFIX = ".stages"
 # attempts at a batch before it is rewound (broker trouble) or split into single records
 MAX_ATTEMPTS = 3
 COMMIT_TIMEOUT_S = 10.0
+# a partition's next batch starts at once, whatever `transaction_interval_s` says, when this
+# share of `batch_size` waits for it: a transaction's fixed cost is then a small part of its own
+PACE_SHARE = 8
+# while `transaction_interval_s` paces the batches, a fetch waits for this much data (or half
+# the interval): a batch takes everything fetched meanwhile anyway, and a fetch answered for
+# each record or two costs the worker and the broker a request each
+PACED_FETCH_MIN_BYTES = 64 * 1024
 BROKER_PROBE_S = 1.0
 BROKER_SUMMARY_S = 60.0
 # the expiry sweep waits until event time moved on by this share of the shortest horizon since
@@ -99,6 +106,15 @@ async def broker_reachable(bootstrap: str, timeout: float = 1.0) -> bool:
             await writer.wait_closed()
         return True
     return False
+
+
+def paced_fetch(settings: Settings) -> dict[str, int]:
+    """The stages' consumer's fetch options: Kafka's defaults (answer as soon as there is a
+    byte) unless the batches are paced (`transaction_interval_s`)."""
+    if settings.transaction_interval_s <= 0:
+        return {}
+    return {"fetch_min_bytes": PACED_FETCH_MIN_BYTES,
+            "fetch_max_wait_ms": max(1, int(settings.transaction_interval_s * 500))}  # fmt: skip
 
 
 class Queued(NamedTuple):
@@ -175,6 +191,12 @@ class StageRunner(Service):
         # the records fetched for each partition while its batch is under way: its next batch
         self.waiting: dict[TopicPartition, Queued] = {}
         self.taken = asyncio.Event()  # set when a waiting batch gets under way
+        # when each partition's last batch got under way, and the records that make its next
+        # one start before `transaction_interval_s` is up (`_pace`)
+        self.batch_started: dict[TopicPartition, float] = {}
+        self.filled: dict[TopicPartition, asyncio.Event] = {}
+        self.pace_full = max(1, settings.batch_size // PACE_SHARE)
+        self.draining = 0  # drains under way: no batch is paced meanwhile
         # bumped when a partition is rewound: its batches fetched before are dropped (fetched again)
         self.generation: dict[TopicPartition, int] = {}
         self.committed: dict[TopicPartition, int] = {}  # what the group has, as far as we know
@@ -206,6 +228,7 @@ class StageRunner(Service):
             session_timeout_ms=int(s.group_session_timeout_s * 1000),
             heartbeat_interval_ms=int(s.group_session_timeout_s * 1000 / 3),
             metadata_max_age_ms=30_000,
+            **paced_fetch(s),
         )
         self.consumer.subscribe(list(self.sources.values()), listener=_Listener(self))
         await self.tables.start()
@@ -503,6 +526,8 @@ class StageRunner(Service):
             waiting = self.waiting.get(tp)
             if waiting is not None and waiting.generation == generation:
                 waiting.records.extend(records)
+                if len(waiting.records) >= self.pace_full and tp in self.filled:
+                    self.filled[tp].set()
                 continue
             self.in_flight.add(tp)
             queued = Queued(list(records), generation)
@@ -524,6 +549,7 @@ class StageRunner(Service):
         if previous is not None:
             with contextlib.suppress(BaseException):
                 await previous
+        await self._pace(tp, queued)
         if self.waiting.get(tp) is queued:
             del self.waiting[tp]  # what is fetched from now on waits for this batch
             self.taken.set()
@@ -536,6 +562,29 @@ class StageRunner(Service):
             self._rewind(tp, queued.records[0].offset)
             raise
 
+    async def _pace(self, tp: TopicPartition, queued: Queued) -> None:
+        """Let `tp`'s next batch start `transaction_interval_s` after its last one did, unless
+        `pace_full` records wait for it already (or the worker is stopping): what arrives
+        meanwhile joins it. A transaction costs the worker and the broker a few milliseconds of
+        CPU whatever it holds, so without this a lightly loaded worker commits every few records
+        and spends most of a core, and the broker as much, on transactions alone."""
+        interval = self.settings.transaction_interval_s
+        last = self.batch_started.get(tp)
+        if interval > 0 and last is not None:
+            wait = last + interval - time.monotonic()
+            if (wait > 0 and len(queued.records) < self.pace_full
+                    and not (self.stopping or self.draining)
+                    and self.waiting.get(tp) is queued):  # fmt: skip
+                filled = self.filled[tp] = asyncio.Event()
+                try:
+                    await asyncio.wait_for(filled.wait(), wait)
+                except TimeoutError:
+                    pass
+                finally:
+                    if self.filled.get(tp) is filled:
+                        del self.filled[tp]
+        self.batch_started[tp] = time.monotonic()
+
     def _finished(self, tp: TopicPartition, task: asyncio.Future[None]) -> None:
         if self.tasks.get(tp) is task:
             del self.tasks[tp]
@@ -545,8 +594,14 @@ class StageRunner(Service):
 
     async def drain(self) -> None:
         """Wait until no batch is under way (rebalances, the expiry sweep, stopping)."""
-        while self.tasks:
-            await asyncio.gather(*list(self.tasks.values()), return_exceptions=True)
+        self.draining += 1  # a batch being paced starts now, and none waits from now on
+        try:
+            while self.tasks:
+                for filled in self.filled.values():
+                    filled.set()
+                await asyncio.gather(*list(self.tasks.values()), return_exceptions=True)
+        finally:
+            self.draining -= 1
 
     def _rewind(self, tp: TopicPartition, offset: int) -> None:
         """Fetch `tp` again from `offset`; batches of it fetched before are dropped."""
