@@ -421,7 +421,7 @@ def latency_run(settings: Settings, items: list[Item], rate: float, logdir: Path
                 raise RuntimeError(f"latency worker not ready:\n{worker.log.read_text()[-2000:]}")
             time.sleep(0.3)
         time.sleep(2.0)  # let the first assignment settle
-        t0 = time.monotonic()
+        t0, cpu0 = time.monotonic(), _cpu_s([worker])
         sent = asyncio.run(offered_load(settings, items, rate))
         offered_s = time.monotonic() - t0
         deadline = time.monotonic() + 300
@@ -431,6 +431,9 @@ def latency_run(settings: Settings, items: list[Item], rate: float, logdir: Path
             if counter(page, "newspipe_records_in_total") >= len(items):
                 break
             time.sleep(0.3)
+        # the share of a core the worker used from the first record sent to the last counted
+        # (its scrapes included): what the load costs it, beside what the latency is
+        worker_cores = (_cpu_s([worker]) - cpu0) / (time.monotonic() - t0)
         hist = histogram_quantiles(page, "newspipe_event_to_emit_seconds", (0.5, 0.99))
         # where the time goes: one partition's batch step, and its transaction
         steps = {step: histogram_quantiles(page, "newspipe_batch_seconds", (0.5, 0.99),
@@ -463,6 +466,7 @@ def latency_run(settings: Settings, items: list[Item], rate: float, logdir: Path
         "mean_s": statistics.fmean(lat) / 1000,
         "histogram_p50_s": hist.get("p50"),
         "histogram_p99_s": hist.get("p99"),
+        "worker_cores": worker_cores,
         "batch_process_s": steps["process"],
         "batch_commit_s": steps["commit"],
         # articles pass two stages (raw -> near-dup topic -> clean), comments one
@@ -651,6 +655,7 @@ def run(
                 result["latency"] = sorted(rounds, key=lambda r: r["p99_s"])[len(rounds) // 2]
                 result["latency"]["rounds_p99_s"] = [r["p99_s"] for r in rounds]
                 result["latency"]["rounds_p50_s"] = [r["p50_s"] for r in rounds]
+                result["latency"]["rounds_worker_cores"] = [r["worker_cores"] for r in rounds]
         finally:
             doomed = asyncio.run(_topics_with(base, (f"bench{tag}",)))
             asyncio.run(_delete(base, doomed))
@@ -687,7 +692,8 @@ def _latency_round(
     proc, commit = lat["batch_process_s"], lat["batch_commit_s"]
     log(f"  p50 {lat['p50_s'] * 1000:.0f} ms, p99 {lat['p99_s'] * 1000:.0f} ms; a "
         f"partition's batch: process p50 {proc.get('p50', 0) * 1000:.0f} ms, "
-        f"transaction p50 {commit.get('p50', 0) * 1000:.0f} ms")  # fmt: skip
+        f"transaction p50 {commit.get('p50', 0) * 1000:.0f} ms; the worker used "
+        f"{lat['worker_cores']:.2f} of a core")  # fmt: skip
     return lat
 
 

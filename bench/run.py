@@ -414,9 +414,13 @@ def table(res: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             rounds = lat.get("rounds_p99_s", [])
             every = (f" (rounds' p99: {', '.join(f'{v * 1000:.0f}' for v in rounds)} ms; the "
                      "median round shown)") if len(rounds) > 1 else ""  # fmt: skip
+            cores = lat.get("rounds_worker_cores") or []
+            busy = (f"; the worker used {', '.join(f'{c:.2f}' for c in cores)} of a core"
+                    if cores else "")  # fmt: skip
             rows.append((
                 f"e2e latency @ {lat['offered_rate']:,.0f} ev/s",
-                f"p50 {lat['p50_s'] * 1000:.0f} ms, p99 {lat['p99_s'] * 1000:.0f} ms{hist}{every}",
+                f"p50 {lat['p50_s'] * 1000:.0f} ms, p99 {lat['p99_s'] * 1000:.0f} ms{hist}{every}"
+                f"{busy}",
                 f"{lat['share_of_max']:.0%} of 1-worker max",
                 "",
             ))  # fmt: skip
