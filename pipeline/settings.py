@@ -45,6 +45,8 @@ AT_MOST_ONE = frozenset({
 })  # fmt: skip
 # every worker holds the whole moderation history in memory: a year of it at most
 MAX_HISTORY_HORIZON_S = 365 * 24 * 3600
+# a batch paced longer would outlast a stop's budget and the group's patience with a silent member
+MAX_TRANSACTION_INTERVAL_S = 5.0
 # numeric settings that may be zero (everything else numeric must be above zero)
 ZERO_ALLOWED = frozenset({"standby_replicas", "web_port", "transaction_interval_s"})
 
@@ -123,10 +125,12 @@ class Settings:
     batch_timeout_s: float = 0.1
     # the shortest time between the starts of two batches (two transactions) of one partition's
     # stage, unless an eighth of the batch size waits already (as Kafka Streams'
-    # commit.interval.ms); the stages' fetch then waits up to half of it for 64 KiB. A
-    # transaction costs the worker and the broker the same CPU whether it holds 3 records or
-    # 300: this bounds how often it is paid while traffic is light, and adds up to this much to
-    # a record's latency at each stage. 0: a batch starts as soon as the last one committed
+    # commit.interval.ms; not NEWSPIPE_COMMIT_INTERVAL_S, which is about consumer offsets); the
+    # stages' fetch then waits up to half of it for 64 KiB. A transaction costs the worker and
+    # the broker the same CPU whether it holds 3 records or 300: this bounds how often it is
+    # paid while traffic is light, and adds up to about one and a half times this to a record's
+    # latency at each paced stage (the raw articles' stage is not: comments read its state).
+    # At most 5 s. 0: a batch starts as soon as the last one committed
     transaction_interval_s: float = 0.1
     # how long a consumer group waits for a silent member before giving its partitions to the
     # others (a SIGKILLed worker); heartbeats go every third of it. Both groups of the worker.
@@ -300,6 +304,8 @@ def _check(name: str, value: object) -> str | None:
             return f"{var}: {value} is not a port number"
         if name in AT_MOST_ONE and value > 1:
             return f"{var}: {value} must be at most 1"
+        if name == "transaction_interval_s" and value > MAX_TRANSACTION_INTERVAL_S:
+            return f"{var}: {value} must be at most {MAX_TRANSACTION_INTERVAL_S:g}"
         if name == "moderation_history_horizon_s" and value > MAX_HISTORY_HORIZON_S:
             return f"{var}: {value} must be at most {MAX_HISTORY_HORIZON_S} (a year)"
     return None

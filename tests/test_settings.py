@@ -60,6 +60,7 @@ def test_every_bad_variable_is_named_with_its_value_in_one_error() -> None:
         ("NEWSPIPE_BATCH_SIZE", "-5", "must be above zero"),
         ("NEWSPIPE_BATCH_TIMEOUT_S", "nan", "is not a finite number"),
         ("NEWSPIPE_TRANSACTION_INTERVAL_S", "-0.1", "must be zero or above"),
+        ("NEWSPIPE_TRANSACTION_INTERVAL_S", "60", "must be at most 5"),
         ("NEWSPIPE_WEB_PORT", "70000", "is not a port number"),
         ("NEWSPIPE_NEAR_DUP_THRESHOLD", "1.5", "must be at most 1"),
     ],
@@ -102,5 +103,5 @@ def test_cli_turns_a_bad_setting_into_one_line_and_exit_2() -> None:
     assert proc.stderr == "newspipe: error: NEWSPIPE_BATCH_SIZE=abc: not an integer\n"
 
 
-def test_batches_may_be_left_unpaced():
+def test_batches_may_be_left_unpaced() -> None:
     assert Settings.from_env({"NEWSPIPE_TRANSACTION_INTERVAL_S": "0"}).transaction_interval_s == 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 from dataclasses import replace
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import orjson
 import pytest
@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from newspipe_native import murmur2, untrack_data
 
 from pipeline.settings import Settings
+from pipeline.stream.runner import StageRunner
 from pipeline.stream.state import MAX_RECORD_BYTES, OverlayMap, PartitionState, StageState
 
 
@@ -330,13 +331,12 @@ def test_a_batch_processes_articles_before_near_dups_before_comments():
     assert seen == [names.raw_articles, names.neardup, names.raw_comments, names.raw_comments]
 
 
-def _bare_runner(**settings):
-    """A runner without Kafka or a core. Its batches are not paced unless `settings` say so:
+def _bare_runner(**overrides: Any) -> StageRunner:
+    """A runner without Kafka or a core. Its batches are not paced unless `overrides` say so:
     the tests of their order would otherwise wait out `transaction_interval_s`."""
     from pipeline.metrics import Metrics
-    from pipeline.stream.runner import StageRunner
 
-    settings = replace(Settings(), **{"transaction_interval_s": 0.0, **settings})
+    settings = replace(Settings(), **{"transaction_interval_s": 0.0, **overrides})
     return StageRunner(settings, None, Metrics(), lambda **_: None)  # type: ignore[arg-type]
 
 
@@ -437,7 +437,7 @@ def test_what_is_fetched_while_a_partitions_batch_is_under_way_becomes_one_next_
     assert log.index("done 0:a") < log.index("start 0:bc") < log.index("done 0:bc")
 
 
-def _timed(runner) -> list[tuple[float, str]]:
+def _timed(runner: StageRunner) -> list[tuple[float, str]]:
     """Replace `runner`'s transactions by an instant one that notes when each batch started."""
     import time
 
@@ -453,7 +453,7 @@ def _timed(runner) -> list[tuple[float, str]]:
 def test_a_lightly_loaded_partitions_next_batch_waits_out_the_interval_and_takes_all_that_came():
     from pipeline.topics import TopicNames
 
-    runner = _bare_runner(transaction_interval_s=0.3)
+    runner = _bare_runner(transaction_interval_s=1.0)
     tp = TopicPartition(TopicNames("", "newspipe").raw_comments, 0)
     started = _timed(runner)
 
@@ -470,14 +470,14 @@ def test_a_lightly_loaded_partitions_next_batch_waits_out_the_interval_and_takes
 
     asyncio.run(scenario())
     assert [name for _, name in started] == ["a", "bc"]
-    assert started[1][0] - started[0][0] >= 0.3 - 0.01
+    assert started[1][0] - started[0][0] >= 1.0 - 0.01
 
 
 def test_a_partitions_next_batch_starts_at_once_when_a_full_share_of_a_batch_waits():
     from pipeline.stream.runner import PACE_SHARE
     from pipeline.topics import TopicNames
 
-    runner = _bare_runner(transaction_interval_s=30.0, batch_size=2 * PACE_SHARE)
+    runner = _bare_runner(transaction_interval_s=5.0, batch_size=2 * PACE_SHARE)
     tp = TopicPartition(TopicNames("", "newspipe").raw_comments, 0)
     started = _timed(runner)
 
@@ -498,7 +498,7 @@ def test_a_drain_starts_a_paced_batch_at_once():
     # a rebalance, the expiry sweep and stopping must not wait out the interval
     from pipeline.topics import TopicNames
 
-    runner = _bare_runner(transaction_interval_s=30.0)
+    runner = _bare_runner(transaction_interval_s=5.0)
     tp0, tp1 = (TopicPartition(TopicNames("", "newspipe").raw_comments, p) for p in (0, 1))
     started = _timed(runner)
 
@@ -513,12 +513,60 @@ def test_a_drain_starts_a_paced_batch_at_once():
     assert sorted(name for _, name in started) == ["a", "a", "b", "b"]
 
 
+def test_the_raw_articles_are_not_paced_so_a_comment_fetched_with_its_article_comes_after_it():
+    # run_batch starts a fetch's articles before its comments; a paced articles batch would let
+    # the comments run first, without their article's tags
+    from pipeline.topics import TopicNames
+
+    names = TopicNames("", "newspipe")
+    runner = _bare_runner(transaction_interval_s=5.0)
+    articles, comments = (TopicPartition(t, 0) for t in (names.raw_articles, names.raw_comments))
+    order: list[str] = []
+
+    async def instant(tp: TopicPartition, records: list) -> None:
+        order.append(f"{tp.topic.rsplit('.', 1)[-1]}:{''.join(records)}")
+
+    runner.run_partition = instant  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        await runner.run_batch({articles: ["a"], comments: ["a"]})
+        await asyncio.sleep(0.01)
+        await runner.run_batch({articles: ["b"], comments: ["b"]})
+        await asyncio.sleep(0.05)
+        assert order == ["articles:a", "comments:a", "articles:b"]  # comments:b is paced
+        await asyncio.wait_for(runner.drain(), 1)
+
+    asyncio.run(scenario())
+
+
+def test_records_enough_waiting_over_many_paced_partitions_start_their_batches():
+    # back-pressure holds the fetch until a waiting batch gets under way: the paced ones must
+    # not wait out their interval meanwhile
+    from pipeline.stream.runner import PACE_SHARE
+    from pipeline.topics import TopicNames
+
+    size = 10 * PACE_SHARE  # a paced batch starts early from 10 records; 9 partitions of 9 wait
+    runner = _bare_runner(transaction_interval_s=5.0, batch_size=size)
+    tps = [TopicPartition(TopicNames("", "newspipe").raw_comments, p) for p in range(9)]
+    started = _timed(runner)
+
+    async def scenario() -> None:
+        await runner.run_batch({tp: ["a"] for tp in tps})
+        await asyncio.sleep(0.01)
+        await asyncio.wait_for(runner.run_batch({tp: ["b"] * 9 for tp in tps}), 1)
+        await asyncio.wait_for(asyncio.gather(*runner.tasks.values()), 1)
+
+    asyncio.run(scenario())
+    assert sorted(name for _, name in started) == ["a"] * 9 + ["b" * 9] * 9
+
+
 def test_the_stages_fetch_waits_for_data_only_while_batches_are_paced():
     from pipeline.stream.runner import PACED_FETCH_MIN_BYTES, paced_fetch
 
     assert paced_fetch(replace(Settings(), transaction_interval_s=0.0)) == {}  # Kafka's defaults
     assert paced_fetch(replace(Settings(), transaction_interval_s=0.1)) == {
         "fetch_min_bytes": PACED_FETCH_MIN_BYTES, "fetch_max_wait_ms": 50}  # fmt: skip
+    assert paced_fetch(replace(Settings(), transaction_interval_s=5.0))["fetch_max_wait_ms"] == 500
 
 
 def test_fetching_waits_once_the_records_waiting_reach_the_batch_size():

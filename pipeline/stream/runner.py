@@ -65,9 +65,10 @@ COMMIT_TIMEOUT_S = 10.0
 # share of `batch_size` waits for it: a transaction's fixed cost is then a small part of its own
 PACE_SHARE = 8
 # while `transaction_interval_s` paces the batches, a fetch waits for this much data (or half
-# the interval): a batch takes everything fetched meanwhile anyway, and a fetch answered for
-# each record or two costs the worker and the broker a request each
+# the interval, at most PACED_FETCH_MAX_WAIT_MS): a batch takes everything fetched meanwhile
+# anyway, and a fetch answered for each record or two costs the worker and the broker a request
 PACED_FETCH_MIN_BYTES = 64 * 1024
+PACED_FETCH_MAX_WAIT_MS = 500  # Kafka's default, far below the client's request timeout
 BROKER_PROBE_S = 1.0
 BROKER_SUMMARY_S = 60.0
 # the expiry sweep waits until event time moved on by this share of the shortest horizon since
@@ -113,8 +114,8 @@ def paced_fetch(settings: Settings) -> dict[str, int]:
     byte) unless the batches are paced (`transaction_interval_s`)."""
     if settings.transaction_interval_s <= 0:
         return {}
-    return {"fetch_min_bytes": PACED_FETCH_MIN_BYTES,
-            "fetch_max_wait_ms": max(1, int(settings.transaction_interval_s * 500))}  # fmt: skip
+    wait_ms = min(PACED_FETCH_MAX_WAIT_MS, max(1, int(settings.transaction_interval_s * 500)))
+    return {"fetch_min_bytes": PACED_FETCH_MIN_BYTES, "fetch_max_wait_ms": wait_ms}
 
 
 class Queued(NamedTuple):
@@ -197,6 +198,11 @@ class StageRunner(Service):
         self.filled: dict[TopicPartition, asyncio.Event] = {}
         self.pace_full = max(1, settings.batch_size // PACE_SHARE)
         self.draining = 0  # drains under way: no batch is paced meanwhile
+        self.pressing = False  # the fetch waits for a batch to get under way: none is paced
+        # a stage whose state another reads is never paced: run_batch starts the articles of a
+        # fetch before its comments so that a comment sees its article's tags, and a paced
+        # articles batch would let the comments run ahead of it
+        self.unpaced = {name for stage in STAGES for name in stage.reads}
         # bumped when a partition is rewound: its batches fetched before are dropped (fetched again)
         self.generation: dict[TopicPartition, int] = {}
         self.committed: dict[TopicPartition, int] = {}  # what the group has, as far as we know
@@ -239,6 +245,7 @@ class StageRunner(Service):
         rebalance at once. The lock is not held while leaving: aiokafka's stop waits for its
         coordinator task, which may be inside our rebalance listener."""
         self.stopping = True
+        self._wake_paced()
         if self.loader is not None:
             self.loader.cancel()
         async with self.lock:
@@ -536,8 +543,13 @@ class StageRunner(Service):
             self.tasks[tp] = task
             task.add_done_callback(lambda t, tp=tp: self._finished(tp, t))
         while sum(len(q.records) for q in self.waiting.values()) >= self.settings.batch_size:
+            self.pressing = True  # records enough wait: no batch waits out its interval
+            self._wake_paced()
             self.taken.clear()
-            await self.taken.wait()
+            try:
+                await self.taken.wait()
+            finally:
+                self.pressing = False
 
     async def _after(
         self, previous: asyncio.Future[None] | None, tp: TopicPartition, queued: Queued
@@ -549,12 +561,18 @@ class StageRunner(Service):
         if previous is not None:
             with contextlib.suppress(BaseException):
                 await previous
-        await self._pace(tp, queued)
+        try:
+            await self._pace(tp, queued)
+        except BaseException:
+            if self.waiting.get(tp) is queued:  # cancelled before it got under way
+                self._rewind(tp, queued.records[0].offset)
+            raise
         if self.waiting.get(tp) is queued:
             del self.waiting[tp]  # what is fetched from now on waits for this batch
             self.taken.set()
         if self.generation.get(tp, 0) != queued.generation:
             return
+        self.batch_started[tp] = time.monotonic()
         try:
             await self.run_partition(tp, queued.records)
         except BaseException:
@@ -567,23 +585,29 @@ class StageRunner(Service):
         `pace_full` records wait for it already (or the worker is stopping): what arrives
         meanwhile joins it. A transaction costs the worker and the broker a few milliseconds of
         CPU whatever it holds, so without this a lightly loaded worker commits every few records
-        and spends most of a core, and the broker as much, on transactions alone."""
+        and spends most of a core, and the broker as much, on transactions alone. A stage whose
+        state another reads (`unpaced`) is not paced."""
         interval = self.settings.transaction_interval_s
         last = self.batch_started.get(tp)
-        if interval > 0 and last is not None:
-            wait = last + interval - time.monotonic()
-            if (wait > 0 and len(queued.records) < self.pace_full
-                    and not (self.stopping or self.draining)
-                    and self.waiting.get(tp) is queued):  # fmt: skip
-                filled = self.filled[tp] = asyncio.Event()
-                try:
-                    await asyncio.wait_for(filled.wait(), wait)
-                except TimeoutError:
-                    pass
-                finally:
-                    if self.filled.get(tp) is filled:
-                        del self.filled[tp]
-        self.batch_started[tp] = time.monotonic()
+        if interval <= 0 or last is None or self.stage_of[tp.topic].name in self.unpaced:
+            return
+        wait = last + interval - time.monotonic()
+        if (wait > 0 and len(queued.records) < self.pace_full
+                and not (self.stopping or self.draining or self.pressing)
+                and self.waiting.get(tp) is queued):  # fmt: skip
+            filled = self.filled[tp] = asyncio.Event()
+            try:
+                await asyncio.wait_for(filled.wait(), wait)
+            except TimeoutError:
+                pass
+            finally:
+                if self.filled.get(tp) is filled:
+                    del self.filled[tp]
+
+    def _wake_paced(self) -> None:
+        """Start every batch waiting out its interval now (a drain, stopping, back-pressure)."""
+        for filled in self.filled.values():
+            filled.set()
 
     def _finished(self, tp: TopicPartition, task: asyncio.Future[None]) -> None:
         if self.tasks.get(tp) is task:
@@ -597,8 +621,7 @@ class StageRunner(Service):
         self.draining += 1  # a batch being paced starts now, and none waits from now on
         try:
             while self.tasks:
-                for filled in self.filled.values():
-                    filled.set()
+                self._wake_paced()
                 await asyncio.gather(*list(self.tasks.values()), return_exceptions=True)
         finally:
             self.draining -= 1
