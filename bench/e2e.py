@@ -433,7 +433,7 @@ def latency_run(
             time.sleep(0.3)
         time.sleep(2.0)  # let the first assignment settle
         cold_sent = asyncio.run(offered_load(settings, list(warm), rate)) if warm else {}
-        page = _wait_for_records_in(worker, len(warm), 300)
+        _wait_for_records_in(worker, len(warm), 300)
         t0, cpu0 = time.monotonic(), _cpu_s([worker])
         sent = asyncio.run(offered_load(settings, items, rate))
         offered_s = time.monotonic() - t0

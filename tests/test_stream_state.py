@@ -437,14 +437,15 @@ def test_what_is_fetched_while_a_partitions_batch_is_under_way_becomes_one_next_
     assert log.index("done 0:a") < log.index("start 0:bc") < log.index("done 0:bc")
 
 
-def _timed(runner: StageRunner) -> list[tuple[float, str]]:
-    """Replace `runner`'s transactions by an instant one that notes when each batch started."""
+def _timed(runner: StageRunner) -> list[tuple[float, TopicPartition, str]]:
+    """Replace `runner`'s transactions by an instant one that notes when each batch started,
+    its partition and its records."""
     import time
 
-    started: list[tuple[float, str]] = []
+    started: list[tuple[float, TopicPartition, str]] = []
 
     async def instant(tp: TopicPartition, records: list) -> None:
-        started.append((time.monotonic(), "".join(records)))
+        started.append((time.monotonic(), tp, "".join(records)))
 
     runner.run_partition = instant  # type: ignore[method-assign]
     return started
@@ -464,12 +465,12 @@ def test_a_lightly_loaded_partitions_next_batch_waits_out_the_interval_and_takes
         await asyncio.sleep(0.05)
         await runner.run_batch({tp: ["c"]})  # joins "b" while it waits
         await asyncio.sleep(0.05)
-        assert [name for _, name in started] == ["a"]
+        assert [name for _, _, name in started] == ["a"]
         while runner.tasks:
             await asyncio.sleep(0.01)  # not `drain`: a drain starts a paced batch at once
 
     asyncio.run(scenario())
-    assert [name for _, name in started] == ["a", "bc"]
+    assert [name for _, _, name in started] == ["a", "bc"]
     assert started[1][0] - started[0][0] >= 1.0 - 0.01
 
 
@@ -486,12 +487,12 @@ def test_a_partitions_next_batch_starts_at_once_when_a_full_share_of_a_batch_wai
         await asyncio.sleep(0.01)
         await runner.run_batch({tp: ["b"]})  # one record: waits for the interval ...
         await asyncio.sleep(0.01)
-        assert [name for _, name in started] == ["a"]
+        assert [name for _, _, name in started] == ["a"]
         await runner.run_batch({tp: ["c"]})  # ... two (batch_size / PACE_SHARE): no longer
         await asyncio.wait_for(asyncio.gather(*runner.tasks.values()), 1)
 
     asyncio.run(scenario())
-    assert [name for _, name in started] == ["a", "bc"]
+    assert [name for _, _, name in started] == ["a", "bc"]
 
 
 def test_a_drain_starts_a_paced_batch_at_once():
@@ -510,7 +511,7 @@ def test_a_drain_starts_a_paced_batch_at_once():
         await asyncio.wait_for(runner.drain(), 1)
 
     asyncio.run(scenario())
-    assert sorted(name for _, name in started) == ["a", "a", "b", "b"]
+    assert sorted(name for _, _, name in started) == ["a", "a", "b", "b"]
 
 
 def test_the_raw_articles_are_not_paced_so_a_comment_fetched_with_its_article_comes_after_it():
@@ -521,19 +522,15 @@ def test_the_raw_articles_are_not_paced_so_a_comment_fetched_with_its_article_co
     names = TopicNames("", "newspipe")
     runner = _bare_runner(transaction_interval_s=5.0)
     articles, comments = (TopicPartition(t, 0) for t in (names.raw_articles, names.raw_comments))
-    order: list[str] = []
-
-    async def instant(tp: TopicPartition, records: list) -> None:
-        order.append(f"{tp.topic.rsplit('.', 1)[-1]}:{''.join(records)}")
-
-    runner.run_partition = instant  # type: ignore[method-assign]
+    started = _timed(runner)
 
     async def scenario() -> None:
         await runner.run_batch({articles: ["a"], comments: ["a"]})
         await asyncio.sleep(0.01)
         await runner.run_batch({articles: ["b"], comments: ["b"]})
         await asyncio.sleep(0.05)
-        assert order == ["articles:a", "comments:a", "articles:b"]  # comments:b is paced
+        order = [(tp, name) for _, tp, name in started]
+        assert order == [(articles, "a"), (comments, "a"), (articles, "b")]  # comments' b waits
         await asyncio.wait_for(runner.drain(), 1)
 
     asyncio.run(scenario())
@@ -557,7 +554,7 @@ def test_records_enough_waiting_over_many_paced_partitions_start_their_batches()
         await asyncio.wait_for(asyncio.gather(*runner.tasks.values()), 1)
 
     asyncio.run(scenario())
-    assert sorted(name for _, name in started) == ["a"] * 9 + ["b" * 9] * 9
+    assert sorted(name for _, _, name in started) == ["a"] * 9 + ["b" * 9] * 9
 
 
 def test_the_stages_fetch_waits_for_data_only_while_batches_are_paced():
