@@ -3,8 +3,8 @@
 1. core: `Core.process` per event on one core (whole, and per stage from Result.stage_seconds,
    plus the orjson serialization the shell does), comments and articles separately, with
    in-memory (DictState) and RocksDB (RocksState) state, against the orjson loads + dumps floor
-   of the same payloads; the comment core's steps each alone (bench/steps.py: their sum is the
-   least this design costs a comment); cProfile of one pass (bench/results/profile-*.txt).
+   of the same payloads; the core's steps each alone (bench/steps.py: their sum is the least
+   this design costs an event); cProfile of one pass (bench/results/profile-*.txt).
 2. e2e: through the broker (bench/e2e.py): one worker, two workers, a bare aiokafka
    passthrough baseline, latency at a fixed offered rate (three rounds, the median round's
    p99 against the target, every round's printed); then one worker again on the other
@@ -53,7 +53,7 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.steps import STEPS, comment_steps  # noqa: E402
+from bench.steps import STEP_FUNCTIONS, STEPS  # noqa: E402
 from devtools import broker  # noqa: E402
 from devtools.datasets import ag_articles, fox_comments, replicate  # noqa: E402
 from pipeline.core import Core, Meta, States  # noqa: E402
@@ -280,13 +280,12 @@ def bench_core(n_comments: int, n_articles: int, runs: int, log: Callable[[str],
             }
             log(f"  core {stream:8} {kind:5}: {us:7.1f} us/event ({1e6 / us:8,.0f} ev/s), "
                 f"{us / floor_wall:6.1f}x floor ({floor_wall:.2f} us)")  # fmt: skip
-        if stream == COMMENTS:
-            alone = comment_steps(items, settings, tagger)
-            entry["steps_alone_us"] = alone
-            log(
-                f"  core {stream:8} steps alone: {alone['sum']:5.1f} us/event, "
-                f"{alone['sum'] / floor_wall:6.1f}x floor (nothing between them counted)"
-            )
+        alone = STEP_FUNCTIONS[stream](items, settings, tagger)
+        entry["steps_alone_us"] = alone
+        log(
+            f"  core {stream:8} steps alone: {alone['sum']:5.1f} us/event, "
+            f"{alone['sum'] / floor_wall:6.1f}x floor (nothing between them counted)"
+        )
         out[stream] = entry
     return out
 
@@ -386,9 +385,10 @@ def table(res: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         ))  # fmt: skip
         alone = c.get("steps_alone_us")
         if alone:
+            each = ", ".join(f"{s} {alone[s]:.1f}" for s in STEPS[stream])
             rows.append((
                 f"  {stream}' steps, each alone",
-                ", ".join(f"{s} {alone[s]:.1f}" for s in STEPS) + f" = {alone['sum']:.1f} us",
+                f"{each} = {alone['sum']:.1f} us",
                 f"orjson floor {c['floor_us']:.2f} us",
                 f"{alone['sum'] / c['floor_us']:.0f}x floor",
             ))  # fmt: skip

@@ -65,11 +65,11 @@ def test_quick_bench_writes_figures_ratios_versions_and_machine_facts(tmp_path: 
             assert k["ratio_to_floor"] > 1  # the whole core costs more than a loads + dumps
             assert k["statuses"].get("clean", 0) > 0
             assert {"validate", "normalize", "dedup", "tag", "serialize"} <= set(k["stage_us"])
-    # the comment core's steps, each alone over the same payloads, and their sum
-    alone = res["core"]["comments"]["steps_alone_us"]
-    assert set(alone) == {*steps.STEPS, "sum"}
-    assert all(alone[name] > 0 for name in steps.STEPS)
-    assert alone["sum"] == pytest.approx(sum(alone[name] for name in steps.STEPS))
+        # the core's steps, each alone over the same payloads, and their sum
+        alone = core["steps_alone_us"]
+        assert set(alone) == {*steps.STEPS[stream], "sum"}
+        assert all(alone[name] > 0 for name in steps.STEPS[stream])
+        assert alone["sum"] == pytest.approx(sum(alone[name] for name in steps.STEPS[stream]))
 
     mem = res["memory"]["expire"]
     assert mem["events"] > 0 and mem["expire"] is True and mem["swept_entries"] > 0
@@ -81,14 +81,17 @@ def test_quick_bench_writes_figures_ratios_versions_and_machine_facts(tmp_path: 
     print(f"quick bench in {elapsed:.0f} s")
 
 
-def test_comment_steps_are_timed_each_alone_on_the_cores_own_inputs() -> None:
+@pytest.mark.parametrize("stream", ["comments", "articles"])
+def test_core_steps_are_timed_each_alone_on_the_cores_own_inputs(stream: str) -> None:
     """`bench.steps` calls each step through the function the core calls, on what the step
-    before it made: every comment reaches every step, and the core's stages are all there."""
-    payloads = bench_run.core_payloads(600, 0)["comments"]
-    alone = steps.comment_steps(payloads, bench_run.Settings(), bench_run.Tagger.load(), rounds=1)
-    assert list(alone) == [*steps.STEPS, "sum"]
-    assert set(steps.STEPS) == set(bench_run.STAGES) - {"neardup"}  # a comment's stages
-    assert all(alone[name] > 0 for name in steps.STEPS)
+    before it made: each of the stream's stages is timed, and only those."""
+    payloads = bench_run.core_payloads(600, 300)[stream]
+    tagger = bench_run.Tagger.load()
+    alone = steps.STEP_FUNCTIONS[stream](payloads, bench_run.Settings(), tagger, rounds=1)
+    assert list(alone) == [*steps.STEPS[stream], "sum"]
+    other = "neardup" if stream == "comments" else "moderate"
+    assert set(steps.STEPS[stream]) == set(bench_run.STAGES) - {other}
+    assert all(alone[name] > 0 for name in steps.STEPS[stream])
 
 
 def _bench_json(module: str, *args: str) -> dict[str, Any]:
