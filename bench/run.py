@@ -225,7 +225,7 @@ def fastest(windows: list[tuple[float, float]]) -> tuple[float, float]:
     return min(w[0] for w in windows), min(w[1] for w in windows)
 
 
-def _core_pass(
+def core_pass(
     settings: Settings, tagger: Tagger, kind: str, stream: str, items: list[Payload]
 ) -> dict[str, Any]:
     """One `one_pass` from empty state of `kind` (dict or rocks, in a temporary directory)."""
@@ -251,7 +251,7 @@ def bench_core(n_comments: int, n_articles: int, runs: int, log: Callable[[str],
         floors: list[tuple[float, float]] = []
         measured: dict[str, list[dict[str, Any]]] = {}
         for kind in ("dict", "rocks"):
-            run_pass = partial(_core_pass, settings, tagger, kind, stream, items)
+            run_pass = partial(core_pass, settings, tagger, kind, stream, items)
             measured[kind], windows = against_floor(items, run_pass, runs)
             floors += windows
         floor_wall, floor_cpu = (f / n * 1e6 for f in fastest(floors))
