@@ -107,7 +107,7 @@ _STEP_TARGETS: dict[str, dict[str, tuple[Any, str]]] = {
 
 
 @pytest.mark.parametrize("stream", ["comments", "articles"])
-def test_core_steps_are_timed_each_alone_on_the_cores_own_inputs(
+def test_each_core_step_is_timed_through_its_own_function(
     stream: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`bench.steps` times each of the stream's stages, and only those, each through the
