@@ -10,10 +10,11 @@ Each step is called through the public function the core calls, over the whole s
 `CORE_BATCH` where the core batches), the collector off while it is timed; the fastest of
 `rounds` passes counts. Each step gets what the core gives it: what the steps before it made,
 prepared outside the timing (moderation the comments dedup let through, with its repeat lookup;
-the near-dup stage the articles the exact check let through; the encoder the core's own clean
-records). Where the sum errs, it errs low: the collector is off, and the language step gets
-`CORE_BATCH` texts at a time where the core gives it a batch's records (some carry their
-language already). Run alone: `python -m bench.steps [--comments N] [--articles M]`.
+the near-dup stage the articles the exact check let through; the encoder the core's own output
+records). The sum errs low in that the collector is off and the language step gets `CORE_BATCH`
+texts at a time where the core gives it a batch's records (some carry their language already),
+and high by what a timed pass holds besides the calls (a fresh deduper, the moderation context).
+Run alone: `python -m bench.steps [--comments N] [--articles M] [--rounds K]`.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from pipeline.tagging import Tagger
 from pipeline.topics import ARTICLES, COMMENTS
 from pipeline.validate import DoorValidator
 
-# bench.run's (it imports this module, so they are repeated; a test checks they agree)
+# bench.run's (it imports this module, so they are repeated; a test checks CORE_BATCH agrees)
 Payload = tuple[bytes, bytes]  # (key, value)
 CORE_BATCH = 500  # the core's batch
 STEPS = {
