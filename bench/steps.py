@@ -92,7 +92,7 @@ def _per_event(
     copying = _fastest(lambda: _copy_each(copied), rounds) / n * 1e6
     for name in ("dedup", "neardup"):
         if name in out:
-            out[name] = max(out[name] - copying, 0.0)
+            out[name] -= copying
     out["sum"] = sum(out[name] for name in steps)
     return out
 
